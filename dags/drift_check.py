@@ -1,0 +1,87 @@
+"""
+### drift_check: recent validated data vs the champion's reference; retrain on drift
+
+Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went through `ingest`.
+
+1. **wait_for_partition** waits for the day's ledger summary (the partition was validated or
+   quarantined), so the check never runs on half-ingested data.
+2. **check_drift** tests the validated rows of the last `FLYWHEEL_DRIFT_WINDOW_DAYS` days
+   against the reference sample stored with the champion model: per-feature KS (numeric) and
+   chi-square (categorical) tests with multiple-test correction, plus drift of the champion's
+   prediction scores. Backend: `FLYWHEEL_DRIFT_BACKEND` = `alibi` (alibi-detect, Business
+   Source License: non-production use) or `scipy` (BSD). Writes a JSON and an HTML report to
+   `reports/drift/` in the lake and to MLflow. Skips when there is no champion yet.
+3. **request_retraining** creates, through Airflow's REST API (credentials from the connection
+   `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of `train` for the interval ending with the drifting
+   day, once per drift event: never while a backfill of `train` is active, never within
+   `FLYWHEEL_DRIFT_COOLDOWN_HOURS` of the last one. The run's conf carries the reason and the
+   report; the retrained candidate passes the same gate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronTriggerTimetable, task
+
+from mlflywheel.orchestration import dag_support
+from mlflywheel.settings import Settings
+
+settings = Settings.from_env()
+
+with DAG(
+    dag_id="drift_check",
+    description="Detect drift against the champion's reference and request one retraining per drift event",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable(settings.drift_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
+    start_date=dag_support.start_date(settings),
+    catchup=False,
+    max_active_runs=1,
+    tags=["flywheel", "drift", settings.dataset],
+    default_args=dag_support.default_args(settings, execution_timeout=dt.timedelta(minutes=30)),
+):
+
+    @task.sensor(
+        poke_interval=settings.landing_poke_seconds,
+        timeout=settings.landing_timeout_hours * 3600,
+        mode="reschedule",
+    )
+    def wait_for_partition(data_interval_end=None) -> bool:
+        """Wait until `ingest` has recorded the day's partition in the ledger."""
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.ledger import read_summary
+
+        day = dag_support.last_complete_day(data_interval_end)
+        return read_summary(lake_from_settings(settings), settings.dataset, day) is not None
+
+    @task
+    def check_drift(data_interval_end=None) -> dict:
+        """Run the drift tests and write the report (lake + MLflow)."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.drift.check import run_drift_check
+        from mlflywheel.lake import lake_from_settings
+
+        day = dag_support.last_complete_day(data_interval_end)
+        return run_drift_check(settings, lake_from_settings(settings), get_spec(settings.dataset), day=day)
+
+    @task
+    def request_retraining(report: dict) -> dict:
+        """Create one backfill of `train` per drift event, through the REST API."""
+        from airflow.sdk import BaseHook
+
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.orchestration.airflow_api import AirflowApi
+        from mlflywheel.orchestration.retraining import request_retraining as request
+
+        conn = BaseHook.get_connection(settings.airflow_conn_id)
+        scheme = conn.schema or "http"
+        api = AirflowApi(f"{scheme}://{conn.host}:{conn.port}", conn.login, conn.password)
+        return request(
+            api,
+            lake_from_settings(settings),
+            report,
+            cooldown_hours=settings.drift_cooldown_hours,
+            retrain_window_days=settings.drift_retrain_window_days,
+        )
+
+    request_retraining(wait_for_partition() >> check_drift())

@@ -1,0 +1,91 @@
+"""
+### ingest: land -> raw -> validated (or quarantine), one partition per UTC day
+
+Runs daily with catchup; each run owns the partition of its data interval
+(`dt=<data_interval_start:%Y-%m-%d>`) of the dataset chosen by `FLYWHEEL_DATASET`.
+
+1. **wait_for_landing** waits (reschedule mode, no worker slot held) for the upstream's
+   `_SUCCESS` marker under `landing/<dataset>/dt=…/`; a late partition is picked up when it
+   arrives, a missing one fails after `FLYWHEEL_LANDING_TIMEOUT_HOURS`.
+2. **ingest_raw** reads the landed file, normalises it to the dataset schema and publishes
+   `raw/<dataset>/dt=…/` atomically. An unreadable file is quarantined whole.
+3. **validate** runs the Great Expectations suite built from the dataset spec. Passing rows go
+   to `validated/`, failing rows (or the whole partition when the failure is partition-level)
+   to `quarantine/` with the validation result and a readable report under `reports/`.
+   Rows in = rows validated + rows quarantined, recorded in the partition's ledger summary.
+   Emits the validated-data asset with the counts in its extra.
+
+Re-running a day replaces its partitions; it never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+
+from mlflywheel.orchestration import dag_support
+from mlflywheel.settings import Settings
+
+settings = Settings.from_env()
+VALIDATED = Asset(
+    name=dag_support.validated_asset_name(settings), uri=dag_support.validated_asset_uri(settings)
+)
+
+with DAG(
+    dag_id="ingest",
+    description="Land, normalise and validate one daily partition",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable(settings.ingest_schedule, timezone="UTC"),
+    start_date=dag_support.start_date(settings),
+    catchup=True,
+    max_active_runs=4,
+    tags=["flywheel", "ingest", settings.dataset],
+    default_args=dag_support.default_args(settings, execution_timeout=dt.timedelta(minutes=30)),
+):
+
+    @task.sensor(
+        poke_interval=settings.landing_poke_seconds,
+        timeout=settings.landing_timeout_hours * 3600,
+        mode="reschedule",
+    )
+    def wait_for_landing(data_interval_start=None) -> bool:
+        """Wait for the upstream's `_SUCCESS` marker of this interval's partition."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.datasets.landing import is_landed
+        from mlflywheel.lake import lake_from_settings
+
+        return is_landed(lake_from_settings(settings), get_spec(settings.dataset), data_interval_start.date())
+
+    @task
+    def ingest_raw(data_interval_start=None, run_id=None) -> dict:
+        """Normalise the landed file to the schema and publish the raw partition."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.ingest import ingest_partition
+        from mlflywheel.lake import lake_from_settings
+
+        day = dag_support.partition_day(data_interval_start)
+        return ingest_partition(lake_from_settings(settings), get_spec(settings.dataset), day, run_id=run_id)
+
+    @task(outlets=[VALIDATED])
+    def validate(raw: dict, data_interval_start=None, run_id=None, outlet_events=None) -> dict:
+        """Validate with Great Expectations; publish validated rows, quarantine the rest."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.validation import validate_partition
+
+        day = dag_support.partition_day(data_interval_start)
+        summary = validate_partition(
+            lake_from_settings(settings),
+            get_spec(settings.dataset),
+            day,
+            run_id=run_id,
+            max_failed_row_fraction=settings.max_failed_row_fraction,
+        )
+        outlet_events[VALIDATED].extra = {
+            k: summary[k]
+            for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")
+        }
+        return summary
+
+    validate(wait_for_landing() >> ingest_raw())

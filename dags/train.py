@@ -1,0 +1,126 @@
+"""
+### train: snapshot -> train -> gated promotion
+
+Nightly (`FLYWHEEL_TRAIN_SCHEDULE`, no catchup), on manual trigger with the Params below, and
+as a backfill created by `drift_check` when drift crosses its thresholds.
+
+1. **wait_for_window** waits until `ingest` has recorded every day of the window.
+2. **build_snapshot** reads the validated partitions of the `window_days` days ending with the
+   last complete day before the run and splits them by time into train / validation /
+   holdout, written to `snapshots/` with their lineage (partitions and versions).
+3. **train_model** runs the one training entrypoint, `python -m mlflywheel.training`: as a
+   local process (`FLYWHEEL_TRAINING_BACKEND=local`) or in a Kubernetes pod. The run is
+   tracked in MLflow and a model version registered; results travel through MLflow, tagged
+   with this DAG run's id.
+4. **evaluate_and_promote** scores the candidate and the current champion on the same
+   holdout; the candidate becomes `champion` only if it passes the absolute floors and beats
+   the champion by the configured margin (`promotion_mode=shadow` never promotes). The
+   decision and its reasons are written on the model version, promoted or not.
+
+Rollback is one step: the `rollback` DAG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+
+from mlflywheel.orchestration import dag_support
+from mlflywheel.settings import Settings
+
+settings = Settings.from_env()
+
+with DAG(
+    dag_id="train",
+    description="Train a candidate on a validated snapshot and pass it through the promotion gate",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable(settings.train_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
+    start_date=dag_support.start_date(settings),
+    catchup=False,
+    max_active_runs=1,
+    tags=["flywheel", "train", settings.dataset],
+    default_args=dag_support.default_args(
+        settings, execution_timeout=dt.timedelta(minutes=settings.training_timeout_minutes)
+    ),
+    params={
+        "window_days": Param(
+            settings.window_days, type="integer", minimum=1, maximum=365,
+            title="Window (days)", description="Validated days used, ending with the last complete day.",
+        ),
+        "epochs": Param(settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs"),
+        "learning_rate": Param(
+            settings.learning_rate, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"
+        ),
+        "batch_size": Param(settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size"),
+        "seed": Param(settings.seed, type="integer", minimum=0, title="Seed", description="Makes training repeatable."),
+        "promotion_mode": Param(
+            "gate", type="string", enum=["gate", "shadow"], title="Promotion mode",
+            description="gate: promote when the gate passes; shadow: evaluate and record, never promote.",
+        ),
+        "reason": Param(
+            "scheduled", type="string", title="Reason", description="Why this run trains (recorded in MLflow)."
+        ),
+        "trigger": Param(
+            "schedule", type="string", enum=["schedule", "manual", "drift_check"], title="Trigger",
+        ),
+        "drift_event_id": Param(None, type=["null", "string"], title="Drift event", description="Set by drift_check."),
+        "drift_report": Param(None, type=["null", "string"], title="Drift report", description="Set by drift_check."),
+    },
+):
+
+    @task.sensor(
+        poke_interval=settings.landing_poke_seconds,
+        timeout=settings.landing_timeout_hours * 3600,
+        mode="reschedule",
+    )
+    def wait_for_window(params=None, data_interval_end=None) -> bool:
+        """Wait until `ingest` has finished every day of the window (validated or quarantined)."""
+        import logging
+
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.ledger import days_without_summary, window_days
+
+        days = window_days(dag_support.last_complete_day(data_interval_end), params["window_days"])
+        missing = days_without_summary(lake_from_settings(settings), settings.dataset, days)
+        if missing:
+            logging.getLogger("mlflywheel").info("waiting for ingest of %s", ", ".join(map(str, missing)))
+        return not missing
+
+    @task
+    def build_snapshot(params=None, data_interval_end=None) -> dict:
+        """Select the validated partitions of the window and split them by time."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.training.snapshot import build_snapshot as build
+
+        manifest = build(
+            lake_from_settings(settings),
+            get_spec(settings.dataset),
+            end_day=dag_support.last_complete_day(data_interval_end),
+            window_days=params["window_days"],
+            fractions=settings.split_fraction_values,
+            min_rows=settings.min_training_rows,
+        )
+        return {"snapshot_id": manifest["snapshot_id"], "rows": manifest.get("rows")}
+
+    @task
+    def evaluate_and_promote(snapshot: dict, trained: dict | None = None, params=None, run_id=None) -> dict:
+        """Score candidate and champion on the same holdout; promote only through the gate."""
+        from mlflywheel.orchestration.training_backends import candidate_version_for_run
+        from mlflywheel.promote import evaluate_and_promote as gate
+
+        return gate(
+            settings,
+            candidate_version=candidate_version_for_run(settings, run_id),
+            snapshot_id=snapshot["snapshot_id"],
+            mode=params["promotion_mode"],
+            decided_by=f"airflow:train/{run_id}",
+        )
+
+    from mlflywheel.orchestration.training_backends import training_task
+
+    snapshot = build_snapshot()
+    wait_for_window() >> snapshot
+    trained = training_task(settings, snapshot)
+    evaluate_and_promote(snapshot, trained)

@@ -1,0 +1,156 @@
+"""A small client for Airflow 3's public REST API (``/api/v2``), with retries and timeouts.
+
+Tasks in Airflow 3 have no metadata-database access, so anything a task wants from the
+scheduler (a backfill, the list of active backfills) goes through this API. Used also by the
+demo runner to unpause DAGs, trigger runs and read their states. Depends on ``requests`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+
+log = logging.getLogger("mlflywheel.orchestration")
+
+
+class AirflowApiError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class AirflowApi:
+    """Authenticated calls to one Airflow API server.
+
+    Transient failures (connection errors, 5xx, 429) are retried with exponential backoff;
+    4xx answers are raised at once as :class:`AirflowApiError` carrying the status and body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 1.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._token: str | None = None
+        self._session = requests.Session()
+
+    # --- plumbing ----------------------------------------------------------------------
+    def _fetch_token(self) -> str:
+        body = self._send("POST", "/auth/token", json={"username": self.username, "password": self.password})
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise AirflowApiError("Airflow /auth/token answered without an access_token", body=body)
+        return token
+
+    def _send(self, method: str, path: str, *, auth: bool = False, **kwargs: Any) -> Any:
+        url = self.base_url + path
+        delay = self.backoff
+        for attempt in range(1, self.retries + 2):
+            headers = kwargs.pop("headers", {}) or {}
+            if auth:
+                if self._token is None:
+                    self._token = self._fetch_token()
+                headers["Authorization"] = f"Bearer {self._token}"
+            try:
+                resp = self._session.request(method, url, timeout=self.timeout, headers=headers, **kwargs)
+            except requests.RequestException as exc:
+                if attempt > self.retries:
+                    raise AirflowApiError(f"{method} {url} failed: {exc}") from exc
+                log.warning("%s %s failed (%s); retry %d in %.1fs", method, url, exc, attempt, delay)
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code == 401 and auth and attempt <= self.retries:
+                self._token = None  # expired token: fetch a new one and try again
+                continue
+            if resp.status_code >= 500 or resp.status_code == 429:
+                if attempt > self.retries:
+                    raise AirflowApiError(
+                        f"{method} {url} -> {resp.status_code}: {resp.text[:500]}", resp.status_code, resp.text
+                    )
+                log.warning("%s %s -> %s; retry %d in %.1fs", method, url, resp.status_code, attempt, delay)
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code >= 400:
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = resp.text
+                raise AirflowApiError(f"{method} {url} -> {resp.status_code}: {body}", resp.status_code, body)
+            if not resp.content:
+                return None
+            return resp.json()
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An authenticated call to ``/api/v2`` + ``path``."""
+        return self._send(method, "/api/v2" + path, auth=True, **kwargs)
+
+    # --- DAGs and runs -----------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self._send("GET", "/api/v2/monitor/health")
+
+    def get_dag(self, dag_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/dags/{dag_id}")
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+        return self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, *, logical_date: str | None, conf: dict[str, Any] | None = None) -> dict:
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": conf or {}}
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+
+    def dag_runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("limit", 100)
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/importErrors")["import_errors"]
+
+    # --- backfills ---------------------------------------------------------------------
+    def create_backfill(
+        self,
+        dag_id: str,
+        *,
+        from_date: str,
+        to_date: str,
+        conf: dict[str, Any] | None = None,
+        reprocess_behavior: str = "completed",
+        max_active_runs: int = 1,
+    ) -> dict[str, Any]:
+        """``POST /api/v2/backfills``. Airflow answers 409 while a backfill of the DAG is active."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date,
+            "to_date": to_date,
+            "run_backwards": False,
+            "dag_run_conf": conf or {},
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+        }
+        return self.request("POST", "/backfills", json=body)
+
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+
+    def active_backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        return [b for b in self.backfills(dag_id) if not b.get("completed_at")]

@@ -1,0 +1,275 @@
+"""The embedded stack: Airflow standalone (SQLite + LocalExecutor) and an MLflow server.
+
+Started and stopped as process groups so that nothing is left behind. Used by ``make demo``,
+``make up`` / ``make down`` and the end-to-end test. Everything lives under one home folder:
+
+  <home>/airflow/   AIRFLOW_HOME (SQLite metadata DB, logs, generated config)
+  <home>/mlflow/    MLflow's SQLite store and artifacts
+  <home>/lake/      the lake
+  <home>/logs/      stdout/stderr of the processes this module starts
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
+from mlflywheel.settings import Settings
+
+log = logging.getLogger("mlflywheel.stack")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+ADMIN_USER = "admin"
+
+# Offline and quiet: no telemetry, no hub downloads, no usage reporting.
+OFFLINE_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "SCARF_ANALYTICS": "false",
+    "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+    "TQDM_DISABLE": "1",
+}
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class EmbeddedStack:
+    home: Path
+    api_port: int = 8080
+    mlflow_port: int = 5000
+    password: str = "admin"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "stack.json"
+
+    def settings(self) -> Settings:
+        """The settings the DAGs see: the embedded default, rooted in ``home``."""
+        env = {k: v for k, v in os.environ.items() if k.startswith("FLYWHEEL_")}
+        env.update({k: v for k, v in self.extra_env.items() if k.startswith("FLYWHEEL_")})
+        return Settings.from_env(
+            env,
+            data_dir=self.home,
+            lake_uri=(self.home / "lake").as_uri(),
+            mlflow_tracking_uri=self.mlflow_url,
+            mlflow_artifact_root="mlflow-artifacts:/",
+            airflow_api_url=self.api_url,
+        )
+
+    def environment(self) -> dict[str, str]:
+        settings = self.settings()
+        airflow_home = self.home / "airflow"
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": self.api_port,
+            "login": ADMIN_USER,
+            "password": self.password,
+            "schema": "http",
+        }
+        env = {
+            **os.environ,
+            **OFFLINE_ENV,
+            **settings.to_env(),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "1200",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_CONN_" + settings.airflow_conn_id.upper(): json.dumps(conn),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+            # standalone starts its components as `airflow ...`: the venv's bin must come first
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        }
+        env.update(self.extra_env)
+        return env
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self, *, timeout: float = 300) -> None:
+        for port in (self.api_port, self.mlflow_port):
+            if _port_open(port):
+                raise StackError(f"port {port} is already in use on 127.0.0.1: stop what runs there (make down?)")
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        (self.home / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        airflow_home = self.home / "airflow"
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        # A passwords file written beforehand fixes the admin password of the simple auth manager.
+        (airflow_home / "simple_auth_manager_passwords.json.generated").write_text(
+            json.dumps({ADMIN_USER: self.password})
+        )
+        env = self.environment()
+        bin_dir = Path(sys.executable).parent
+        self._spawn(
+            "mlflow",
+            [
+                str(bin_dir / "mlflow"), "server",
+                "--backend-store-uri", f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+                "--artifacts-destination", str(self.home / "mlflow" / "artifacts"),
+                "--serve-artifacts",
+                "--host", "127.0.0.1", "--port", str(self.mlflow_port),
+                "--workers", "1",
+            ],
+            env,
+        )  # fmt: skip
+        self._spawn("airflow", [str(bin_dir / "airflow"), "standalone"], env)
+        self._write_pid_file()
+        try:
+            self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
+            self._wait_http(f"{self.api_url}/api/v2/monitor/health", "Airflow API", timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded stack up: Airflow %s (user %s), MLflow %s", self.api_url, ADMIN_USER, self.mlflow_url)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        out = open(self.home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
+        )
+
+    def _write_pid_file(self) -> None:
+        self.pid_file.write_text(
+            json.dumps(
+                {
+                    "pids": {k: p.pid for k, p in self.processes.items()},
+                    "api_url": self.api_url,
+                    "mlflow_url": self.mlflow_url,
+                }
+            )
+        )
+
+    def _wait_http(self, url: str, what: str, timeout: float) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise StackError(f"{name} exited with {proc.returncode}; see {self.home / 'logs' / name}.log")
+            try:
+                if requests.get(url, timeout=5).status_code < 500:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(2)
+        raise StackError(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        stop_pids({name: p.pid for name, p in self.processes.items()})
+        for p in self.processes.values():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.processes.clear()
+        self.pid_file.unlink(missing_ok=True)
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.api_url, ADMIN_USER, self.password)
+
+    def wait_for_dags(self, dag_ids: list[str], *, timeout: float = 300) -> None:
+        """Wait until the DAG processor has parsed ``dag_ids``; fail on import errors."""
+        api = self.api()
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while time.monotonic() < deadline:
+            errors = api.import_errors()
+            if errors:
+                raise StackError("DAG import errors:\n" + "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors))
+            missing = []
+            for dag_id in dag_ids:
+                try:
+                    api.get_dag(dag_id)
+                except AirflowApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    missing.append(dag_id)
+            if not missing:
+                return
+            time.sleep(3)
+        raise StackError(f"DAGs not parsed within {timeout:.0f}s: {', '.join(missing)}")
+
+
+def stop_pids(pids: dict[str, int], *, grace: float = 20) -> None:
+    """Stop process groups: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    for pid in pids.values():
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.5)
+    for pid in pids.values():
+        _signal_group(pid, signal.SIGKILL)
+
+
+def stop_from_pid_file(home: Path) -> bool:
+    """``make down``: stop a stack left running by ``make up``."""
+    pid_file = home / "stack.json"
+    if not pid_file.exists():
+        return False
+    stop_pids(json.loads(pid_file.read_text())["pids"])
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,156 @@
+"""One typed settings object, read from ``FLYWHEEL_*`` environment variables.
+
+Defaults give the embedded stack: the lake on local disk, MLflow on a local SQLite
+store, Airflow standalone on 127.0.0.1:8080. Every field ``foo_bar`` is read from
+``FLYWHEEL_FOO_BAR``. Standard library only: DAG files import this at parse time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "FLYWHEEL_"
+
+
+class SettingsError(ValueError):
+    """A FLYWHEEL_* variable has a value that cannot be used."""
+
+
+def _default_data_dir() -> Path:
+    # In a source checkout (editable install) data lives beside the project; elsewhere
+    # (a training image, a wheel install) under the user's home.
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").exists():
+        return root / "data"
+    return Path.home() / ".flywheel"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = field(default_factory=_default_data_dir)
+    lake_uri: str = ""  # file:///... or s3://bucket/prefix; default: <data_dir>/lake
+    s3_endpoint_url: str = ""  # for S3-compatible servers; empty = AWS
+    mlflow_tracking_uri: str = ""  # default: sqlite:///<data_dir>/mlflow/mlflow.db
+    mlflow_artifact_root: str = ""  # default: <data_dir>/mlflow/artifacts
+    mlflow_experiment: str = "flywheel"
+    model_name: str = ""  # default: flywheel-<dataset>
+    dataset: str = "transactions"
+
+    # --- Airflow -----------------------------------------------------------------------
+    airflow_api_url: str = "http://127.0.0.1:8080"
+    airflow_conn_id: str = "flywheel_airflow_api"
+    start_date: str = "2026-11-01"  # first data interval of the scheduled DAGs (UTC)
+    ingest_schedule: str = "0 0 * * *"
+    train_schedule: str = "0 2 * * *"
+    drift_schedule: str = "0 4 * * *"
+    landing_poke_seconds: int = 30
+    landing_timeout_hours: float = 6.0
+    task_retries: int = 2
+    retry_delay_seconds: int = 30
+
+    # --- training ----------------------------------------------------------------------
+    training_backend: str = "local"  # local | kubernetes
+    training_timeout_minutes: int = 120
+    window_days: int = 14
+    epochs: int = 8
+    learning_rate: float = 2e-3
+    batch_size: int = 1024
+    seed: int = 42
+    split_fractions: str = "0.7,0.15,0.15"  # train, validation, holdout (by time)
+    min_training_rows: int = 500
+    reference_sample_size: int = 2000
+
+    # --- promotion gate ----------------------------------------------------------------
+    gate_metric: str = "pr_auc"
+    gate_margin: float = 0.002
+    floor_pr_auc: float = 0.2
+    floor_roc_auc: float = 0.7
+
+    # --- validation --------------------------------------------------------------------
+    max_failed_row_fraction: float = 0.2  # above this the whole partition is quarantined
+
+    # --- drift -------------------------------------------------------------------------
+    drift_backend: str = "alibi"  # alibi (BSL 1.1, non-production) | scipy (BSD)
+    drift_p_value: float = 0.05
+    drift_correction: str = "bonferroni"  # bonferroni | fdr
+    drift_window_days: int = 1
+    drift_max_rows: int = 5000
+    drift_cooldown_hours: float = 24.0
+    drift_retrain_window_days: int = 7  # a drift retrain looks at recent data only
+
+    def __post_init__(self) -> None:
+        # Derived defaults that depend on data_dir or dataset.
+        if not self.lake_uri:
+            object.__setattr__(self, "lake_uri", (Path(self.data_dir) / "lake").as_uri())
+        if not self.mlflow_tracking_uri:
+            db = Path(self.data_dir) / "mlflow" / "mlflow.db"
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{db}")
+        if not self.mlflow_artifact_root:
+            object.__setattr__(self, "mlflow_artifact_root", str(Path(self.data_dir) / "mlflow" / "artifacts"))
+        if not self.model_name:
+            object.__setattr__(self, "model_name", f"flywheel-{self.dataset}")
+        self._check()
+
+    def _check(self) -> None:
+        choices = {
+            "training_backend": ("local", "kubernetes"),
+            "drift_backend": ("alibi", "scipy"),
+            "drift_correction": ("bonferroni", "fdr"),
+            "gate_metric": ("pr_auc", "roc_auc"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()}={getattr(self, name)!r}: expected one of {', '.join(allowed)}"
+                )
+        fractions = self.split_fraction_values
+        if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+            raise SettingsError(
+                f"{PREFIX}SPLIT_FRACTIONS={self.split_fractions!r}: expected three positive numbers summing to 1"
+            )
+        if not 0 < self.drift_p_value < 1:
+            raise SettingsError(f"{PREFIX}DRIFT_P_VALUE must be in (0, 1), got {self.drift_p_value}")
+
+    @property
+    def split_fraction_values(self) -> tuple[float, ...]:
+        try:
+            return tuple(float(x) for x in self.split_fractions.split(","))
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}SPLIT_FRACTIONS={self.split_fractions!r}: {exc}") from None
+
+    @classmethod
+    def from_env(cls, env: typing.Mapping[str, str] | None = None, **overrides: typing.Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        values: dict[str, typing.Any] = {}
+        for f in dataclasses.fields(cls):
+            key = PREFIX + f.name.upper()
+            if key in env and env[key] != "":
+                values[f.name] = _parse(key, env[key], hints[f.name])
+        values.update(overrides)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The FLYWHEEL_* variables that reproduce these settings in another process."""
+        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _parse(key: str, raw: str, kind: typing.Any) -> typing.Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key}={raw!r}: {exc}") from None

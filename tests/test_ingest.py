@@ -1,0 +1,197 @@
+"""Ingest: landing -> raw normalisation, idempotence, and whole-file quarantine of unreadable files."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlflywheel import ledger
+from mlflywheel.datasets import get_spec, landing_key
+from mlflywheel.datasets.csv_replay import LOANS_CSV, replay_csv
+from mlflywheel.datasets.faults import EXTRA_COLUMN, apply_fault
+from mlflywheel.datasets.landing import land_bytes, land_frame
+from mlflywheel.datasets.transactions import generate_day
+from mlflywheel.ingest import COERCION_ERRORS_COLUMN, ROW_COLUMN, IngestError, ingest_partition, read_raw
+from mlflywheel.lake import LocalLake, frame_to_parquet
+
+DAY = dt.date(2026, 11, 5)
+SPEC = get_spec("transactions")
+
+
+@pytest.fixture()
+def lake(tmp_path) -> LocalLake:
+    return LocalLake(tmp_path)
+
+
+def _versions(lake: LocalLake, zone: str) -> set[str]:
+    return {k.split("/")[3] for k in lake.list_keys(f"{zone}/{SPEC.name}/dt={DAY}/") if "/v=" in k}
+
+
+def test_not_landed_raises(lake):
+    with pytest.raises(IngestError, match="not landed"):
+        ingest_partition(lake, SPEC, DAY, run_id="r")
+    lake.put_bytes(landing_key(SPEC, DAY), b"a,b\n1,2\n")  # file without marker: still arriving
+    with pytest.raises(IngestError, match="not landed"):
+        ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert lake.list_partitions("raw", SPEC.name) == []
+
+
+def test_clean_partition_normalised(lake):
+    clean = generate_day(DAY, 300, seed=2)
+    land_frame(lake, SPEC, DAY, clean)
+    result = ingest_partition(lake, SPEC, DAY, run_id="run-1")
+    assert result["status"] == "raw" and result["rows_in"] == 300 and result["coercion_errors"] == 0
+    assert result["dataset"] == "transactions" and result["partition"] == DAY.isoformat()
+
+    raw = read_raw(lake, SPEC, DAY)
+    assert list(raw.columns) == [*SPEC.column_names, ROW_COLUMN, COERCION_ERRORS_COLUMN]
+    expected_dtypes = {
+        "string": "object",
+        "int": "Int64",
+        "float": "float64",
+        "datetime": "datetime64[ns, UTC]",
+    }
+    for column in SPEC.columns:
+        assert str(raw[column.name].dtype) == expected_dtypes[column.dtype], column.name
+    assert raw[ROW_COLUMN].tolist() == list(range(300)) and raw[ROW_COLUMN].dtype == np.int64
+    assert raw[COERCION_ERRORS_COLUMN].isna().all()
+    # Values survive the CSV round trip.
+    pd.testing.assert_frame_equal(
+        raw[SPEC.column_names].astype({c.name: "int64" for c in SPEC.columns if c.dtype == "int"}), clean
+    )
+    manifest = lake.manifest("raw", SPEC.name, DAY)
+    assert manifest["rows_in"] == 300 and manifest["run_id"] == "run-1"
+    assert manifest["source_key"] == landing_key(SPEC, DAY) and len(manifest["source_sha256"]) == 64
+
+
+def test_coercion_errors_extra_and_missing_columns(lake):
+    csv = (
+        "transaction_id,event_time,amount,account_age_days,is_fraud,channel,promo\n"
+        "t1,2026-11-05T10:00:00Z,12.5,100,0,pos,x\n"
+        "t2,yesterday,abc,12.5,1,online,\n"
+        "t3,2026-11-05 11:00:00,,7,,atm,y\n"
+        "t4,2026-11-05T12:00:00+02:00,1e3,inf,0,,z\n"
+    )
+    land_bytes(lake, SPEC, DAY, csv.encode())
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["coercion_errors"] == 2
+    assert result["extra_columns"] == ["promo"]
+    assert "customer_id" in result["missing_columns"]
+    raw = read_raw(lake, SPEC, DAY)
+    assert "customer_id" not in raw  # schema columns absent from the file stay absent
+    assert raw["promo"].tolist() == ["x", None, "y", "z"]  # unknown columns kept as text
+    assert raw["amount"].tolist()[0] == 12.5 and np.isnan(raw["amount"][1]) and raw["amount"][3] == 1000.0
+    assert raw["account_age_days"].isna().tolist() == [False, True, False, True]
+    assert raw["event_time"].tolist()[3] == pd.Timestamp("2026-11-05T10:00:00Z")
+    assert pd.isna(raw["event_time"][1])
+    errors = [json.loads(e) if e else None for e in raw[COERCION_ERRORS_COLUMN]]
+    # Empty cells are plain nulls, not coercion errors.
+    assert errors == [
+        None,
+        {"event_time": "yesterday", "amount": "abc", "account_age_days": "12.5"},
+        None,
+        {"account_age_days": "inf"},
+    ]
+
+
+def test_rerun_is_idempotent(lake):
+    land_frame(lake, SPEC, DAY, apply_fault(generate_day(DAY, 200, seed=3), "wrong_types", seed=1))
+    first = ingest_partition(lake, SPEC, DAY, run_id="run-1")
+    first_raw = read_raw(lake, SPEC, DAY)
+    second = ingest_partition(lake, SPEC, DAY, run_id="run-2")
+    pd.testing.assert_frame_equal(read_raw(lake, SPEC, DAY), first_raw)
+    assert len(_versions(lake, "raw")) == 1
+    assert first["coercion_errors"] == second["coercion_errors"] == 10
+    assert lake.list_partitions("raw", SPEC.name) == [DAY]
+
+
+def test_faulty_frames_reach_raw_for_validation_to_judge(lake):
+    clean = generate_day(DAY, 100, seed=4)
+    land_frame(lake, SPEC, DAY, apply_fault(clean, "extra_column", seed=1))
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert EXTRA_COLUMN in read_raw(lake, SPEC, DAY)
+
+    land_frame(lake, SPEC, DAY, apply_fault(clean, "empty", seed=1))
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    raw = read_raw(lake, SPEC, DAY)
+    assert result["rows_in"] == 0 and len(raw) == 0
+    assert set(SPEC.column_names) <= set(raw.columns)
+
+    land_frame(lake, SPEC, DAY, apply_fault(clean, "nulls", seed=1))
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    raw = read_raw(lake, SPEC, DAY)
+    assert raw[SPEC.column_names].isna().sum().sum() > clean.isna().sum().sum()
+    assert raw[COERCION_ERRORS_COLUMN].isna().all()
+
+
+def test_corrupt_file_quarantined_whole(lake):
+    # An earlier good run left raw and validated partitions for the day.
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=5))
+    ingest_partition(lake, SPEC, DAY, run_id="run-1")
+    lake.publish_partition(
+        "validated", SPEC.name, DAY, {"data.parquet": frame_to_parquet(pd.DataFrame({"a": [1]}))}
+    )
+
+    corrupt = apply_fault(generate_day(DAY, 400, seed=5), "corrupt_file", seed=1)
+    land_bytes(lake, SPEC, DAY, corrupt)
+    result = ingest_partition(lake, SPEC, DAY, run_id="run-2")
+
+    assert result["status"] == "quarantined"
+    assert lake.list_partitions("raw", SPEC.name) == []
+    assert lake.list_partitions("validated", SPEC.name) == []
+    assert lake.partition_file("quarantine", SPEC.name, DAY, "landing.csv") == corrupt
+    reasons = json.loads(lake.partition_file("quarantine", SPEC.name, DAY, "reasons.json"))
+    [reason] = reasons
+    assert reason.startswith("unreadable file: ")
+
+    summary = ledger.read_summary(lake, SPEC.name, DAY)
+    assert summary["status"] == "quarantined" and summary["run_id"] == "run-2"
+    assert summary["rows_validated"] == 0
+    assert summary["rows_in"] == summary["rows_quarantined"] == reasons[reason]
+    assert 0 < summary["rows_in"] <= 400  # best effort from what can still be decompressed
+    assert result == summary
+
+    # Re-running gives the same outcome; a fixed re-delivery supersedes the quarantine.
+    assert ingest_partition(lake, SPEC, DAY, run_id="run-3")["status"] == "quarantined"
+    assert len(_versions(lake, "quarantine")) == 1
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 40, seed=5))
+    assert ingest_partition(lake, SPEC, DAY, run_id="run-4")["rows_in"] == 40
+    assert lake.list_partitions("quarantine", SPEC.name) == []
+
+
+@pytest.mark.parametrize("data, rows", [(b"", 0), (b"a,b\n1,2\n3,4,5\n", 2), (b"\x00\x00junk", 0)])
+def test_other_unreadable_files(lake, data, rows):
+    land_bytes(lake, SPEC, DAY, data)
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "quarantined" and result["rows_in"] == rows
+    assert ledger.read_summary(lake, SPEC.name, DAY)["rows_quarantined"] == rows
+
+
+def test_second_dataset_ingests(lake):
+    loans = get_spec("loans")
+    count = replay_csv(lake, loans, LOANS_CSV, DAY)
+    result = ingest_partition(lake, loans, DAY, run_id="r")
+    raw = read_raw(lake, loans, DAY)
+    assert result["rows_in"] == count == len(raw) == 250
+    assert str(raw["credit_score"].dtype) == "Int64" and str(raw["applied_at"].dtype) == "datetime64[ns, UTC]"
+    assert raw[COERCION_ERRORS_COLUMN].isna().all()
+
+
+def test_parquet_landing_normalised_the_same_way(lake):
+    parquet_spec = dataclasses.replace(SPEC, landing_format="parquet")
+    clean = generate_day(DAY, 60, seed=6)
+    land_frame(lake, parquet_spec, DAY, clean)
+    assert landing_key(parquet_spec, DAY).endswith("data.parquet")
+    ingest_partition(lake, parquet_spec, DAY, run_id="r")
+    raw = read_raw(lake, parquet_spec, DAY)
+    pd.testing.assert_frame_equal(
+        raw[SPEC.column_names].astype({c.name: "int64" for c in SPEC.columns if c.dtype == "int"}), clean
+    )
+    land_bytes(lake, parquet_spec, DAY, b"PAR1 not really")
+    assert ingest_partition(lake, parquet_spec, DAY, run_id="r")["status"] == "quarantined"
+    assert lake.manifest("quarantine", SPEC.name, DAY)["files"] == ["landing.parquet", "reasons.json"]

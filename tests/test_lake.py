@@ -1,0 +1,116 @@
+"""LocalLake: byte primitives, and the manifest as the commit point of a partition."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from mlflywheel.lake import MANIFEST, LakeError, LocalLake, frame_to_parquet, open_lake, partition_prefix
+
+DAY = dt.date(2026, 11, 3)
+
+
+@pytest.fixture()
+def lake(tmp_path) -> LocalLake:
+    return LocalLake(tmp_path / "lake")
+
+
+def test_put_get_exists_list_delete(lake):
+    lake.put_bytes("landing/x/b.txt", b"two")
+    lake.put_bytes("landing/x/a.txt", b"one")
+    lake.put_json("state/doc.json", {"k": 1})
+    assert lake.get_bytes("landing/x/a.txt") == b"one"
+    assert lake.get_json("state/doc.json") == {"k": 1}
+    assert lake.exists("landing/x/a.txt") and not lake.exists("landing/x/c.txt")
+    assert lake.list_keys("landing/") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("nothing/") == []
+    lake.put_bytes("landing/x/a.txt", b"replaced")
+    assert lake.get_bytes("landing/x/a.txt") == b"replaced"
+    lake.delete_prefix("landing/x/")
+    assert lake.list_keys("landing/") == []
+    with pytest.raises(LakeError):
+        lake.get_bytes("landing/x/a.txt")
+
+
+@pytest.mark.parametrize("key", ["../outside", "/etc/passwd", "raw/../../x", "a/../b"])
+def test_invalid_keys_rejected(lake, key):
+    with pytest.raises(LakeError, match="invalid lake key"):
+        lake.put_bytes(key, b"x")
+    with pytest.raises(LakeError):
+        lake.exists(key)
+
+
+def test_unknown_zone_rejected():
+    with pytest.raises(LakeError, match="unknown zone"):
+        partition_prefix("tmp", "transactions", DAY)
+
+
+def test_publish_replaces_old_version(lake):
+    first = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"v1"}, meta={"rows_in": 1})
+    second = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"v2"}, meta={"rows_in": 2})
+    assert first["version"] != second["version"]
+    assert lake.manifest("raw", "ds", DAY)["rows_in"] == 2
+    assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"v2"
+    versions = {
+        k.split("/")[3] for k in lake.list_keys(partition_prefix("raw", "ds", DAY) + "/") if "/v=" in k
+    }
+    assert versions == {f"v={second['version']}"}  # the old version folder is gone
+    assert lake.list_partitions("raw", "ds") == [DAY]
+
+
+def test_manifest_is_the_commit_point(lake):
+    base = partition_prefix("raw", "ds", DAY)
+    # A crash after the data files but before the manifest: the partition does not exist.
+    lake.put_bytes(f"{base}/v=20260101T000000-deadbeef/data.bin", b"half-written")
+    assert lake.list_partitions("raw", "ds") == []
+    assert lake.manifest("raw", "ds", DAY) is None
+    with pytest.raises(LakeError, match="no published partition"):
+        lake.partition_file("raw", "ds", DAY, "data.bin")
+
+    # Once published, a later crashed attempt leaves readers on the committed version.
+    lake.publish_partition("raw", "ds", DAY, {"data.bin": b"good"})
+    lake.put_bytes(f"{base}/v=29990101T000000-cafecafe/data.bin", b"crashed re-run")
+    assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"good"
+    assert lake.list_partitions("raw", "ds") == [DAY]
+    # The next successful publish sweeps the orphan away.
+    lake.publish_partition("raw", "ds", DAY, {"data.bin": b"better"})
+    assert [k for k in lake.list_keys(base + "/") if "cafecafe" in k] == []
+
+
+def test_partition_file_must_be_listed(lake):
+    lake.publish_partition("raw", "ds", DAY, {"data.bin": b"x"})
+    with pytest.raises(LakeError, match="has no file"):
+        lake.partition_file("raw", "ds", DAY, "other.bin")
+
+
+def test_clear_partition_and_read_frame(lake):
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    lake.publish_partition("validated", "ds", DAY, {"data.parquet": frame_to_parquet(frame)})
+    pd.testing.assert_frame_equal(lake.read_frame("validated", "ds", DAY), frame)
+    lake.clear_partition("validated", "ds", DAY)
+    assert lake.list_partitions("validated", "ds") == []
+    assert lake.list_keys("validated/ds/") == []
+
+
+def test_list_partitions_sorted_and_per_dataset(lake):
+    for day in (dt.date(2026, 11, 5), dt.date(2026, 11, 1)):
+        lake.publish_partition("raw", "ds", day, {"f": b""})
+    lake.publish_partition("raw", "other", DAY, {"f": b""})
+    assert lake.list_partitions("raw", "ds") == [dt.date(2026, 11, 1), dt.date(2026, 11, 5)]
+
+
+def test_open_lake_file_uri(tmp_path):
+    lake = open_lake((tmp_path / "l").as_uri())
+    assert isinstance(lake, LocalLake)
+    lake.put_text("state/a.txt", "hi")
+    assert open_lake(str(tmp_path / "l")).get_bytes("state/a.txt") == b"hi"
+    with pytest.raises(LakeError, match="unsupported lake URI"):
+        open_lake("ftp://host/x")
+
+
+def test_no_temp_files_left(lake):
+    lake.put_bytes("state/a", b"1")
+    assert [p.name for p in (lake.root / "state").iterdir()] == ["a"]
+    assert MANIFEST == "_MANIFEST.json"
