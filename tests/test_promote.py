@@ -42,7 +42,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             mp.setenv(key, value)
         lake = LocalLake(Path(root) / "lake")
         write_validated(lake, SPEC, [GOOD_END - dt.timedelta(days=i) for i in range(3)], 200, seed=21)
-        write_validated(lake, SPEC, [NOISE_END - dt.timedelta(days=i) for i in range(3)], 200, seed=22, signal=0.0)
+        write_validated(
+            lake, SPEC, [NOISE_END - dt.timedelta(days=i) for i in range(3)], 200, seed=22, signal=0.0
+        )
         good_snap = build_snapshot(lake, SPEC, end_day=GOOD_END, window_days=3, min_rows=100)["snapshot_id"]
         noise_snap = build_snapshot(lake, SPEC, end_day=NOISE_END, window_days=3, min_rows=100)["snapshot_id"]
         good = run_training(parse_args(["--snapshot-id", good_snap, "--epochs", "2", "--batch-size", "64"]))
@@ -111,7 +113,9 @@ def test_worse_candidate_rejected_with_reasons_as_tags(world: dict) -> None:
     )
 
     # With the default floors the noise model also fails the ROC-AUC floor: its own reason.
-    floors = promote.evaluate_and_promote(settings, candidate_version=world["noise"], snapshot_id=world["snapshot"])
+    floors = promote.evaluate_and_promote(
+        settings, candidate_version=world["noise"], snapshot_id=world["snapshot"]
+    )
     assert not floors["promoted"]
     assert any("below the floor" in r for r in floors["reasons"])
     assert str(registry.champion(settings).version) == world["good"]
@@ -136,14 +140,18 @@ def test_shadow_mode_never_moves_the_alias(world: dict) -> None:
     assert result["gate_passed"] and not result["promoted"]
     assert str(registry.champion(settings).version) == world["noise"]
     with pytest.raises(promote.PromotionError, match="mode"):
-        promote.evaluate_and_promote(settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="yolo")
+        promote.evaluate_and_promote(
+            settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="yolo"
+        )
 
 
 def test_candidate_already_champion_is_a_no_op(world: dict) -> None:
     settings = world["settings"]
     reset_aliases(settings)
     registry.set_champion(settings, world["good"], reason="test setup")
-    result = promote.evaluate_and_promote(settings, candidate_version=world["good"], snapshot_id=world["snapshot"])
+    result = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"]
+    )
     assert result["promoted"] and not result["alias_moved"]
     assert any("already the champion" in r for r in result["reasons"])
     assert registry.previous_champion(settings) is None

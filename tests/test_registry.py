@@ -47,23 +47,46 @@ def test_versions_aliases_tags_and_reference(settings: Settings) -> None:
     versions = []
     for run_tag in ("dag-run-a", "dag-run-b"):
         args = parse_args(
-            ["--snapshot-id", snapshot_id, "--epochs", "1", "--batch-size", "64", "--tag", f"flywheel.airflow_dag_run_id={run_tag}"]
+            [
+                "--snapshot-id",
+                snapshot_id,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--tag",
+                f"flywheel.airflow_dag_run_id={run_tag}",
+            ]
         )
         versions.append(run_training(args)["version"])
     assert versions == ["1", "2"]
     assert [str(v.version) for v in registry.list_versions(settings)] == ["1", "2"]
-    assert str(registry.find_version_by_run_tag(settings, "flywheel.airflow_dag_run_id", "dag-run-b").version) == "2"
+    assert (
+        str(registry.find_version_by_run_tag(settings, "flywheel.airflow_dag_run_id", "dag-run-b").version)
+        == "2"
+    )
 
-    assert registry.set_champion(settings, "1", reason="first") == {"champion": "1", "previous_champion": None}
-    assert registry.set_champion(settings, "2", reason="better") == {"champion": "2", "previous_champion": "1"}
-    assert registry.set_champion(settings, "2", reason="again") == {"champion": "2", "previous_champion": None}
+    assert registry.set_champion(settings, "1", reason="first") == {
+        "champion": "1",
+        "previous_champion": None,
+    }
+    assert registry.set_champion(settings, "2", reason="better") == {
+        "champion": "2",
+        "previous_champion": "1",
+    }
+    assert registry.set_champion(settings, "2", reason="again") == {
+        "champion": "2",
+        "previous_champion": None,
+    }
     assert str(registry.champion(settings).version) == "2"
     assert str(registry.previous_champion(settings).version) == "1"  # unchanged by the no-op
     assert registry.get_version(settings, "2").tags["flywheel.champion.reason"] == "again"
     with pytest.raises(registry.RegistryError):
         registry.set_champion(settings, "9", reason="missing")
 
-    registry.tag_version(settings, "1", {"flywheel.note": "x" * 6000, "flywheel.count": 3, "flywheel.none": None})
+    registry.tag_version(
+        settings, "1", {"flywheel.note": "x" * 6000, "flywheel.count": 3, "flywheel.none": None}
+    )
     tags = registry.get_version(settings, "1").tags
     assert len(tags["flywheel.note"]) == registry.TAG_VALUE_LIMIT and tags["flywheel.count"] == "3"
 

@@ -227,8 +227,18 @@ def collect_summary(stack: EmbeddedStack, lake) -> dict[str, Any]:
             for r in api.dag_runs("train")
         ]
     if stack.processes:
-        out["model_versions"] = promote.champion_history(settings)
         from mlflywheel import registry
+
+        client = registry.configure_mlflow(settings)
+        history = promote.champion_history(settings)
+        for event in history:
+            # What made the training run: the schedule, an operator, or drift_check's backfill.
+            run_id = registry.get_version(settings, event["version"]).run_id
+            tags = client.get_run(run_id).data.tags
+            event["trigger"] = tags.get("flywheel.trigger", "")
+            event["training_reason"] = tags.get("flywheel.reason", "")
+            event["run_id"] = run_id
+        out["model_versions"] = history
 
         champion = registry.champion(settings)
         out["champion"] = champion.version if champion else None
@@ -260,8 +270,8 @@ def render_summary(s: dict[str, Any]) -> str:
             lines.append(f"  {p['partition']} {p['status']}: {p['rows_quarantined']}/{p['rows_in']} rows, {p['reasons']}")
     for v in s.get("model_versions", []):
         lines.append(
-            f"model v{v.get('version')}: {v.get('decision')} ({v.get('trigger') or 'schedule'}) "
-            f"{v.get('metric')}={v.get('candidate_value')} vs champion {v.get('champion_value')} - {v.get('reasons')}"
+            f"model v{v.get('version')} ({v.get('trigger') or '?'}): {v.get('event')} {v.get('decision')} - "
+            f"{v.get('reasons')}"
         )
     lines.append(f"champion now: v{s.get('champion')}")
     for r in s.get("drift_reports", []):

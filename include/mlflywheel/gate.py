@@ -53,7 +53,9 @@ class GateDecision:
             f"{prefix}margin": _fmt(self.margin),
             f"{prefix}candidate_metrics": json.dumps(plain_metrics(self.candidate), sort_keys=True),
             f"{prefix}champion_metrics": (
-                json.dumps(plain_metrics(self.champion), sort_keys=True) if self.champion is not None else "none"
+                json.dumps(plain_metrics(self.champion), sort_keys=True)
+                if self.champion is not None
+                else "none"
             ),
         }
         if self.floors is not None:
@@ -128,9 +130,7 @@ def decide(
     if cand >= needed_value:
         return result(
             True,
-            [
-                f"candidate {metric} {_fmt(cand)} >= champion {_fmt(champ)} + margin {_fmt(margin)}"
-            ],
+            [f"candidate {metric} {_fmt(cand)} >= champion {_fmt(champ)} + margin {_fmt(margin)}"],
         )
     return result(
         False,

@@ -177,7 +177,9 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
                     "champion_version": tags.get(f"{GATE_PREFIX}champion_version", "none"),
                     "candidate_metrics": _json_or_none(tags.get(f"{GATE_PREFIX}candidate_metrics")),
                     "champion_metrics": _json_or_none(tags.get(f"{GATE_PREFIX}champion_metrics")),
-                    "snapshot_id": tags.get(f"{GATE_PREFIX}snapshot_id", tags.get("flywheel.snapshot_id", "")),
+                    "snapshot_id": tags.get(
+                        f"{GATE_PREFIX}snapshot_id", tags.get("flywheel.snapshot_id", "")
+                    ),
                     "decided_by": tags.get(f"{GATE_PREFIX}decided_by", ""),
                     "is_champion": number == current_version,
                 }

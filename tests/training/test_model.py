@@ -21,7 +21,9 @@ DAY = dt.date(2026, 11, 10)
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return synthetic_frame(SPEC, DAY, 400, seed=5), synthetic_frame(SPEC, DAY + dt.timedelta(days=1), 200, seed=5)
+    return synthetic_frame(SPEC, DAY, 400, seed=5), synthetic_frame(
+        SPEC, DAY + dt.timedelta(days=1), 200, seed=5
+    )
 
 
 def test_preprocessor_round_trip_and_transform(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:

@@ -34,7 +34,10 @@ def test_split_order_rows_and_lineage(lake: LocalLake) -> None:
     assert [p["partition"] for p in manifest["partitions"]] == [d.isoformat() for d in sorted(days_back(4))]
     for p in manifest["partitions"]:
         assert p["rows"] == 120
-        assert p["version"] == lake.manifest("validated", SPEC.name, dt.date.fromisoformat(p["partition"]))["version"]
+        assert (
+            p["version"]
+            == lake.manifest("validated", SPEC.name, dt.date.fromisoformat(p["partition"]))["version"]
+        )
     assert manifest["dataset"] == "transactions" and manifest["window_days"] == 4
     assert manifest["end_day"] == END.isoformat()
 
@@ -57,7 +60,12 @@ def test_split_order_rows_and_lineage(lake: LocalLake) -> None:
     assert str(splits["train"][ts].dtype) == "datetime64[ns, UTC]"
     # Files: parquet first, manifest last, under snapshots/<dataset>/<id>/.
     keys = lake.list_keys(f"snapshots/transactions/{manifest['snapshot_id']}/")
-    assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["holdout.parquet", "manifest.json", "train.parquet", "validation.parquet"]
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == [
+        "holdout.parquet",
+        "manifest.json",
+        "train.parquet",
+        "validation.parquet",
+    ]
 
 
 def test_ties_stay_in_one_split(tmp_path: Path) -> None:

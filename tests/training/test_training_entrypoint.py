@@ -37,7 +37,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
     lake = LocalLake(tmp_path / "lake")
     write_validated(lake, SPEC, [END - dt.timedelta(days=i) for i in range(3)], 150, seed=11)
-    values["SNAPSHOT_ID"] = build_snapshot(lake, SPEC, end_day=END, window_days=3, min_rows=100)["snapshot_id"]
+    values["SNAPSHOT_ID"] = build_snapshot(lake, SPEC, end_day=END, window_days=3, min_rows=100)[
+        "snapshot_id"
+    ]
     return values
 
 

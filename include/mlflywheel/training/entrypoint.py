@@ -77,7 +77,9 @@ def ensure_experiment(client: Any, name: str, artifact_root: str) -> str:
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = artifact_root if "://" in artifact_root else Path(artifact_root).expanduser().resolve().as_uri()
+    location = (
+        artifact_root if "://" in artifact_root else Path(artifact_root).expanduser().resolve().as_uri()
+    )
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:
@@ -283,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("training failed", exc_info=True)
         print(f"flywheel training failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    log.info("training finished in %.1fs: %s version %s", time.perf_counter() - started, result["model_name"], result["version"])
+    log.info(
+        "training finished in %.1fs: %s version %s",
+        time.perf_counter() - started,
+        result["model_name"],
+        result["version"],
+    )
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(result, sort_keys=True), flush=True)
     return 0

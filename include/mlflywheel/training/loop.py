@@ -51,7 +51,9 @@ def make_tensors(preprocessor: Preprocessor, df: pd.DataFrame, target: str) -> T
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, cat: torch.Tensor, num: torch.Tensor, device: torch.device) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, cat: torch.Tensor, num: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     """Logits in float32 on the CPU, scored in large batches in eval mode."""
     was_training = model.training
     model.eval()
@@ -190,7 +192,9 @@ def predict_proba(model: Any, preprocessor: Preprocessor | None, df: pd.DataFram
     return torch.sigmoid(predict_logits(model, cat, num, device)).double().numpy()
 
 
-def evaluate(model: Any, preprocessor: Preprocessor | None, df: pd.DataFrame, target: str) -> dict[str, float]:
+def evaluate(
+    model: Any, preprocessor: Preprocessor | None, df: pd.DataFrame, target: str
+) -> dict[str, float]:
     """``{"pr_auc", "roc_auc", "log_loss", "rows", "positives"}`` of the model on ``df``."""
     proba = predict_proba(model, preprocessor, df)
     labels = pd.to_numeric(df[target]).astype(int).to_numpy()

@@ -44,7 +44,9 @@ class FraudModel(mlflow.pyfunc.PythonModel):
 
         return predict_proba(self.net, self.preprocessor, df)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         return self.predict_proba(model_input)

@@ -23,7 +23,9 @@ from mlflywheel.lake import Lake, frame_to_parquet
 MS_PER_DAY = 86_400_000
 
 
-def synthetic_frame(spec: DatasetSpec, day: dt.date, rows: int, *, seed: int, signal: float = 1.0) -> pd.DataFrame:
+def synthetic_frame(
+    spec: DatasetSpec, day: dt.date, rows: int, *, seed: int, signal: float = 1.0
+) -> pd.DataFrame:
     rng = np.random.default_rng([seed, day.toordinal()])
     data: dict[str, object] = {}
     for col in spec.columns:
@@ -32,9 +34,13 @@ def synthetic_frame(spec: DatasetSpec, day: dt.date, rows: int, *, seed: int, si
         if col.dtype == "datetime":
             offsets = np.sort(rng.integers(0, MS_PER_DAY, size=rows))
             start = pd.Timestamp(day.isoformat(), tz="UTC")
-            data[col.name] = pd.Series(start + pd.to_timedelta(offsets, unit="ms")).astype("datetime64[ns, UTC]")
+            data[col.name] = pd.Series(start + pd.to_timedelta(offsets, unit="ms")).astype(
+                "datetime64[ns, UTC]"
+            )
         elif col.dtype == "string" and col.categories:
-            data[col.name] = np.array(col.categories, dtype=object)[rng.integers(0, len(col.categories), rows)]
+            data[col.name] = np.array(col.categories, dtype=object)[
+                rng.integers(0, len(col.categories), rows)
+            ]
         elif col.dtype == "string":
             data[col.name] = np.array([f"{col.name}-{day:%Y%m%d}-{i:06d}" for i in range(rows)], dtype=object)
         else:
