@@ -61,8 +61,8 @@ def test_new_champion_opens_a_new_event():
 
 def test_backfill_range_holds_one_daily_train_run():
     start, end = training_interval_for(dt.date(2026, 11, 25))
-    assert start == "2026-11-25T00:00:00+00:00"
-    assert end == "2026-11-25T23:59:59+00:00"
+    assert start == "2026-11-26T00:00:00+00:00"
+    assert end == "2026-11-26T23:59:59+00:00"
 
 
 def test_reason_without_details():

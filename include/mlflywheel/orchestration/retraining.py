@@ -84,12 +84,14 @@ def drift_reason(report: dict[str, Any]) -> str:
 def training_interval_for(day: dt.date) -> tuple[str, str]:
     """The backfill range holding the one daily ``train`` run whose window ends with ``day``.
 
-    ``train`` runs on a daily cron trigger with a one-day data interval: the run whose interval
-    ends on day ``day + 1`` trains on data up to and including ``day``, and its logical date
-    (the interval's start) falls on ``day``. Airflow backfills the runs whose logical date lies
-    in the range, so the range is that whole day.
+    ``train`` fires once a day on a cron trigger with a one-day data interval: the run that
+    fires on day ``day + 1`` trains on data up to and including ``day``. Airflow 3.3 picks the
+    runs of a backfill of such a DAG by the time they fire (checked against a real scheduler:
+    the range of day ``day + 1`` yields exactly that run), so the range is that whole day. In
+    steady state the nightly run exists already, so the backfill re-runs it
+    (``reprocess_behavior=completed``) with the drift conf.
     """
-    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
+    start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1) - dt.timedelta(seconds=1)
     return start.isoformat(), end.isoformat()
 

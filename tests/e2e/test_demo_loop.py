@@ -1,0 +1,69 @@
+"""End to end: the demo scenario through Airflow's real scheduler, REST API and an MLflow server.
+
+Starts Airflow standalone (SQLite + LocalExecutor) and `mlflow server` on free loopback ports
+under a temporary home, lands three weeks of transactions with drift and faults, and lets the
+scheduler run ingest -> train -> drift_check -> backfill -> train. Takes several minutes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflywheel.demo import run_demo
+from mlflywheel.orchestration.stack import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    home = tmp_path_factory.mktemp("flywheel-e2e")
+    return run_demo(
+        home=home,
+        api_port=free_port(),
+        mlflow_port=free_port(),
+        timeout_minutes=40,
+        summary_path=home / "summary.json",
+    )
+
+
+def test_loop_closed(summary):
+    assert summary.get("error") is None, summary.get("error")
+    assert summary["checks"] == {"drift_detected": True, "backfill_created": True, "retrained_model_gated": True}
+    assert summary["loop_closed"] is True
+
+
+def test_every_row_is_accounted_for(summary):
+    totals = summary["partition_totals"]
+    assert totals["partitions"] == 21
+    assert totals["rows_in"] == totals["rows_validated"] + totals["rows_quarantined"]
+    by_status = {p["partition"]: p for p in summary["partitions"]}
+    statuses = sorted(p["status"] for p in by_status.values())
+    assert statuses.count("quarantined") == 1  # the corrupt file
+    assert statuses.count("partially_quarantined") == 1  # the day with nulls
+    corrupt = next(p for p in by_status.values() if p["status"] == "quarantined")
+    assert any("unreadable" in reason for reason in corrupt["reasons"])
+
+
+def test_exactly_one_backfill_and_one_retraining(summary):
+    assert len(summary["backfills"]) == 1
+    backfill = summary["backfills"][0]
+    assert backfill["dag_id"] == "train" and backfill["completed_at"]
+    assert backfill["dag_run_conf"]["trigger"] == "drift_check"
+    retrained = [v for v in summary["model_versions"] if v.get("trigger") == "drift_check"]
+    assert len(retrained) == 1
+    assert retrained[0]["decision"] in ("promoted", "rejected")
+    assert retrained[0]["reasons"]
+
+
+def test_first_champion_came_through_the_gate(summary):
+    first = summary["model_versions"][0]
+    assert first["event"] == "gate" and first["decision"] == "promoted"
+    assert first["champion_version"] == "none"
+
+
+def test_drift_report_names_drifted_features(summary):
+    drifting = [r for r in summary["drift_reports"] if r["status"] == "drift"]
+    assert len(drifting) == 1
+    assert drifting[0]["drifted_features"]
+    assert drifting[0]["html_key"].endswith("report.html")
