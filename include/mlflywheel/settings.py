@@ -41,6 +41,13 @@ class Settings:
     model_name: str = ""  # default: flywheel-<dataset>
     dataset: str = "transactions"
 
+    # --- sources and the ingestion ledger ------------------------------------------------
+    source: str = "landing"  # landing (files delivered to landing/) | postgres (a source table)
+    source_postgres_uri: str = ""  # postgresql://user@host:5432/db of the source table
+    source_table: str = ""  # table (optionally schema-qualified) holding the dataset's rows
+    ledger_uri: str = ""  # postgresql://... adds a ledger table beside the lake's summaries
+    ledger_table: str = "flywheel_ingest_ledger"
+
     # --- Airflow -----------------------------------------------------------------------
     airflow_api_url: str = "http://127.0.0.1:8080"
     airflow_conn_id: str = "flywheel_airflow_api"
@@ -64,6 +71,24 @@ class Settings:
     split_fractions: str = "0.7,0.15,0.15"  # train, validation, holdout (by time)
     min_training_rows: int = 500
     reference_sample_size: int = 2000
+
+    # --- Kubernetes training backend (FLYWHEEL_TRAINING_BACKEND=kubernetes) -----------------
+    k8s_namespace: str = "flywheel"
+    k8s_image: str = "ghcr.io/flywheel/flywheel-training:0.1.0"
+    k8s_image_pull_policy: str = "IfNotPresent"
+    k8s_service_account: str = "flywheel-training"
+    k8s_gpus: int = 1
+    k8s_cpu_request: str = "4"
+    k8s_cpu_limit: str = "8"
+    k8s_memory_request: str = "16Gi"
+    k8s_memory_limit: str = "32Gi"
+    k8s_node_selector: str = '{"nvidia.com/gpu.present": "true"}'  # JSON object
+    k8s_tolerations: str = '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'  # JSON
+    k8s_secrets: str = "flywheel-mlflow,flywheel-s3"  # Kubernetes secrets exposed to the pod as env
+    k8s_pool: str = "gpu"  # Airflow pool: one slot per GPU training pod
+    k8s_startup_timeout_seconds: int = 900  # room for GPU node scale-up and a large image pull
+    k8s_conn_id: str = "kubernetes_default"
+    k8s_in_cluster: bool = True
 
     # --- promotion gate ----------------------------------------------------------------
     gate_metric: str = "pr_auc"
@@ -102,6 +127,7 @@ class Settings:
             "drift_backend": ("alibi", "scipy"),
             "drift_correction": ("bonferroni", "fdr"),
             "gate_metric": ("pr_auc", "roc_auc"),
+            "source": ("landing", "postgres"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -112,6 +138,10 @@ class Settings:
         if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
             raise SettingsError(
                 f"{PREFIX}SPLIT_FRACTIONS={self.split_fractions!r}: expected three positive numbers summing to 1"
+            )
+        if self.source == "postgres" and not (self.source_postgres_uri and self.source_table):
+            raise SettingsError(
+                f"{PREFIX}SOURCE=postgres needs {PREFIX}SOURCE_POSTGRES_URI and {PREFIX}SOURCE_TABLE"
             )
         if not 0 < self.drift_p_value < 1:
             raise SettingsError(f"{PREFIX}DRIFT_P_VALUE must be in (0, 1), got {self.drift_p_value}")
