@@ -4,15 +4,19 @@
 Runs daily with catchup; each run owns the partition of its data interval
 (`dt=<data_interval_start:%Y-%m-%d>`) of the dataset chosen by `FLYWHEEL_DATASET`.
 
-1. **wait_for_landing** waits (reschedule mode, no worker slot held) for the upstream's
-   `_SUCCESS` marker under `landing/<dataset>/dt=…/`; a late partition is picked up when it
-   arrives, a missing one fails after `FLYWHEEL_LANDING_TIMEOUT_HOURS`.
+1. **wait_for_landing** (`FLYWHEEL_SOURCE=landing`) waits (reschedule mode, no worker slot
+   held) for the upstream's `_SUCCESS` marker under `landing/<dataset>/dt=…/`; a late
+   partition is picked up when it arrives, a missing one fails after
+   `FLYWHEEL_LANDING_TIMEOUT_HOURS`. With `FLYWHEEL_SOURCE=postgres`, **extract_from_postgres**
+   instead streams exactly the interval's rows of `FLYWHEEL_SOURCE_TABLE` (COPY, one
+   consistent snapshot) into the landing zone.
 2. **ingest_raw** reads the landed file, normalises it to the dataset schema and publishes
    `raw/<dataset>/dt=…/` atomically. An unreadable file is quarantined whole.
 3. **validate** runs the Great Expectations suite built from the dataset spec. Passing rows go
    to `validated/`, failing rows (or the whole partition when the failure is partition-level)
    to `quarantine/` with the validation result and a readable report under `reports/`.
-   Rows in = rows validated + rows quarantined, recorded in the partition's ledger summary.
+   Rows in = rows validated + rows quarantined, recorded in the partition's ledger summary
+   (and, with `FLYWHEEL_LEDGER_URI`, in the PostgreSQL ledger table, in the same step).
    Emits the validated-data asset with the counts in its extra.
 
 Re-running a day replaces its partitions; it never duplicates rows.
@@ -58,20 +62,43 @@ with DAG(
         return is_landed(lake_from_settings(settings), get_spec(settings.dataset), data_interval_start.date())
 
     @task
+    def extract_from_postgres(data_interval_start=None) -> dict:
+        """Land exactly the interval's rows of the source table (COPY, consistent snapshot)."""
+        from mlflywheel.datasets import get_spec
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.sources.postgres import extract_partition_to_landing
+
+        return extract_partition_to_landing(
+            lake_from_settings(settings),
+            get_spec(settings.dataset),
+            dag_support.partition_day(data_interval_start),
+            postgres_uri=settings.source_postgres_uri,
+            table=settings.source_table,
+        )
+
+    @task
     def ingest_raw(data_interval_start=None, run_id=None) -> dict:
         """Normalise the landed file to the schema and publish the raw partition."""
         from mlflywheel.datasets import get_spec
         from mlflywheel.ingest import ingest_partition
         from mlflywheel.lake import lake_from_settings
+        from mlflywheel.ledger import sink_from_settings
 
         day = dag_support.partition_day(data_interval_start)
-        return ingest_partition(lake_from_settings(settings), get_spec(settings.dataset), day, run_id=run_id)
+        return ingest_partition(
+            lake_from_settings(settings),
+            get_spec(settings.dataset),
+            day,
+            run_id=run_id,
+            ledger_sink=sink_from_settings(settings),
+        )
 
     @task(outlets=[VALIDATED])
     def validate(raw: dict, data_interval_start=None, run_id=None, outlet_events=None) -> dict:
         """Validate with Great Expectations; publish validated rows, quarantine the rest."""
         from mlflywheel.datasets import get_spec
         from mlflywheel.lake import lake_from_settings
+        from mlflywheel.ledger import sink_from_settings
         from mlflywheel.validation import validate_partition
 
         day = dag_support.partition_day(data_interval_start)
@@ -81,6 +108,7 @@ with DAG(
             day,
             run_id=run_id,
             max_failed_row_fraction=settings.max_failed_row_fraction,
+            ledger_sink=sink_from_settings(settings),
         )
         outlet_events[VALIDATED].extra = {
             k: summary[k]
@@ -88,4 +116,5 @@ with DAG(
         }
         return summary
 
-    validate(wait_for_landing() >> ingest_raw())
+    arrival = extract_from_postgres() if settings.source == "postgres" else wait_for_landing()
+    validate(arrival >> ingest_raw())

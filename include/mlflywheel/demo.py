@@ -21,6 +21,7 @@ retrained model evaluated by the gate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -28,6 +29,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,56 @@ TERMINAL = {"success", "failed"}
 
 class DemoFailed(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class ProductionBackends:
+    """The parts a team runs in production, for the same loop (integration tests use this).
+
+    Airflow's metadata on PostgreSQL (components as separate processes), MLflow's backend on
+    PostgreSQL with artifacts on S3, the lake on S3, ingest reading a PostgreSQL source table,
+    the ingestion ledger in a PostgreSQL table. S3 credentials come from the AWS_* environment.
+    """
+
+    airflow_db_uri: str
+    mlflow_backend_uri: str
+    mlflow_artifacts_destination: str
+    lake_uri: str
+    s3_endpoint_url: str
+    source_postgres_uri: str
+    source_table: str
+    ledger_uri: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "FLYWHEEL_LAKE_URI": self.lake_uri,
+            "FLYWHEEL_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "FLYWHEEL_SOURCE": "postgres",
+            "FLYWHEEL_SOURCE_POSTGRES_URI": self.source_postgres_uri,
+            "FLYWHEEL_SOURCE_TABLE": self.source_table,
+            "FLYWHEEL_LEDGER_URI": self.ledger_uri,
+        }
+
+
+def seed_postgres_source(backends: ProductionBackends, scenario) -> int:
+    """Load the scenario into the source table. Faults that only files can have (a corrupt
+    file, a late delivery) do not exist in a table; row faults (nulls) are kept."""
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.faults import apply_fault
+    from mlflywheel.datasets.scenario import scenario_frame
+    from mlflywheel.sources.postgres import load_frame_to_table
+
+    spec = get_spec(scenario.dataset)
+    rows = 0
+    for day in scenario.day_list:
+        frame = scenario_frame(scenario, day)
+        fault = scenario.faults.get(day)
+        if fault in ("nulls", "out_of_range", "duplicate_ids"):
+            frame = apply_fault(frame, fault, seed=scenario.seed + day.toordinal(), spec=spec)
+        load_frame_to_table(backends.source_postgres_uri, backends.source_table, spec, frame)
+        rows += len(frame)
+    return rows
 
 
 def _wait(what: str, check, *, timeout: float, every: float = 10.0) -> Any:
@@ -70,10 +122,14 @@ def run_demo(
     summary_path: Path | None = None,
     timeout_minutes: float = 45,
     extra_env: dict[str, str] | None = None,
+    backends: ProductionBackends | None = None,
 ) -> dict[str, Any]:
-    """Run the scenario end to end; returns the summary (``summary["loop_closed"]``)."""
+    """Run the scenario end to end; returns the summary (``summary["loop_closed"]``).
+
+    With ``backends`` the same loop runs on PostgreSQL, S3 and an MLflow server on both.
+    """
     from mlflywheel.datasets.scenario import demo_scenario, land_day, land_scenario
-    from mlflywheel.lake import LocalLake
+    from mlflywheel.lake import LocalLake, open_lake
 
     stop_from_pid_file(home)  # a stack left by `make up` on this home
     if home.exists():
@@ -84,8 +140,14 @@ def run_demo(
 
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     scenario = demo_scenario(end, days=days, rows_per_day=rows_per_day, drift_days=drift_days)
-    lake = LocalLake(home / "lake")
-    landed = land_scenario(lake, scenario, include_late=False)
+    if backends:
+        lake = open_lake(backends.lake_uri, s3_endpoint_url=backends.s3_endpoint_url)
+        scenario = dataclasses.replace(scenario, late_days=())
+        landed = []
+        log.info("source table %s seeded with %d rows", backends.source_table, seed_postgres_source(backends, scenario))
+    else:
+        lake = LocalLake(home / "lake")
+        landed = land_scenario(lake, scenario, include_late=False)
     log.info(
         "scenario: %d days %s..%s, %d rows/day, drift from %s, faults %s, late %s; landed %d now",
         scenario.days, scenario.start, scenario.end, rows_per_day, scenario.drift.start if scenario.drift else None,
@@ -97,10 +159,16 @@ def run_demo(
         "FLYWHEEL_LANDING_POKE_SECONDS": "10",
         "FLYWHEEL_RETRY_DELAY_SECONDS": "10",
         "FLYWHEEL_DATASET": scenario.dataset,
+        **(backends.env() if backends else {}),
         **(extra_env or {}),
     }
     (home / "demo-env.json").write_text(json.dumps(env))  # `make up` reopens this home with it
     stack = EmbeddedStack(home=home, api_port=api_port, mlflow_port=mlflow_port, extra_env=env)
+    if backends:
+        stack.airflow_db_uri = backends.airflow_db_uri
+        stack.mlflow_backend_uri = backends.mlflow_backend_uri
+        stack.mlflow_artifacts_destination = backends.mlflow_artifacts_destination
+        stack.lake_uri = backends.lake_uri
     summary: dict[str, Any] = {"loop_closed": False, "home": str(home)}
     try:
         stack.start()

@@ -49,8 +49,19 @@ class UnreadableFileError(ValueError):
     """The landed file is not a readable table: it is quarantined, not retried."""
 
 
-def ingest_partition(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: str) -> dict[str, Any]:
-    """Normalise the day's landed file into ``raw`` (or quarantine it if unreadable)."""
+def ingest_partition(
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    *,
+    run_id: str,
+    ledger_sink: ledger.LedgerSink | None = None,
+) -> dict[str, Any]:
+    """Normalise the day's landed file into ``raw`` (or quarantine it if unreadable).
+
+    ``ledger_sink`` also records the summary of a whole-file quarantine (the only outcome for
+    which ingest writes the ledger; validation writes it otherwise).
+    """
     source_key = landing_key(spec, day)
     marker_key = landing_marker_key(spec, day)
     if not lake.exists(marker_key):
@@ -70,7 +81,7 @@ def ingest_partition(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: str
     try:
         text_table = read_landing_table(data, spec.landing_format)
     except UnreadableFileError as exc:
-        return _quarantine_unreadable(lake, spec, day, data, str(exc), base)
+        return _quarantine_unreadable(lake, spec, day, data, str(exc), base, ledger_sink=ledger_sink)
 
     raw, coercion_errors = normalise(text_table, spec)
     rows_in = len(raw)
@@ -193,7 +204,14 @@ def _count_records(data: bytes) -> int:
 
 
 def _quarantine_unreadable(
-    lake: Lake, spec: DatasetSpec, day: dt.date, data: bytes, error: str, base: dict[str, Any]
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    data: bytes,
+    error: str,
+    base: dict[str, Any],
+    *,
+    ledger_sink: ledger.LedgerSink | None = None,
 ) -> dict[str, Any]:
     rows_in = _count_records(data)
     reason = f"unreadable file: {error}"
@@ -219,7 +237,7 @@ def _quarantine_unreadable(
         "rows_quarantined": rows_in,
         "reasons": reasons,
     }
-    ledger.write_summary(lake, summary)
+    ledger.write_summary(lake, summary, sink=ledger_sink)  # same step that published the quarantine
     return summary
 
 

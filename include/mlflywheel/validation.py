@@ -394,8 +394,12 @@ def validate_partition(
     *,
     run_id: str,
     max_failed_row_fraction: float = 0.2,
+    ledger_sink: ledger.LedgerSink | None = None,
 ) -> dict[str, Any]:
     """Validate the raw partition of ``day``, publish validated and quarantined rows, return the summary.
+
+    ``ledger_sink`` (e.g. :func:`mlflywheel.ledger.sink_from_settings`) records the summary
+    beside the lake's, in this same step that publishes the partition.
 
     The summary (also written to the ledger) has dataset, partition, status, rows_in,
     rows_validated, rows_quarantined, reasons (reason -> rows), partition_failures, run_id,
@@ -545,7 +549,7 @@ def validate_partition(
             "suite": suite.to_json_dict(),
         },
     )
-    ledger.write_summary(lake, summary)
+    ledger.write_summary(lake, summary, sink=ledger_sink)
     log.info(
         "%s: %s (rows_in=%d validated=%d quarantined=%d) report %s",
         where, status, rows_in, rows_validated, len(quarantined), lake.url(summary["report_key"]),

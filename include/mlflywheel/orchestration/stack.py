@@ -1,5 +1,9 @@
 """The embedded stack: Airflow standalone (SQLite + LocalExecutor) and an MLflow server.
 
+The same class runs the production-like variant used by the integration tests: Airflow's
+metadata on PostgreSQL with each component (api-server, scheduler, dag-processor, triggerer)
+as its own process, MLflow's backend store on PostgreSQL with artifacts on S3, the lake on S3.
+
 Started and stopped as process groups so that nothing is left behind. Used by ``make demo``,
 ``make up`` / ``make down`` and the end-to-end test. Everything lives under one home folder:
 
@@ -60,6 +64,10 @@ class EmbeddedStack:
     mlflow_port: int = 5000
     password: str = "admin"
     extra_env: dict[str, str] = field(default_factory=dict)
+    airflow_db_uri: str = ""  # empty: standalone on SQLite; else components on this database
+    mlflow_backend_uri: str = ""  # empty: SQLite under home
+    mlflow_artifacts_destination: str = ""  # empty: a folder under home; or s3://bucket/prefix
+    lake_uri: str = ""  # empty: a folder under home
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -81,7 +89,7 @@ class EmbeddedStack:
         return Settings.from_env(
             env,
             data_dir=self.home,
-            lake_uri=(self.home / "lake").as_uri(),
+            lake_uri=self.lake_uri or (self.home / "lake").as_uri(),
             mlflow_tracking_uri=self.mlflow_url,
             mlflow_artifact_root="mlflow-artifacts:/",
             airflow_api_url=self.api_url,
@@ -98,8 +106,11 @@ class EmbeddedStack:
             "password": self.password,
             "schema": "http",
         }
+        # The caller's own Airflow settings (a test run's unit-test mode, another AIRFLOW_HOME)
+        # must not leak into the stack: it is configured from scratch here.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env = {
-            **os.environ,
+            **inherited,
             **OFFLINE_ENV,
             **settings.to_env(),
             "AIRFLOW_HOME": str(airflow_home),
@@ -121,9 +132,12 @@ class EmbeddedStack:
             "AIRFLOW_CONN_" + settings.airflow_conn_id.upper(): json.dumps(conn),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "flywheel-local-" + str(self.api_port),  # shared by components
             # standalone starts its components as `airflow ...`: the venv's bin must come first
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
+        if self.airflow_db_uri:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.airflow_db_uri
         env.update(self.extra_env)
         return env
 
@@ -146,15 +160,30 @@ class EmbeddedStack:
             "mlflow",
             [
                 str(bin_dir / "mlflow"), "server",
-                "--backend-store-uri", f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
-                "--artifacts-destination", str(self.home / "mlflow" / "artifacts"),
+                "--backend-store-uri",
+                self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+                "--artifacts-destination",
+                self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
                 "--serve-artifacts",
                 "--host", "127.0.0.1", "--port", str(self.mlflow_port),
+                "--allowed-hosts", f"127.0.0.1:{self.mlflow_port},localhost:{self.mlflow_port}",
                 "--workers", "1",
             ],
             env,
         )  # fmt: skip
-        self._spawn("airflow", [str(bin_dir / "airflow"), "standalone"], env)
+        airflow = str(bin_dir / "airflow")
+        if self.airflow_db_uri:
+            # Production-like: migrate the PostgreSQL metadata DB, then one process per component.
+            migrate = subprocess.run(
+                [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+            )
+            if migrate.returncode != 0:
+                self.stop()
+                raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
+            for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+                self._spawn(f"airflow-{component}", [airflow, component], env)
+        else:
+            self._spawn("airflow", [airflow, "standalone"], env)
         self._write_pid_file()
         try:
             self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)

@@ -20,6 +20,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -77,8 +78,10 @@ def ensure_experiment(client: Any, name: str, artifact_root: str) -> str:
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
+    # A URI (s3://, mlflow-artifacts:/ for a proxying server, file://) is kept as is; a plain
+    # path becomes a file URI.
     location = (
-        artifact_root if "://" in artifact_root else Path(artifact_root).expanduser().resolve().as_uri()
+        artifact_root if urlparse(artifact_root).scheme else Path(artifact_root).expanduser().resolve().as_uri()
     )
     try:
         return client.create_experiment(name, artifact_location=location)

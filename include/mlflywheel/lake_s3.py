@@ -1,0 +1,219 @@
+"""The lake on S3 (or an S3-compatible server such as MinIO): :class:`S3Lake`.
+
+Keys are stored under ``s3://<bucket>/<prefix>/``. Each object is written with one PUT
+(or one managed multipart upload for large objects), and S3 makes an object visible only
+once that write completes, so the base class's partition protocol (data files under a
+fresh version folder, ``_MANIFEST.json`` last) stays atomic here without extra work.
+
+Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); nothing here names a secret.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from mlflywheel.lake import Lake, LakeError
+
+DEFAULT_REGION = "us-east-1"
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
+_MISSING_KEY_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+def _error_code(exc: Exception) -> str:
+    """The S3 error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+class S3Lake(Lake):
+    """A :class:`~mlflywheel.lake.Lake` backed by one S3 bucket and key prefix."""
+
+    # Class attributes so a test (or a deployment) can tune them without a new constructor
+    # argument; objects at or above the threshold go up as a managed multipart upload.
+    multipart_threshold: int = 64 * 1024 * 1024
+    multipart_chunksize: int = 16 * 1024 * 1024  # S3 needs >= 5 MiB parts (s3transfer clamps)
+    multipart_max_concurrency: int = 4
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+    ) -> None:
+        if not bucket:
+            raise LakeError("an s3:// lake URI needs a bucket: s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url or None
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.client = client if client is not None else self._make_client()
+        self._bucket_checked = False  # set once the bucket is known to exist
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        options: dict[str, Any] = {
+            "retries": {"max_attempts": 8, "mode": "standard"},  # ride out throttling and 5xx
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+        if self.endpoint_url:
+            # S3-compatible servers rarely do virtual-host buckets, and many older ones reject
+            # the flexible checksums botocore sends by default since 1.36.
+            options["s3"] = {"addressing_style": "path"}
+            options["request_checksum_calculation"] = "when_required"
+            options["response_checksum_validation"] = "when_required"
+        region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name=region, config=Config(**options)
+        )
+
+    # --- keys and errors ---------------------------------------------------------------
+    def _key(self, key: str) -> str:
+        """The bucket key of lake key ``key`` (same validity rules as the local lake)."""
+        if key.startswith("/") or ".." in key.split("/"):
+            raise LakeError(f"invalid lake key {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _where(self) -> str:
+        return f"endpoint {self.endpoint_url}" if self.endpoint_url else "AWS S3"
+
+    def _missing_bucket(self) -> LakeError:
+        return LakeError(
+            f"S3 bucket {self.bucket!r} does not exist at {self._where()} "
+            f"(lake {self.uri}); create it or fix the lake URI / FLYWHEEL_S3_ENDPOINT_URL"
+        )
+
+    def _fail(self, action: str, key: str, exc: Exception) -> LakeError:
+        """A LakeError for a failed call, naming the object and the endpoint."""
+        if _error_code(exc) == "NoSuchBucket":
+            return self._missing_bucket()
+        return LakeError(f"S3 {action} {self.url(key)} failed at {self._where()}: {exc}")
+
+    def check_bucket(self) -> None:
+        """Raise :class:`LakeError` unless the bucket exists and is reachable (checked once)."""
+        if self._bucket_checked:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # A one-key LIST under the lake prefix, not HeadBucket: it needs only the permission
+            # the lake needs anyway (ListBucket, possibly limited to the prefix).
+            self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1
+            )
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                raise self._missing_bucket() from None
+            raise LakeError(f"S3 bucket {self.bucket!r} at {self._where()} is not usable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise LakeError(f"S3 bucket {self.bucket!r} at {self._where()} is not reachable: {exc}") from exc
+        self._bucket_checked = True
+
+    # --- primitives --------------------------------------------------------------------
+    def put_bytes(self, key: str, data: bytes) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket_key = self._key(key)
+        try:
+            if len(data) < self.multipart_threshold:
+                self.client.put_object(Bucket=self.bucket, Key=bucket_key, Body=data)
+            else:
+                # The managed transfer completes (or aborts) the multipart upload; the object
+                # only appears on completion, so readers still never see a partial one.
+                config = TransferConfig(
+                    multipart_threshold=self.multipart_threshold,
+                    multipart_chunksize=self.multipart_chunksize,
+                    max_concurrency=self.multipart_max_concurrency,
+                )
+                self.client.upload_fileobj(io.BytesIO(data), self.bucket, bucket_key, Config=config)
+        except S3UploadFailedError as exc:
+            # The managed transfer flattens the ClientError into text: find out why here.
+            self.check_bucket()
+            raise LakeError(f"S3 upload {self.url(key)} failed at {self._where()}: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("put", key, exc) from exc
+        self._bucket_checked = True
+
+    def get_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_KEY_CODES:
+                raise LakeError(f"no object {self.url(key)}") from None
+            raise self._fail("get", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_KEY_CODES:
+                # HEAD answers a bare 404 for a missing bucket too: tell the two apart.
+                self.check_bucket()
+                return False
+            raise self._fail("head", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("head", key, exc) from exc
+        self._bucket_checked = True
+        return True
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` as a folder (or the one key equal to it), sorted, lake-relative."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        folder = prefix.rstrip("/")
+        # Ask S3 for the literal prefix, then keep folder semantics like the local lake:
+        # "a/b" matches "a/b" and "a/b/..." but not "a/bc" (one LIST, no extra HEAD).
+        s3_prefix = self._key(folder) if folder else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=s3_prefix):
+                for obj in page.get("Contents", []):
+                    rel = obj["Key"][strip:]
+                    if rel.endswith("/"):  # a console-made "folder" marker, not an object
+                        continue
+                    if not folder or rel == folder or rel.startswith(folder + "/"):
+                        keys.append(rel)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list", prefix, exc) from exc
+        self._bucket_checked = True
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under ``prefix`` as a folder, and the object named ``prefix``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail("delete", prefix, exc) from exc
+            errors = response.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise LakeError(
+                    f"S3 delete under {self.url(prefix)} failed for {len(errors)} object(s), "
+                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )

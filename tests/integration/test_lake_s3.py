@@ -1,0 +1,185 @@
+"""S3Lake against a real S3-compatible HTTP server (moto on loopback): the lake contract on S3."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pandas as pd
+import pytest
+
+from mlflywheel import lake_s3, ledger
+from mlflywheel.lake import LakeError, frame_to_parquet, open_lake, partition_prefix
+from mlflywheel.lake_s3 import S3Lake
+
+DAY = dt.date(2026, 11, 3)
+
+
+def _versions(lake, zone: str, dataset: str) -> set[str]:
+    return {k.split("/")[3] for k in lake.list_keys(partition_prefix(zone, dataset, DAY) + "/") if "/v=" in k}
+
+
+def test_open_lake_gives_path_style_s3_lake(s3_lake, s3_bucket, s3_server, s3_client):
+    assert isinstance(s3_lake, S3Lake)
+    assert s3_lake.uri == f"s3://{s3_bucket}/lake"
+    assert s3_lake.client.meta.config.s3["addressing_style"] == "path"
+    # botocore counts the first try too: 8 retries are 9 attempts in all.
+    assert s3_lake.client.meta.config.retries == {"total_max_attempts": 9, "mode": "standard"}
+    s3_lake.put_text("state/a.txt", "hi")
+    # Lake keys are stored under the lake's prefix in the bucket.
+    assert s3_client.get_object(Bucket=s3_bucket, Key="lake/state/a.txt")["Body"].read() == b"hi"
+    assert s3_lake.url("state/a.txt") == f"s3://{s3_bucket}/lake/state/a.txt"
+    # Slashes around the prefix never double up; an empty prefix is the bucket root.
+    assert S3Lake(s3_bucket, "/lake/", client=s3_client).get_bytes("state/a.txt") == b"hi"
+    root = S3Lake(s3_bucket, "", client=s3_client)
+    assert root.uri == f"s3://{s3_bucket}"
+    assert root.list_keys("") == ["lake/state/a.txt"]
+
+
+def test_put_get_exists_list_delete(s3_lake):
+    lake = s3_lake
+    lake.put_bytes("landing/x/b.txt", b"two")
+    lake.put_bytes("landing/x/a.txt", b"one")
+    lake.put_bytes("landing/xy/c.txt", b"sibling")  # shares the string prefix, not the folder
+    lake.put_json("state/doc.json", {"k": 1})
+    assert lake.get_bytes("landing/x/a.txt") == b"one"
+    assert lake.get_json("state/doc.json") == {"k": 1}
+    assert lake.exists("landing/x/a.txt") and not lake.exists("landing/x/c.txt")
+    assert lake.list_keys("landing/x/") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("landing/x") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("landing/x/a.txt") == ["landing/x/a.txt"]
+    assert lake.list_keys("landing/") == ["landing/x/a.txt", "landing/x/b.txt", "landing/xy/c.txt"]
+    assert lake.list_keys("") == [*lake.list_keys("landing/"), "state/doc.json"]
+    assert lake.list_keys("nothing/") == []
+    lake.put_bytes("landing/x/a.txt", b"replaced")
+    assert lake.get_bytes("landing/x/a.txt") == b"replaced"
+
+    lake.delete_prefix("landing/x/b.txt")  # a key exactly equal to the prefix
+    assert lake.list_keys("landing/x/") == ["landing/x/a.txt"]
+    lake.delete_prefix("landing/x/")
+    assert lake.list_keys("landing/") == ["landing/xy/c.txt"]
+    lake.delete_prefix("landing/nothing/")  # deleting nothing is fine
+    with pytest.raises(LakeError, match=r"no object s3://.*/lake/landing/x/a\.txt"):
+        lake.get_bytes("landing/x/a.txt")
+
+
+@pytest.mark.parametrize("key", ["../outside", "/etc/passwd", "raw/../../x"])
+def test_invalid_keys_rejected(s3_lake, key):
+    with pytest.raises(LakeError, match="invalid lake key"):
+        s3_lake.put_bytes(key, b"x")
+    with pytest.raises(LakeError):
+        s3_lake.exists(key)
+
+
+def test_delete_prefix_batches(s3_lake, monkeypatch):
+    monkeypatch.setattr(lake_s3, "DELETE_BATCH", 2)  # 5 keys -> 3 DeleteObjects calls
+    for i in range(5):
+        s3_lake.put_bytes(f"state/many/{i}", b"x")
+    calls = []
+    real_delete = s3_lake.client.delete_objects
+
+    def counting_delete(**kwargs):
+        calls.append(len(kwargs["Delete"]["Objects"]))
+        return real_delete(**kwargs)
+
+    monkeypatch.setattr(s3_lake.client, "delete_objects", counting_delete)
+    s3_lake.delete_prefix("state/many/")
+    assert calls == [2, 2, 1]
+    assert s3_lake.list_keys("state/") == []
+
+
+def test_publish_replaces_old_version(s3_lake):
+    lake = s3_lake
+    first = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"v1"}, meta={"rows_in": 1})
+    second = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"v2"}, meta={"rows_in": 2})
+    assert first["version"] != second["version"]
+    assert lake.manifest("raw", "ds", DAY)["rows_in"] == 2
+    assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"v2"
+    assert _versions(lake, "raw", "ds") == {f"v={second['version']}"}  # old objects are gone
+    assert lake.list_partitions("raw", "ds") == [DAY]
+
+
+def test_manifest_is_the_commit_point(s3_lake):
+    lake = s3_lake
+    base = partition_prefix("raw", "ds", DAY)
+    # A crash after the data files but before the manifest: the partition does not exist.
+    lake.put_bytes(f"{base}/v=20260101T000000-deadbeef/data.bin", b"half-written")
+    assert lake.list_partitions("raw", "ds") == []
+    assert lake.manifest("raw", "ds", DAY) is None
+    with pytest.raises(LakeError, match="no published partition"):
+        lake.partition_file("raw", "ds", DAY, "data.bin")
+
+    # Once published, a later crashed attempt leaves readers on the committed version...
+    committed = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"good"})
+    lake.put_bytes(f"{base}/v=29990101T000000-cafecafe/data.bin", b"crashed re-run")
+    assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"good"
+    assert lake.manifest("raw", "ds", DAY)["version"] == committed["version"]
+    assert lake.list_partitions("raw", "ds") == [DAY]
+    # ...and the next successful publish sweeps the orphan away.
+    lake.publish_partition("raw", "ds", DAY, {"data.bin": b"better"})
+    assert [k for k in lake.list_keys(base + "/") if "cafecafe" in k or "deadbeef" in k] == []
+
+
+def test_read_frame_and_clear_partition(s3_lake):
+    lake = s3_lake
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    manifest = lake.publish_partition("validated", "ds", DAY, {"data.parquet": frame_to_parquet(frame)})
+    # partition_file reads the object of the manifest's version.
+    base = partition_prefix("validated", "ds", DAY)
+    stored = lake.get_bytes(f"{base}/v={manifest['version']}/data.parquet")
+    assert lake.partition_file("validated", "ds", DAY, "data.parquet") == stored
+    pd.testing.assert_frame_equal(lake.read_frame("validated", "ds", DAY), frame)
+    with pytest.raises(LakeError, match="has no file"):
+        lake.partition_file("validated", "ds", DAY, "other.parquet")
+    lake.clear_partition("validated", "ds", DAY)
+    assert lake.list_partitions("validated", "ds") == []
+    assert lake.list_keys("validated/ds/") == []
+
+
+def test_multipart_upload_round_trips(s3_lake, s3_client, s3_bucket, monkeypatch):
+    # S3 parts are at least 5 MiB (boto3 clamps the chunk size), so 5 MiB + a tail is 2 parts.
+    monkeypatch.setattr(S3Lake, "multipart_threshold", 1024 * 1024)
+    monkeypatch.setattr(S3Lake, "multipart_chunksize", 5 * 1024 * 1024)
+    payload = os.urandom(5 * 1024 * 1024 + 12_345)
+    s3_lake.put_bytes("snapshots/big.bin", payload)
+    s3_lake.put_bytes("snapshots/small.bin", b"tiny")
+    assert s3_lake.get_bytes("snapshots/big.bin") == payload
+    big_etag = s3_client.head_object(Bucket=s3_bucket, Key="lake/snapshots/big.bin")["ETag"]
+    small_etag = s3_client.head_object(Bucket=s3_bucket, Key="lake/snapshots/small.bin")["ETag"]
+    assert big_etag.strip('"').endswith("-2")  # a multipart ETag: "<md5 of part md5s>-<parts>"
+    assert "-" not in small_etag  # below the threshold: a single PutObject
+
+
+def test_missing_bucket_is_a_clear_error(s3_server, monkeypatch):
+    lake = open_lake("s3://flywheel-no-such-bucket/lake", s3_endpoint_url=s3_server)
+    expected = rf"bucket 'flywheel-no-such-bucket' does not exist at endpoint {s3_server}"
+    with pytest.raises(LakeError, match=expected):
+        lake.put_bytes("state/a", b"x")
+    with pytest.raises(LakeError, match=expected):
+        lake.get_bytes("state/a")
+    with pytest.raises(LakeError, match=expected):
+        lake.exists("state/a")  # a bare 404 from HEAD, not "the object is missing"
+    with pytest.raises(LakeError, match=expected):
+        lake.list_keys("state/")
+    monkeypatch.setattr(S3Lake, "multipart_threshold", 1)
+    with pytest.raises(LakeError, match=expected):
+        lake.put_bytes("state/b", b"x" * 16)  # the managed-transfer path too
+
+
+def test_ingest_and_validate_on_s3(s3_lake):
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.landing import land_frame
+    from mlflywheel.datasets.transactions import generate_day
+    from mlflywheel.ingest import ingest_partition
+    from mlflywheel.validation import validate_partition
+
+    spec = get_spec("transactions")
+    land_frame(s3_lake, spec, DAY, generate_day(DAY, 300, seed=1))
+    ingested = ingest_partition(s3_lake, spec, DAY, run_id="s3-run")
+    assert ingested["rows_in"] == 300
+    summary = validate_partition(s3_lake, spec, DAY, run_id="s3-run")
+    assert summary["rows_validated"] + summary["rows_quarantined"] == summary["rows_in"] == 300
+    assert ledger.read_summary(s3_lake, spec.name, DAY) == summary
+    assert s3_lake.list_partitions("raw", spec.name) == [DAY]
+    if summary["rows_validated"]:
+        assert len(s3_lake.read_frame("validated", spec.name, DAY)) == summary["rows_validated"]
