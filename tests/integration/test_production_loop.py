@@ -12,46 +12,29 @@ registry agree.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
 
 import psycopg2
 import pytest
+from postgres_fixtures import temporary_database
 
 from mlflywheel.demo import ProductionBackends, run_demo
 from mlflywheel.orchestration.stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
 
-ADMIN_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _create_database(name: str) -> None:
-    conn = psycopg2.connect(ADMIN_URI, connect_timeout=10)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-
-
-def _drop_database(name: str) -> None:
-    conn = psycopg2.connect(ADMIN_URI, connect_timeout=10)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
 
 @pytest.fixture(scope="module")
 def databases():
-    suffix = uuid.uuid4().hex[:8]
-    names = {role: f"flywheel_it_{role}_{suffix}" for role in ("airflow", "mlflow", "source", "ledger")}
-    for name in names.values():
-        _create_database(name)
-    yield {role: f"postgresql://postgres@127.0.0.1:5432/{name}" for role, name in names.items()}
-    for name in names.values():
-        _drop_database(name)
+    """A fresh database for each role, dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            role: stack.enter_context(temporary_database(f"flywheel_it_{role}"))
+            for role in ("airflow", "mlflow", "source", "ledger")
+        }
 
 
 @pytest.fixture(scope="module")
