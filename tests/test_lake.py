@@ -1,4 +1,5 @@
-"""LocalLake: byte primitives, and the manifest as the commit point of a partition."""
+"""The lake contract, on every backend (local disk, and S3 on a loopback server): byte primitives,
+and the manifest as the commit point of a partition."""
 
 from __future__ import annotations
 
@@ -13,24 +14,41 @@ DAY = dt.date(2026, 11, 3)
 
 
 @pytest.fixture()
-def lake(tmp_path) -> LocalLake:
+def local_lake(tmp_path) -> LocalLake:
     return LocalLake(tmp_path / "lake")
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request, tmp_path):
+    """Each contract test runs against both backends."""
+    if request.param == "local":
+        return LocalLake(tmp_path / "lake")
+    return request.getfixturevalue("s3_lake")
 
 
 def test_put_get_exists_list_delete(lake):
     lake.put_bytes("landing/x/b.txt", b"two")
     lake.put_bytes("landing/x/a.txt", b"one")
+    lake.put_bytes("landing/xy/c.txt", b"sibling")  # shares the string prefix, not the folder
     lake.put_json("state/doc.json", {"k": 1})
     assert lake.get_bytes("landing/x/a.txt") == b"one"
     assert lake.get_json("state/doc.json") == {"k": 1}
     assert lake.exists("landing/x/a.txt") and not lake.exists("landing/x/c.txt")
-    assert lake.list_keys("landing/") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("landing/x/") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("landing/x") == ["landing/x/a.txt", "landing/x/b.txt"]
+    assert lake.list_keys("landing/x/a.txt") == ["landing/x/a.txt"]
+    assert lake.list_keys("landing/") == ["landing/x/a.txt", "landing/x/b.txt", "landing/xy/c.txt"]
+    assert lake.list_keys("") == [*lake.list_keys("landing/"), "state/doc.json"]
     assert lake.list_keys("nothing/") == []
     lake.put_bytes("landing/x/a.txt", b"replaced")
     assert lake.get_bytes("landing/x/a.txt") == b"replaced"
+
+    lake.delete_prefix("landing/x/b.txt")  # a key exactly equal to the prefix
+    assert lake.list_keys("landing/x/") == ["landing/x/a.txt"]
     lake.delete_prefix("landing/x/")
-    assert lake.list_keys("landing/") == []
-    with pytest.raises(LakeError):
+    assert lake.list_keys("landing/") == ["landing/xy/c.txt"]
+    lake.delete_prefix("landing/nothing/")  # deleting nothing is fine
+    with pytest.raises(LakeError, match=r"no object .*landing/x/a\.txt"):
         lake.get_bytes("landing/x/a.txt")
 
 
@@ -69,14 +87,15 @@ def test_manifest_is_the_commit_point(lake):
     with pytest.raises(LakeError, match="no published partition"):
         lake.partition_file("raw", "ds", DAY, "data.bin")
 
-    # Once published, a later crashed attempt leaves readers on the committed version.
-    lake.publish_partition("raw", "ds", DAY, {"data.bin": b"good"})
+    # Once published, a later crashed attempt leaves readers on the committed version...
+    committed = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"good"})
     lake.put_bytes(f"{base}/v=29990101T000000-cafecafe/data.bin", b"crashed re-run")
     assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"good"
+    assert lake.manifest("raw", "ds", DAY)["version"] == committed["version"]
     assert lake.list_partitions("raw", "ds") == [DAY]
-    # The next successful publish sweeps the orphan away.
+    # ...and the next successful publish sweeps the orphans away.
     lake.publish_partition("raw", "ds", DAY, {"data.bin": b"better"})
-    assert [k for k in lake.list_keys(base + "/") if "cafecafe" in k] == []
+    assert [k for k in lake.list_keys(base + "/") if "cafecafe" in k or "deadbeef" in k] == []
 
 
 def test_partition_file_must_be_listed(lake):
@@ -87,7 +106,10 @@ def test_partition_file_must_be_listed(lake):
 
 def test_clear_partition_and_read_frame(lake):
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
-    lake.publish_partition("validated", "ds", DAY, {"data.parquet": frame_to_parquet(frame)})
+    manifest = lake.publish_partition("validated", "ds", DAY, {"data.parquet": frame_to_parquet(frame)})
+    # partition_file reads the object of the manifest's version.
+    stored = lake.get_bytes(f"{partition_prefix('validated', 'ds', DAY)}/v={manifest['version']}/data.parquet")
+    assert lake.partition_file("validated", "ds", DAY, "data.parquet") == stored
     pd.testing.assert_frame_equal(lake.read_frame("validated", "ds", DAY), frame)
     lake.clear_partition("validated", "ds", DAY)
     assert lake.list_partitions("validated", "ds") == []
@@ -110,7 +132,7 @@ def test_open_lake_file_uri(tmp_path):
         open_lake("ftp://host/x")
 
 
-def test_no_temp_files_left(lake):
-    lake.put_bytes("state/a", b"1")
-    assert [p.name for p in (lake.root / "state").iterdir()] == ["a"]
+def test_no_temp_files_left(local_lake):
+    local_lake.put_bytes("state/a", b"1")
+    assert [p.name for p in (local_lake.root / "state").iterdir()] == ["a"]
     assert MANIFEST == "_MANIFEST.json"
