@@ -235,7 +235,8 @@ def run_demo(
             finished = b.get("completed_at") and runs and all(r["state"] in TERMINAL for r in runs)
             return (b if finished else None), f"backfill {b['id']}: {[r['state'] for r in runs]}"
 
-        if _drift_reports(lake, settings.dataset) and _drift_reports(lake, settings.dataset)[-1]["status"] == "drift":
+        reports = _drift_reports(lake, settings.dataset)
+        if reports and reports[-1]["status"] == "drift":
             _wait("the retraining backfill", backfill_done, timeout=remaining())
     except (DemoFailed, StackError) as exc:
         summary["error"] = str(exc)
@@ -294,7 +295,6 @@ def collect_summary(stack: EmbeddedStack, lake) -> dict[str, Any]:
             {k: r.get(k) for k in ("dag_run_id", "run_type", "state", "logical_date", "conf")}
             for r in api.dag_runs("train")
         ]
-    if stack.processes:
         from mlflywheel import registry
 
         client = registry.configure_mlflow(settings)
