@@ -1,6 +1,7 @@
 # Flywheel: two commands on a fresh machine.
 #   make demo   set up, then run the whole loop on the embedded stack (Airflow + MLflow + local lake)
-#   make test   set up, then run the test suite
+#   make test   set up, then lint and run the whole test suite (what CI runs)
+#   make test-fast  the day-to-day lane: lint + unit and integration tests, without the e2e loops
 # Each creates .venv and installs the pinned requirements when they are missing or changed.
 
 SHELL := /bin/bash
@@ -19,13 +20,19 @@ export DO_NOT_TRACK := 1
 export SCARF_ANALYTICS := false
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 
-.PHONY: demo test up down venv clean
+.PHONY: demo test test-fast lint up down venv clean
 
 demo: $(STAMP)
 	$(BIN)/python -m mlflywheel.demo run $(DEMO_ARGS)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 up: $(STAMP)
 	$(BIN)/python -m mlflywheel.demo up

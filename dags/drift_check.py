@@ -23,62 +23,50 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
-
 from mlflywheel.orchestration import dag_support
 from mlflywheel.settings import Settings
 
 settings = Settings.from_env()
 
 with DAG(
-    dag_id="drift_check",
-    description="Detect drift against the champion's reference and request one retraining per drift event",
-    doc_md=__doc__,
-    schedule=CronTriggerTimetable(settings.drift_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
-    start_date=dag_support.start_date(settings),
-    catchup=False,
-    max_active_runs=1,
-    tags=["flywheel", "drift", settings.dataset],
-    default_args=dag_support.default_args(settings, execution_timeout=dt.timedelta(minutes=30)),
+    **dag_support.dag_args(
+        settings,
+        dag_id="drift_check",
+        description="Detect drift against the champion's reference and request one retraining per drift event",
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable(settings.drift_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
+        catchup=False,
+        stage="drift",
+        execution_timeout=dt.timedelta(minutes=30),
+        max_active_runs=1,
+    )
 ):
 
-    @task.sensor(
-        poke_interval=settings.landing_poke_seconds,
-        timeout=settings.landing_timeout_hours * 3600,
-        mode="reschedule",
-    )
+    @task.sensor(**dag_support.sensor_args(settings))
     def wait_for_partition(data_interval_end=None) -> bool:
         """Wait until `ingest` has recorded the day's partition in the ledger."""
-        from mlflywheel.lake import lake_from_settings
         from mlflywheel.ledger import read_summary
 
         day = dag_support.last_complete_day(data_interval_end)
-        return read_summary(lake_from_settings(settings), settings.dataset, day) is not None
+        return read_summary(dag_support.lake(settings), settings.dataset, day) is not None
 
     @task
     def check_drift(data_interval_end=None) -> dict:
         """Run the drift tests and write the report (lake + MLflow)."""
-        from mlflywheel.datasets import get_spec
         from mlflywheel.drift.check import run_drift_check
-        from mlflywheel.lake import lake_from_settings
 
         day = dag_support.last_complete_day(data_interval_end)
-        return run_drift_check(settings, lake_from_settings(settings), get_spec(settings.dataset), day=day)
+        return run_drift_check(settings, dag_support.lake(settings), dag_support.spec(settings), day=day)
 
     @task
     def request_retraining(report: dict) -> dict:
         """Create one backfill of `train` per drift event, through the REST API."""
-        from airflow.sdk import BaseHook
-
-        from mlflywheel.lake import lake_from_settings
-        from mlflywheel.orchestration.airflow_api import AirflowApi
+        from mlflywheel.orchestration.airflow_api import api_from_connection
         from mlflywheel.orchestration.retraining import request_retraining as request
 
-        conn = BaseHook.get_connection(settings.airflow_conn_id)
-        scheme = conn.schema or "http"
-        api = AirflowApi(f"{scheme}://{conn.host}:{conn.port}", conn.login, conn.password)
         return request(
-            api,
-            lake_from_settings(settings),
+            api_from_connection(settings.airflow_conn_id),
+            dag_support.lake(settings),
             report,
             cooldown_hours=settings.drift_cooldown_hours,
             retrain_window_days=settings.drift_retrain_window_days,

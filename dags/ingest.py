@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
-
 from mlflywheel.orchestration import dag_support
 from mlflywheel.settings import Settings
 
@@ -37,40 +36,35 @@ VALIDATED = Asset(
 )
 
 with DAG(
-    dag_id="ingest",
-    description="Land, normalise and validate one daily partition",
-    doc_md=__doc__,
-    schedule=CronDataIntervalTimetable(settings.ingest_schedule, timezone="UTC"),
-    start_date=dag_support.start_date(settings),
-    catchup=True,
-    max_active_runs=4,
-    tags=["flywheel", "ingest", settings.dataset],
-    default_args=dag_support.default_args(settings, execution_timeout=dt.timedelta(minutes=30)),
+    **dag_support.dag_args(
+        settings,
+        dag_id="ingest",
+        description="Land, normalise and validate one daily partition",
+        doc_md=__doc__,
+        schedule=CronDataIntervalTimetable(settings.ingest_schedule, timezone="UTC"),
+        catchup=True,
+        stage="ingest",
+        execution_timeout=dt.timedelta(minutes=30),
+        max_active_runs=4,
+    )
 ):
 
-    @task.sensor(
-        poke_interval=settings.landing_poke_seconds,
-        timeout=settings.landing_timeout_hours * 3600,
-        mode="reschedule",
-    )
+    @task.sensor(**dag_support.sensor_args(settings))
     def wait_for_landing(data_interval_start=None) -> bool:
         """Wait for the upstream's `_SUCCESS` marker of this interval's partition."""
-        from mlflywheel.datasets import get_spec
         from mlflywheel.datasets.landing import is_landed
-        from mlflywheel.lake import lake_from_settings
 
-        return is_landed(lake_from_settings(settings), get_spec(settings.dataset), data_interval_start.date())
+        day = dag_support.partition_day(data_interval_start)
+        return is_landed(dag_support.lake(settings), dag_support.spec(settings), day)
 
     @task
     def extract_from_postgres(data_interval_start=None) -> dict:
         """Land exactly the interval's rows of the source table (COPY, consistent snapshot)."""
-        from mlflywheel.datasets import get_spec
-        from mlflywheel.lake import lake_from_settings
         from mlflywheel.sources.postgres import extract_partition_to_landing
 
         return extract_partition_to_landing(
-            lake_from_settings(settings),
-            get_spec(settings.dataset),
+            dag_support.lake(settings),
+            dag_support.spec(settings),
             dag_support.partition_day(data_interval_start),
             postgres_uri=settings.source_postgres_uri,
             table=settings.source_table,
@@ -79,16 +73,13 @@ with DAG(
     @task
     def ingest_raw(data_interval_start=None, run_id=None) -> dict:
         """Normalise the landed file to the schema and publish the raw partition."""
-        from mlflywheel.datasets import get_spec
         from mlflywheel.ingest import ingest_partition
-        from mlflywheel.lake import lake_from_settings
         from mlflywheel.ledger import sink_from_settings
 
-        day = dag_support.partition_day(data_interval_start)
         return ingest_partition(
-            lake_from_settings(settings),
-            get_spec(settings.dataset),
-            day,
+            dag_support.lake(settings),
+            dag_support.spec(settings),
+            dag_support.partition_day(data_interval_start),
             run_id=run_id,
             ledger_sink=sink_from_settings(settings),
         )
@@ -96,23 +87,19 @@ with DAG(
     @task(outlets=[VALIDATED])
     def validate(raw: dict, data_interval_start=None, run_id=None, outlet_events=None) -> dict:
         """Validate with Great Expectations; publish validated rows, quarantine the rest."""
-        from mlflywheel.datasets import get_spec
-        from mlflywheel.lake import lake_from_settings
         from mlflywheel.ledger import sink_from_settings
         from mlflywheel.validation import validate_partition
 
-        day = dag_support.partition_day(data_interval_start)
         summary = validate_partition(
-            lake_from_settings(settings),
-            get_spec(settings.dataset),
-            day,
+            dag_support.lake(settings),
+            dag_support.spec(settings),
+            dag_support.partition_day(data_interval_start),
             run_id=run_id,
             max_failed_row_fraction=settings.max_failed_row_fraction,
             ledger_sink=sink_from_settings(settings),
         )
         outlet_events[VALIDATED].extra = {
-            k: summary[k]
-            for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")
+            k: summary[k] for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")
         }
         return summary
 

@@ -10,26 +10,28 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG, Param, task
-
 from mlflywheel.orchestration import dag_support
 from mlflywheel.settings import Settings
 
 settings = Settings.from_env()
 
 with DAG(
-    dag_id="rollback",
-    description="Restore the previous champion model",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=dag_support.start_date(settings),
-    catchup=False,
-    tags=["flywheel", "promote", settings.dataset],
-    default_args=dag_support.default_args(settings, execution_timeout=dt.timedelta(minutes=10)),
-    params={
-        "reason": Param(
-            type="string", minLength=3, title="Reason", description="Why the champion is rolled back (recorded)."
-        ),
-    },
+    **dag_support.dag_args(
+        settings,
+        dag_id="rollback",
+        description="Restore the previous champion model",
+        doc_md=__doc__,
+        schedule=None,
+        catchup=False,
+        stage="promote",
+        execution_timeout=dt.timedelta(minutes=10),
+        params={
+            "reason": Param(
+                type="string", minLength=3, title="Reason",
+                description="Why the champion is rolled back (recorded on both versions).",
+            ),
+        },
+    )
 ):
 
     @task

@@ -25,64 +25,70 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
-
 from mlflywheel.orchestration import dag_support
+from mlflywheel.orchestration.training_backends import training_task
 from mlflywheel.settings import Settings
 
 settings = Settings.from_env()
 
-with DAG(
-    dag_id="train",
-    description="Train a candidate on a validated snapshot and pass it through the promotion gate",
-    doc_md=__doc__,
-    schedule=CronTriggerTimetable(settings.train_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
-    start_date=dag_support.start_date(settings),
-    catchup=False,
-    max_active_runs=1,
-    tags=["flywheel", "train", settings.dataset],
-    default_args=dag_support.default_args(
-        settings, execution_timeout=dt.timedelta(minutes=settings.training_timeout_minutes)
+PARAMS = {
+    "window_days": Param(
+        settings.window_days, type="integer", minimum=1, maximum=365, title="Window (days)",
+        description="Validated days used, ending with the last complete day.",
     ),
-    params={
-        "window_days": Param(
-            settings.window_days, type="integer", minimum=1, maximum=365,
-            title="Window (days)", description="Validated days used, ending with the last complete day.",
-        ),
-        "epochs": Param(settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs"),
-        "learning_rate": Param(
-            settings.learning_rate, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"
-        ),
-        "batch_size": Param(settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size"),
-        "seed": Param(settings.seed, type="integer", minimum=0, title="Seed", description="Makes training repeatable."),
-        "promotion_mode": Param(
-            "gate", type="string", enum=["gate", "shadow"], title="Promotion mode",
-            description="gate: promote when the gate passes; shadow: evaluate and record, never promote.",
-        ),
-        "reason": Param(
-            "scheduled", type="string", title="Reason", description="Why this run trains (recorded in MLflow)."
-        ),
-        "trigger": Param(
-            "schedule", type="string", enum=["schedule", "manual", "drift_check"], title="Trigger",
-        ),
-        "drift_event_id": Param(None, type=["null", "string"], title="Drift event", description="Set by drift_check."),
-        "drift_report": Param(None, type=["null", "string"], title="Drift report", description="Set by drift_check."),
-    },
+    "epochs": Param(
+        settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs",
+        description="Passes over the training split; the epoch with the best validation PR-AUC is kept.",
+    ),
+    "learning_rate": Param(
+        settings.learning_rate, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate",
+        description="AdamW step size.",
+    ),
+    "batch_size": Param(
+        settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size",
+        description="Rows per optimiser step.",
+    ),
+    "seed": Param(settings.seed, type="integer", minimum=0, title="Seed", description="Makes training repeatable."),
+    "promotion_mode": Param(
+        "gate", type="string", enum=["gate", "shadow"], title="Promotion mode",
+        description="gate: promote when the gate passes; shadow: evaluate and record, never promote.",
+    ),
+    "reason": Param(
+        "scheduled", type="string", title="Reason", description="Why this run trains (recorded in MLflow)."
+    ),
+    "trigger": Param(
+        "schedule", type="string", enum=["schedule", "manual", "drift_check"], title="Trigger",
+        description="What started this run (recorded in MLflow); drift_check sets it on its backfills.",
+    ),
+    "drift_event_id": Param(None, type=["null", "string"], title="Drift event", description="Set by drift_check."),
+    "drift_report": Param(None, type=["null", "string"], title="Drift report", description="Set by drift_check."),
+}  # fmt: skip
+
+with DAG(
+    **dag_support.dag_args(
+        settings,
+        dag_id="train",
+        description="Train a candidate on a validated snapshot and pass it through the promotion gate",
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable(settings.train_schedule, timezone="UTC", interval=dt.timedelta(days=1)),
+        catchup=False,
+        stage="train",
+        execution_timeout=dt.timedelta(minutes=settings.training_timeout_minutes),
+        max_active_runs=1,
+        params=PARAMS,
+    )
 ):
 
-    @task.sensor(
-        poke_interval=settings.landing_poke_seconds,
-        timeout=settings.landing_timeout_hours * 3600,
-        mode="reschedule",
-    )
+    @task.sensor(**dag_support.sensor_args(settings))
     def wait_for_window(params=None, data_interval_end=None) -> bool:
         """Wait until `ingest` has finished every day of the window (validated or quarantined)."""
         import logging
 
-        from mlflywheel.lake import lake_from_settings
-        from mlflywheel.ledger import days_without_summary, window_days
+        from mlflywheel.lake.keys import window_days
+        from mlflywheel.ledger import days_without_summary
 
         days = window_days(dag_support.last_complete_day(data_interval_end), params["window_days"])
-        missing = days_without_summary(lake_from_settings(settings), settings.dataset, days)
+        missing = days_without_summary(dag_support.lake(settings), settings.dataset, days)
         if missing:
             logging.getLogger("mlflywheel").info("waiting for ingest of %s", ", ".join(map(str, missing)))
         return not missing
@@ -90,13 +96,11 @@ with DAG(
     @task
     def build_snapshot(params=None, data_interval_end=None) -> dict:
         """Select the validated partitions of the window and split them by time."""
-        from mlflywheel.datasets import get_spec
-        from mlflywheel.lake import lake_from_settings
         from mlflywheel.training.snapshot import build_snapshot as build
 
         manifest = build(
-            lake_from_settings(settings),
-            get_spec(settings.dataset),
+            dag_support.lake(settings),
+            dag_support.spec(settings),
             end_day=dag_support.last_complete_day(data_interval_end),
             window_days=params["window_days"],
             fractions=settings.split_fraction_values,
@@ -118,9 +122,6 @@ with DAG(
             decided_by=f"airflow:train/{run_id}",
         )
 
-    from mlflywheel.orchestration.training_backends import training_task
-
     snapshot = build_snapshot()
     wait_for_window() >> snapshot
-    trained = training_task(settings, snapshot)
-    evaluate_and_promote(snapshot, trained)
+    evaluate_and_promote(snapshot, training_task(settings, snapshot))

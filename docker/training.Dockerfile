@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Flywheel's training image: `python -m mlflywheel.training` on an NVIDIA GPU, run as a pod by
-# the Kubernetes training backend (include/mlflywheel/orchestration/kubernetes.py).
+# the Kubernetes training backend (include/mlflywheel/orchestration/training_backends/kubernetes.py).
 #
 #   docker build -f docker/training.Dockerfile -t ghcr.io/flywheel/flywheel-training:0.1.0 .
 #

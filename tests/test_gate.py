@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from mlflywheel import gate
 from mlflywheel.gate import Floors, decide
 

@@ -9,13 +9,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from mlflywheel import ledger
-from mlflywheel.datasets import get_spec, landing_key
-from mlflywheel.datasets.csv_replay import LOANS_CSV, replay_csv
-from mlflywheel.datasets.faults import EXTRA_COLUMN, apply_fault
-from mlflywheel.datasets.landing import land_bytes, land_frame
-from mlflywheel.datasets.transactions import generate_day
+from mlflywheel.datasets import get_spec
+from mlflywheel.datasets.landing import land_bytes, land_frame, landing_key
+from mlflywheel.datasets.upstreams.csv_replay import LOANS_CSV, replay_csv
+from mlflywheel.datasets.upstreams.faults import EXTRA_COLUMN, apply_fault
+from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import COERCION_ERRORS_COLUMN, ROW_COLUMN, IngestError, ingest_partition, read_raw
 from mlflywheel.lake import LocalLake, frame_to_parquet
 

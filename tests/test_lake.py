@@ -7,7 +7,6 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-
 from mlflywheel.lake import MANIFEST, LakeError, LocalLake, frame_to_parquet, open_lake, partition_prefix
 
 DAY = dt.date(2026, 11, 3)

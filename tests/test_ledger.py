@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from mlflywheel.lake import LocalLake
-from mlflywheel.ledger import LedgerError, list_summaries, read_summary, summary_key, write_summary
+from mlflywheel.lake.keys import ledger_summary_key as summary_key
+from mlflywheel.ledger import LedgerError, list_summaries, read_summary, write_summary
 
 
 def _summary(day: str, **changes) -> dict:

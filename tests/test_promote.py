@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from mlflywheel import promote, registry
 from mlflywheel.datasets import get_spec
+from mlflywheel.devstack.synthetic import write_validated
 from mlflywheel.lake import LocalLake
 from mlflywheel.settings import Settings
 from mlflywheel.training.entrypoint import parse_args, run_training
 from mlflywheel.training.snapshot import build_snapshot
-from mlflywheel.training.synthetic import write_validated
 
 SPEC = get_spec("transactions")
 GOOD_END = dt.date(2026, 11, 10)
@@ -58,12 +57,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def reset_aliases(settings: Settings) -> None:
-    client = registry.configure_mlflow(settings)
     for alias in (registry.CHAMPION, registry.PREVIOUS_CHAMPION):
-        try:
-            client.delete_registered_model_alias(settings.model_name, alias)
-        except Exception:
-            pass
+        registry.delete_alias(settings, alias)
 
 
 def tags_of(settings: Settings, version: str) -> dict[str, str]:

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mlflywheel import registry
 from mlflywheel.datasets import get_spec
+from mlflywheel.devstack.synthetic import write_validated
 from mlflywheel.lake import LocalLake
 from mlflywheel.settings import Settings
 from mlflywheel.training.entrypoint import parse_args, run_training
 from mlflywheel.training.snapshot import build_snapshot, load_snapshot
-from mlflywheel.training.synthetic import write_validated
 
 SPEC = get_spec("transactions")
 END = dt.date(2026, 11, 10)

@@ -13,15 +13,15 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from mlflywheel import ledger, validation  # noqa: E402
-from mlflywheel.datasets.transactions_spec import (  # noqa: E402
+from mlflywheel import ledger, validation
+from mlflywheel.datasets.transactions_spec import (
     CHANNELS,
     COUNTRIES,
     CURRENCIES,
     MERCHANT_CATEGORIES,
     TRANSACTIONS,
 )
-from mlflywheel.lake import LocalLake, frame_to_parquet  # noqa: E402
+from mlflywheel.lake import LocalLake, frame_to_parquet
 
 DAY = dt.date(2026, 11, 3)
 ROWS = 200
@@ -31,7 +31,7 @@ SPEC = TRANSACTIONS
 @pytest.fixture(scope="module", autouse=True)
 def _warm_gx() -> None:
     # The GX import and ephemeral context are cached in the module: pay for them once.
-    validation._batch_definition()
+    validation.suite._batch_definition()
 
 
 @pytest.fixture

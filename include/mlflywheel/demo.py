@@ -29,11 +29,12 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlflywheel.orchestration.stack import PROJECT_ROOT, EmbeddedStack, StackError, stop_from_pid_file
+from mlflywheel.devstack.production import ProductionBackends, seed_postgres_source
+from mlflywheel.devstack.stack import PROJECT_ROOT, EmbeddedStack, StackError, stop_from_pid_file
 
 log = logging.getLogger("mlflywheel.demo")
 
@@ -43,56 +44,6 @@ TERMINAL = {"success", "failed"}
 
 class DemoFailed(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class ProductionBackends:
-    """The parts a team runs in production, for the same loop (integration tests use this).
-
-    Airflow's metadata on PostgreSQL (components as separate processes), MLflow's backend on
-    PostgreSQL with artifacts on S3, the lake on S3, ingest reading a PostgreSQL source table,
-    the ingestion ledger in a PostgreSQL table. S3 credentials come from the AWS_* environment.
-    """
-
-    airflow_db_uri: str
-    mlflow_backend_uri: str
-    mlflow_artifacts_destination: str
-    lake_uri: str
-    s3_endpoint_url: str
-    source_postgres_uri: str
-    source_table: str
-    ledger_uri: str
-
-    def env(self) -> dict[str, str]:
-        return {
-            "FLYWHEEL_LAKE_URI": self.lake_uri,
-            "FLYWHEEL_S3_ENDPOINT_URL": self.s3_endpoint_url,
-            "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint_url,
-            "FLYWHEEL_SOURCE": "postgres",
-            "FLYWHEEL_SOURCE_POSTGRES_URI": self.source_postgres_uri,
-            "FLYWHEEL_SOURCE_TABLE": self.source_table,
-            "FLYWHEEL_LEDGER_URI": self.ledger_uri,
-        }
-
-
-def seed_postgres_source(backends: ProductionBackends, scenario) -> int:
-    """Load the scenario into the source table. Faults that only files can have (a corrupt
-    file, a late delivery) do not exist in a table; row faults (nulls) are kept."""
-    from mlflywheel.datasets import get_spec
-    from mlflywheel.datasets.faults import apply_fault
-    from mlflywheel.datasets.scenario import scenario_frame
-    from mlflywheel.sources.postgres import load_frame_to_table
-
-    spec = get_spec(scenario.dataset)
-    rows = 0
-    for day in scenario.day_list:
-        frame = scenario_frame(scenario, day)
-        fault = scenario.faults.get(day)
-        if fault in ("nulls", "out_of_range", "duplicate_ids"):
-            frame = apply_fault(frame, fault, seed=scenario.seed + day.toordinal(), spec=spec)
-        load_frame_to_table(backends.source_postgres_uri, backends.source_table, spec, frame)
-        rows += len(frame)
-    return rows
 
 
 def _wait(what: str, check, *, timeout: float, every: float = 10.0) -> Any:
@@ -128,9 +79,6 @@ def run_demo(
 
     With ``backends`` the same loop runs on PostgreSQL, S3 and an MLflow server on both.
     """
-    from mlflywheel.datasets.scenario import demo_scenario, land_day, land_scenario
-    from mlflywheel.lake import LocalLake, open_lake
-
     stop_from_pid_file(home)  # a stack left by `make up` on this home
     if home.exists():
         shutil.rmtree(home)
@@ -138,22 +86,7 @@ def run_demo(
     summary_path = summary_path or home / "summary.json"
     deadline = time.monotonic() + timeout_minutes * 60
 
-    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    scenario = demo_scenario(end, days=days, rows_per_day=rows_per_day, drift_days=drift_days)
-    if backends:
-        lake = open_lake(backends.lake_uri, s3_endpoint_url=backends.s3_endpoint_url)
-        scenario = dataclasses.replace(scenario, late_days=())
-        landed = []
-        log.info("source table %s seeded with %d rows", backends.source_table, seed_postgres_source(backends, scenario))
-    else:
-        lake = LocalLake(home / "lake")
-        landed = land_scenario(lake, scenario, include_late=False)
-    log.info(
-        "scenario: %d days %s..%s, %d rows/day, drift from %s, faults %s, late %s; landed %d now",
-        scenario.days, scenario.start, scenario.end, rows_per_day, scenario.drift.start if scenario.drift else None,
-        {str(k): v for k, v in scenario.faults.items()}, [str(d) for d in scenario.late_days], len(landed),
-    )  # fmt: skip
-
+    scenario, lake = land_demo_scenario(home, days, rows_per_day, drift_days, backends)
     env = {
         "FLYWHEEL_START_DATE": scenario.start.isoformat(),
         "FLYWHEEL_LANDING_POKE_SECONDS": "10",
@@ -173,98 +106,133 @@ def run_demo(
     try:
         stack.start()
         stack.wait_for_dags(["ingest", "train", "drift_check", "rollback"])
-        api = stack.api()
-        settings = stack.settings()
-        remaining = lambda: max(60.0, deadline - time.monotonic())  # noqa: E731
-
-        # 1. ingest catches up; the late partition arrives while its sensor waits.
-        api.set_paused("ingest", False)
-        api.set_paused("train", False)
-        log.info("unpaused ingest and train; the scheduler takes it from here (UI: %s)", stack.api_url)
-
-        def deliver_late() -> None:
-            time.sleep(45)
-            for day in scenario.late_days:
-                land_day(lake, scenario, day)
-                log.info("late partition %s delivered", day)
-
-        threading.Thread(target=deliver_late, daemon=True).start()
-
-        def ingest_done():
-            runs = api.dag_runs("ingest")
-            states: dict[str, int] = {}
-            for r in runs:
-                states[r["state"]] = states.get(r["state"], 0) + 1
-            done = sum(states.get(s, 0) for s in TERMINAL)
-            return (done >= scenario.days and runs), f"{done}/{scenario.days} ingest runs finished {states}"
-
-        _wait("ingest catch-up", ingest_done, timeout=remaining())
-
-        # 2. the nightly train run promotes the first champion.
-        def first_train_done():
-            runs = [r for r in api.dag_runs("train") if r["state"] in TERMINAL]
-            return (runs[0] if runs else None), "train run in progress"
-
-        first_train = _wait("the first train run", first_train_done, timeout=remaining())
-        if first_train["state"] != "success":
-            raise DemoFailed(f"train run {first_train['dag_run_id']} failed: see the task logs in the UI")
-        from mlflywheel import registry
-
-        champion = registry.champion(settings)
-        if champion is None:
-            raise DemoFailed("the first train run finished but promoted no champion (see its gate decision)")
-        log.info("champion: version %s", champion.version)
-
-        # 3. drift_check runs its latest interval and requests retraining on drift.
-        api.set_paused("drift_check", False)
-
-        def drift_done():
-            runs = [r for r in api.dag_runs("drift_check") if r["state"] in TERMINAL]
-            return (runs[0] if runs else None), "drift_check run in progress"
-
-        drift_run = _wait("drift_check", drift_done, timeout=remaining())
-        if drift_run["state"] != "success":
-            raise DemoFailed(f"drift_check run {drift_run['dag_run_id']} failed: see the task logs in the UI")
-
-        def backfill_done():
-            backfills = api.backfills("train")
-            if not backfills:
-                return None, "no backfill created"
-            b = backfills[-1]
-            runs = [r for r in api.dag_runs("train") if r.get("run_type") == "backfill"]
-            finished = b.get("completed_at") and runs and all(r["state"] in TERMINAL for r in runs)
-            return (b if finished else None), f"backfill {b['id']}: {[r['state'] for r in runs]}"
-
-        reports = _drift_reports(lake, settings.dataset)
-        if reports and reports[-1]["status"] == "drift":
-            _wait("the retraining backfill", backfill_done, timeout=remaining())
+        drive_loop(stack, lake, scenario, remaining=lambda: max(60.0, deadline - time.monotonic()))
     except (DemoFailed, StackError) as exc:
         summary["error"] = str(exc)
         log.error("%s", exc)
     finally:
-        try:
-            summary.update(collect_summary(stack, lake))
-        except Exception as exc:  # the summary must not hide the original failure
-            log.exception("could not collect the summary")
-            summary.setdefault("error", f"summary failed: {exc}")
-        summary["loop_closed"] = loop_closed(summary)
-        summary_path.write_text(json.dumps(summary, indent=2, default=str))
-        if keep_running and stack.processes:
-            log.info("stack left running: Airflow %s (admin/admin), MLflow %s; `make down` stops it",
-                     stack.api_url, stack.mlflow_url)  # fmt: skip
-        else:
-            stack.stop()
+        _finish(stack, lake, summary, summary_path, keep_running=keep_running)
     print(render_summary(summary))
     print(f"summary written to {summary_path}")
     return summary
 
 
-def _drift_reports(lake, dataset: str) -> list[dict[str, Any]]:
-    keys = [k for k in lake.list_keys(f"reports/drift/{dataset}/") if k.endswith("/report.json")]
-    return [lake.get_json(k) for k in sorted(keys)]
+def land_demo_scenario(
+    home: Path, days: int, rows_per_day: int, drift_days: int, backends: ProductionBackends | None
+) -> tuple[Any, Any]:
+    """The demo scenario, landed in the lake (or seeded into the PostgreSQL source table)."""
+    from mlflywheel.datasets.upstreams.scenario import demo_scenario, land_scenario
+    from mlflywheel.lake import LocalLake, open_lake
+
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    scenario = demo_scenario(end, days=days, rows_per_day=rows_per_day, drift_days=drift_days)
+    if backends:
+        lake = open_lake(backends.lake_uri, s3_endpoint_url=backends.s3_endpoint_url)
+        scenario = dataclasses.replace(scenario, late_days=())
+        landed = []
+        log.info("source table %s seeded with %d rows", backends.source_table, seed_postgres_source(backends, scenario))
+    else:
+        lake = LocalLake(home / "lake")
+        landed = land_scenario(lake, scenario, include_late=False)
+    log.info(
+        "scenario: %d days %s..%s, %d rows/day, drift from %s, faults %s, late %s; landed %d now",
+        scenario.days, scenario.start, scenario.end, rows_per_day, scenario.drift.start if scenario.drift else None,
+        {str(k): v for k, v in scenario.faults.items()}, [str(d) for d in scenario.late_days], len(landed),
+    )  # fmt: skip
+    return scenario, lake
 
 
-def collect_summary(stack: EmbeddedStack, lake) -> dict[str, Any]:
+def drive_loop(stack: EmbeddedStack, lake: Any, scenario: Any, *, remaining: Callable[[], float]) -> None:
+    """Unpause the DAGs in turn and wait for each step of the loop to happen."""
+    api = stack.api()
+    settings = stack.settings()
+    # 1. ingest catches up; the late partition arrives while its sensor waits.
+    api.set_paused("ingest", False)
+    api.set_paused("train", False)
+    log.info("unpaused ingest and train; the scheduler takes it from here (UI: %s)", stack.api_url)
+    threading.Thread(target=_deliver_late, args=(lake, scenario), daemon=True).start()
+    _wait("ingest catch-up", lambda: _ingest_progress(api, scenario.days), timeout=remaining())
+
+    # 2. the nightly train run promotes the first champion.
+    first_train = _wait("the first train run", lambda: _first_finished(api, "train"), timeout=remaining())
+    if first_train["state"] != "success":
+        raise DemoFailed(f"train run {first_train['dag_run_id']} failed: see the task logs in the UI")
+    from mlflywheel import registry
+
+    champion = registry.champion(settings)
+    if champion is None:
+        raise DemoFailed("the first train run finished but promoted no champion (see its gate decision)")
+    log.info("champion: version %s", champion.version)
+
+    # 3. drift_check runs its latest interval and requests retraining on drift.
+    api.set_paused("drift_check", False)
+    drift_run = _wait("drift_check", lambda: _first_finished(api, "drift_check"), timeout=remaining())
+    if drift_run["state"] != "success":
+        raise DemoFailed(f"drift_check run {drift_run['dag_run_id']} failed: see the task logs in the UI")
+    reports = _drift_reports(lake, settings.dataset)
+    if reports and reports[-1]["status"] == "drift":
+        _wait("the retraining backfill", lambda: _backfill_progress(api), timeout=remaining())
+
+
+def _deliver_late(lake: Any, scenario: Any) -> None:
+    from mlflywheel.datasets.upstreams.scenario import land_day
+
+    time.sleep(45)
+    for day in scenario.late_days:
+        land_day(lake, scenario, day)
+        log.info("late partition %s delivered", day)
+
+
+def _ingest_progress(api: Any, days: int) -> tuple[Any, str]:
+    runs = api.dag_runs("ingest")
+    states: dict[str, int] = {}
+    for r in runs:
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    done = sum(states.get(s, 0) for s in TERMINAL)
+    return (done >= days and runs), f"{done}/{days} ingest runs finished {states}"
+
+
+def _first_finished(api: Any, dag_id: str) -> tuple[Any, str]:
+    runs = [r for r in api.dag_runs(dag_id) if r["state"] in TERMINAL]
+    return (runs[0] if runs else None), f"{dag_id} run in progress"
+
+
+def _backfill_progress(api: Any) -> tuple[Any, str]:
+    backfills = api.backfills("train")
+    if not backfills:
+        return None, "no backfill created"
+    b = backfills[-1]
+    runs = [r for r in api.dag_runs("train") if r.get("run_type") == "backfill"]
+    finished = b.get("completed_at") and runs and all(r["state"] in TERMINAL for r in runs)
+    return (b if finished else None), f"backfill {b['id']}: {[r['state'] for r in runs]}"
+
+
+def _finish(
+    stack: EmbeddedStack, lake: Any, summary: dict[str, Any], summary_path: Path, *, keep_running: bool
+) -> None:
+    """Collect and write the summary, then stop the stack (unless asked to keep it)."""
+    try:
+        summary.update(collect_summary(stack, lake))
+    except Exception as exc:  # the summary must not hide the original failure
+        log.exception("could not collect the summary")
+        summary.setdefault("error", f"summary failed: {exc}")
+    summary["loop_closed"] = loop_closed(summary)
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    if keep_running and stack.processes:
+        log.info("stack left running: Airflow %s (admin/admin), MLflow %s; `make down` stops it",
+                 stack.api_url, stack.mlflow_url)  # fmt: skip
+    else:
+        stack.stop()
+
+
+def _drift_reports(lake: Any, dataset: str) -> list[dict[str, Any]]:
+    from mlflywheel.lake import keys
+
+    found = [k for k in lake.list_keys(keys.drift_reports_prefix(dataset)) if k.endswith("/" + keys.REPORT_JSON)]
+    return [lake.get_json(k) for k in sorted(found)]
+
+
+def collect_summary(stack: EmbeddedStack, lake: Any) -> dict[str, Any]:
     from mlflywheel import ledger, promote
 
     settings = stack.settings()
@@ -297,12 +265,11 @@ def collect_summary(stack: EmbeddedStack, lake) -> dict[str, Any]:
         ]
         from mlflywheel import registry
 
-        client = registry.configure_mlflow(settings)
         history = promote.champion_history(settings)
         for event in history:
             # What made the training run: the schedule, an operator, or drift_check's backfill.
             run_id = registry.get_version(settings, event["version"]).run_id
-            tags = client.get_run(run_id).data.tags
+            tags = registry.run_tags(settings, run_id)
             event["trigger"] = tags.get("flywheel.trigger", "")
             event["training_reason"] = tags.get("flywheel.reason", "")
             event["run_id"] = run_id

@@ -44,11 +44,21 @@ class GateDecision:
     def decision(self) -> str:
         return "promoted" if self.promote else "rejected"
 
-    def as_tags(self, prefix: str = "flywheel.gate.") -> dict[str, str]:
-        """Strings for MLflow tags (values are bounded by the caller's tag helper)."""
+    def as_tags(
+        self,
+        prefix: str = "flywheel.gate.",
+        *,
+        outcome: str | None = None,
+        reasons: list[str] | None = None,
+    ) -> dict[str, str]:
+        """Strings for MLflow tags (values are bounded by the caller's tag helper).
+
+        ``outcome`` and ``reasons`` record what was finally done when it differs from the gate's
+        own verdict (shadow mode, a candidate that already is the champion); default: the gate's.
+        """
         tags = {
-            f"{prefix}decision": self.decision,
-            f"{prefix}reasons": "; ".join(self.reasons),
+            f"{prefix}decision": outcome or self.decision,
+            f"{prefix}reasons": "; ".join(self.reasons if reasons is None else reasons),
             f"{prefix}metric": self.metric,
             f"{prefix}margin": _fmt(self.margin),
             f"{prefix}candidate_metrics": json.dumps(plain_metrics(self.candidate), sort_keys=True),

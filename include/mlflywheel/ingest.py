@@ -30,14 +30,12 @@ import numpy as np
 import pandas as pd
 
 from mlflywheel import ledger
-from mlflywheel.datasets import landing_key, landing_marker_key
+from mlflywheel.datasets.landing import landing_key, landing_marker_key
 from mlflywheel.datasets.spec import Column, DatasetSpec
-from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet
+from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet, keys
+from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN
 
 GZIP_MAGIC = b"\x1f\x8b"
-ROW_COLUMN = "_row"
-COERCION_ERRORS_COLUMN = "_coercion_errors"
-RAW_FILE = "data.parquet"
 UNREADABLE_KIND = "unreadable_file"  # quarantine manifest "kind" of a whole-file quarantine
 
 
@@ -86,7 +84,7 @@ def ingest_partition(
     raw, coercion_errors = normalise(text_table, spec)
     rows_in = len(raw)
     lake.publish_partition(
-        "raw", spec.name, day, {RAW_FILE: frame_to_parquet(raw)}, meta={"rows_in": rows_in, **base}
+        keys.RAW, spec.name, day, {keys.DATA_FILE: frame_to_parquet(raw)}, meta={"rows_in": rows_in, **base}
     )
     _clear_unreadable_quarantine(lake, spec, day)
     return {
@@ -101,7 +99,7 @@ def ingest_partition(
 
 def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
     """The day's raw partition as written by :func:`ingest_partition`."""
-    return frame_from_parquet(lake.partition_file("raw", spec.name, day, RAW_FILE))
+    return frame_from_parquet(lake.partition_file(keys.RAW, spec.name, day, keys.DATA_FILE))
 
 
 def read_landing_table(data: bytes, landing_format: str = "csv") -> pd.DataFrame:
@@ -169,7 +167,7 @@ def _cast(text: pd.Series, column: Column) -> pd.Series:
 def _parquet_as_text(data: bytes) -> pd.DataFrame:
     try:
         frame = frame_from_parquet(data)
-    except Exception as exc:  # pyarrow raises several types for a broken file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
         raise UnreadableFileError(f"not a Parquet file: {exc}") from None
     # Same path as CSV from here on: every column as text, nulls kept.
     text = {}
@@ -216,11 +214,11 @@ def _quarantine_unreadable(
     rows_in = _count_records(data)
     reason = f"unreadable file: {error}"
     # Nothing of an unreadable delivery may stay downstream, not even an earlier run's output.
-    lake.clear_partition("raw", spec.name, day)
-    lake.clear_partition("validated", spec.name, day)
+    lake.clear_partition(keys.RAW, spec.name, day)
+    lake.clear_partition(keys.VALIDATED, spec.name, day)
     reasons = {reason: rows_in}
     lake.publish_partition(
-        "quarantine",
+        keys.QUARANTINE,
         spec.name,
         day,
         {
@@ -246,6 +244,6 @@ def _clear_unreadable_quarantine(lake: Lake, spec: DatasetSpec, day: dt.date) ->
 
     Row-level quarantine belongs to validation, which replaces it when it runs next.
     """
-    manifest = lake.manifest("quarantine", spec.name, day)
+    manifest = lake.manifest(keys.QUARANTINE, spec.name, day)
     if manifest is not None and manifest.get("kind") == UNREADABLE_KIND:
-        lake.clear_partition("quarantine", spec.name, day)
+        lake.clear_partition(keys.QUARANTINE, spec.name, day)

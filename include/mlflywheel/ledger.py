@@ -1,7 +1,7 @@
 """The ingestion ledger: one summary per partition, the record that nothing was lost.
 
 Every partition that ingest touches ends with exactly one summary at
-``reports/ingest/<dataset>/dt=YYYY-MM-DD/summary.json`` saying how many rows came in, how many
+``reports/ingest/<dataset>/dt=YYYY-MM-DD/summary.json`` (:func:`mlflywheel.lake.keys.ledger_summary_key`) saying how many rows came in, how many
 were validated and how many were quarantined, and why. The invariant
 ``rows_in == rows_validated + rows_quarantined`` is checked on every write.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlflywheel.lake import Lake
+from mlflywheel.lake import Lake, keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflywheel.ledger_postgres import PostgresLedgerSink
@@ -31,10 +31,6 @@ class LedgerSink(Protocol):
     """Somewhere besides the lake that records each partition summary (an upsert per partition)."""
 
     def record(self, summary: dict[str, Any]) -> None: ...
-
-
-def summary_key(dataset: str, day: dt.date) -> str:
-    return f"reports/ingest/{dataset}/dt={day.isoformat()}/summary.json"
 
 
 def write_summary(lake: Lake, summary: dict[str, Any], *, sink: LedgerSink | None = None) -> None:
@@ -60,7 +56,7 @@ def write_summary(lake: Lake, summary: dict[str, Any], *, sink: LedgerSink | Non
     day = dt.date.fromisoformat(summary["partition"])
     if sink is not None:
         sink.record(summary)
-    lake.put_json(summary_key(summary["dataset"], day), summary)
+    lake.put_json(keys.ledger_summary_key(summary["dataset"], day), summary)
 
 
 def sink_from_settings(settings: Any) -> PostgresLedgerSink | None:
@@ -73,24 +69,20 @@ def sink_from_settings(settings: Any) -> PostgresLedgerSink | None:
 
 
 def read_summary(lake: Lake, dataset: str, day: dt.date) -> dict[str, Any] | None:
-    key = summary_key(dataset, day)
+    key = keys.ledger_summary_key(dataset, day)
     return lake.get_json(key) if lake.exists(key) else None
 
 
 def list_summaries(lake: Lake, dataset: str) -> list[dict[str, Any]]:
     """All partition summaries of ``dataset``, oldest partition first."""
     out = []
-    for key in lake.list_keys(f"reports/ingest/{dataset}/"):
-        if key.endswith("/summary.json"):
+    for key in lake.list_keys(keys.ledger_prefix(dataset)):
+        if key.endswith("/" + keys.SUMMARY_JSON):
             out.append(lake.get_json(key))
     return sorted(out, key=lambda s: s["partition"])
 
 
 def days_without_summary(lake: Lake, dataset: str, days: list[dt.date]) -> list[dt.date]:
     """The days among ``days`` that ingest has not finished (no summary yet)."""
-    return [d for d in days if not lake.exists(summary_key(dataset, d))]
+    return [d for d in days if not lake.exists(keys.ledger_summary_key(dataset, d))]
 
-
-def window_days(end_day: dt.date, window: int) -> list[dt.date]:
-    """The ``window`` days ending with ``end_day`` (inclusive), oldest first."""
-    return [end_day - dt.timedelta(days=i) for i in range(window - 1, -1, -1)]

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from mlflywheel.sources.postgres import connect, table_identifier
+from mlflywheel.postgres import connect, table_identifier
 
 _COLUMNS = ("dataset", "partition", "rows_in", "rows_validated", "rows_quarantined", "status", "run_id")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel import gate, registry
@@ -30,6 +31,16 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Candidate and champion scored on the same holdout: what the gate decides on."""
+
+    candidate_version: str
+    champion_version: str | None
+    candidate_metrics: dict[str, Any]
+    champion_metrics: dict[str, Any] | None
+
+
 def evaluate_and_promote(
     settings: Settings,
     *,
@@ -42,32 +53,52 @@ def evaluate_and_promote(
 
     Returns the decision as a dict (``promoted`` says whether the alias moved).
     """
+    if mode not in MODES:
+        raise PromotionError(f"mode {mode!r} not in {MODES}")
+    evidence = score_on_holdout(settings, str(candidate_version), snapshot_id)
+    decision = gate.decide(
+        evidence.candidate_metrics,
+        evidence.champion_metrics,
+        floors=gate.Floors(min_pr_auc=settings.floor_pr_auc, min_roc_auc=settings.floor_roc_auc),
+        metric=settings.gate_metric,
+        margin=settings.gate_margin,
+    )
+    return record_and_move(settings, evidence, decision, snapshot_id=snapshot_id, mode=mode, decided_by=decided_by)
+
+
+def score_on_holdout(settings: Settings, candidate_version: str, snapshot_id: str) -> Evidence:
+    """Score the candidate and the current champion (if another version) on the snapshot's holdout."""
     from mlflywheel.datasets import get_spec
     from mlflywheel.lake import lake_from_settings
     from mlflywheel.training.loop import evaluate
     from mlflywheel.training.snapshot import load_snapshot
 
-    if mode not in MODES:
-        raise PromotionError(f"mode {mode!r} not in {MODES}")
-    candidate_version = str(candidate_version)
     manifest, splits = load_snapshot(lake_from_settings(settings), snapshot_id)
     holdout = splits["holdout"]
     target = get_spec(manifest["dataset"]).target
 
-    candidate_metrics = evaluate(registry.load_model(settings, candidate_version), None, holdout, target)
+    def score(version: str) -> dict[str, Any]:
+        return evaluate(registry.load_model(settings, version), None, holdout, target)
+
     current = registry.champion(settings)
     champion_version = str(current.version) if current is not None else None
     champion_metrics = None
     if champion_version is not None and champion_version != candidate_version:
-        champion_metrics = evaluate(registry.load_model(settings, champion_version), None, holdout, target)
+        champion_metrics = score(champion_version)
+    return Evidence(candidate_version, champion_version, score(candidate_version), champion_metrics)
 
-    decision = gate.decide(
-        candidate_metrics,
-        champion_metrics,
-        floors=gate.Floors(min_pr_auc=settings.floor_pr_auc, min_roc_auc=settings.floor_roc_auc),
-        metric=settings.gate_metric,
-        margin=settings.gate_margin,
-    )
+
+def record_and_move(
+    settings: Settings,
+    evidence: Evidence,
+    decision: gate.GateDecision,
+    *,
+    snapshot_id: str,
+    mode: str,
+    decided_by: str,
+) -> dict[str, Any]:
+    """Write the decision on the candidate version first, then move the alias if it says so."""
+    candidate_version, champion_version = evidence.candidate_version, evidence.champion_version
     reasons = list(decision.reasons)
     already_champion = champion_version == candidate_version
     move_alias = decision.promote and mode == "gate" and not already_champion
@@ -77,14 +108,13 @@ def evaluate_and_promote(
         verdict = "would promote" if decision.promote else "would reject"
         reasons.append(f"shadow mode: gate {verdict}; champion alias not moved")
     promoted = move_alias or (already_champion and decision.promote)
+    outcome = "promoted" if promoted else "rejected"
 
     decided_at = _now()
-    tags = decision.as_tags(GATE_PREFIX)
+    tags = decision.as_tags(GATE_PREFIX, outcome=outcome, reasons=reasons)
     tags.update(
         {
-            f"{GATE_PREFIX}decision": "promoted" if promoted else "rejected",
             f"{GATE_PREFIX}gate_passed": str(decision.promote).lower(),
-            f"{GATE_PREFIX}reasons": "; ".join(reasons),
             f"{GATE_PREFIX}mode": mode,
             f"{GATE_PREFIX}snapshot_id": snapshot_id,
             f"{GATE_PREFIX}champion_version": champion_version or "none",
@@ -99,22 +129,23 @@ def evaluate_and_promote(
             candidate_version,
             reason=f"gate: {'; '.join(decision.reasons)} (snapshot {snapshot_id}, by {decided_by or 'n/a'})",
         )
-
     return {
         "model_name": settings.model_name,
         "candidate_version": candidate_version,
         "champion_version": champion_version,
         "snapshot_id": snapshot_id,
         "mode": mode,
-        "decision": "promoted" if promoted else "rejected",
+        "decision": outcome,
         "promoted": promoted,
         "alias_moved": move_alias,
         "gate_passed": decision.promote,
         "reasons": reasons,
         "metric": decision.metric,
         "margin": decision.margin,
-        "candidate_metrics": gate.plain_metrics(candidate_metrics),
-        "champion_metrics": gate.plain_metrics(champion_metrics) if champion_metrics is not None else None,
+        "candidate_metrics": gate.plain_metrics(evidence.candidate_metrics),
+        "champion_metrics": (
+            gate.plain_metrics(evidence.champion_metrics) if evidence.champion_metrics is not None else None
+        ),
         "decided_by": decided_by,
         "decided_at": decided_at,
     }
@@ -123,7 +154,6 @@ def evaluate_and_promote(
 def rollback(settings: Settings, *, reason: str, decided_by: str = "") -> dict[str, Any]:
     """One step back: ``champion`` <- ``previous_champion``; the ``previous_champion``
     alias is then removed, so a second rollback fails instead of flip-flopping."""
-    client = registry.configure_mlflow(settings)
     previous = registry.previous_champion(settings)
     if previous is None:
         raise PromotionError(f"{settings.model_name} has no previous_champion to roll back to")
@@ -152,8 +182,7 @@ def rollback(settings: Settings, *, reason: str, decided_by: str = "") -> dict[s
                 f"{ROLLBACK_PREFIX}demoted_by": decided_by,
             },
         )
-    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, restored)
-    client.delete_registered_model_alias(settings.model_name, registry.PREVIOUS_CHAMPION)
+    registry.restore_champion(settings, restored)
     return {"model_name": settings.model_name, "champion": restored, "rolled_back": demoted, **record}
 
 

@@ -1,6 +1,7 @@
-"""MLflow registry helpers: the only place that knows how versions, aliases and tags are used.
+"""The one door to MLflow: runs, experiments, versions, aliases, tags, model and reference loading.
 
-Conventions:
+No other module imports MLflow (except the model class it loads,
+:mod:`mlflywheel.training.pyfunc_model`); a test checks it. Conventions:
   * one registered model per dataset (``settings.model_name``);
   * alias ``champion`` is the model in service, ``previous_champion`` the one it replaced
     (what a rollback restores);
@@ -10,10 +11,16 @@ Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 import os
 import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -25,10 +32,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mlflywheel.settings import Settings
 
+log = logging.getLogger("mlflywheel.registry")
+
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 TAG_VALUE_LIMIT = 5000  # MLflow's limit on a model-version tag value
-REFERENCE_PATH = "reference/reference.parquet"
+MODEL_ARTIFACT = "model"
+REFERENCE_ARTIFACT_DIR = "reference"
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}"
 
 
 class RegistryError(RuntimeError):
@@ -48,6 +60,179 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _artifact_location(root: str, folder: str = "") -> str:
+    """A URI (s3://, mlflow-artifacts:/, file://) is kept as is; a plain path becomes a file URI."""
+    if urlparse(root).scheme:
+        return f"{root.rstrip('/')}/{folder}" if folder else root
+    path = Path(root).expanduser().resolve()
+    return (path / folder if folder else path).as_uri()
+
+
+def ensure_experiment(settings: Settings, name: str, *, own_folder: bool = False) -> str:
+    """The id of experiment ``name``, created under the settings' artifact root if missing.
+
+    ``own_folder`` puts its artifacts in a sub-folder named after it (reports beside models).
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = configure_mlflow(settings)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = _artifact_location(settings.mlflow_artifact_root, name if own_folder else "")
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Another process may have created it between our lookup and create.
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+def run_tags(settings: Settings, run_id: str) -> dict[str, str]:
+    """The tags of tracking run ``run_id``."""
+    return dict(configure_mlflow(settings).get_run(run_id).data.tags)
+
+
+def log_report_run(
+    settings: Settings,
+    *,
+    experiment: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    texts: Mapping[str, str],
+) -> str:
+    """One finished run holding a report (params, metrics, text artifacts); returns its id.
+
+    The run is marked FAILED if any write fails, so a half-logged report is never "finished".
+    """
+    client = configure_mlflow(settings)
+    run = client.create_run(ensure_experiment(settings, experiment, own_folder=True), tags=dict(tags))
+    run_id = run.info.run_id
+    try:
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        for artifact_file, text in texts.items():
+            client.log_text(run_id, text, artifact_file)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+@dataclass
+class TrainingRecord:
+    """Everything a training run records, gathered by the entrypoint, written by
+    :func:`record_training_run` in one MLflow run."""
+
+    tags: dict[str, str]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    epoch_metrics: list[tuple[int, dict[str, float]]]
+    dicts: dict[str, Any]  # artifact path -> JSON-serialisable object (manifest, history)
+    reference: pd.DataFrame  # train features + the model's score: the drift reference
+    write_model_files: Callable[[Path], dict[str, str]]  # writes the model's files, returns pyfunc artifacts
+    python_model: Any  # the pyfunc PythonModel instance
+    version_tags: dict[str, str] = field(default_factory=dict)
+    train_frame: pd.DataFrame | None = None  # logged as the run's dataset input
+    train_source: str = ""
+    target: str = ""
+    dataset_name: str = ""
+
+
+def record_training_run(settings: Settings, record: TrainingRecord) -> tuple[str, str]:
+    """Log ``record`` as one run and register its model; returns ``(run_id, version)``.
+
+    Registering is the very last step, so a failure anywhere earlier leaves no version behind.
+    """
+    import mlflow
+
+    configure_mlflow(settings)
+    experiment_id = ensure_experiment(settings, settings.mlflow_experiment)
+    with mlflow.start_run(experiment_id=experiment_id, tags=record.tags) as run:
+        mlflow.log_params(record.params)
+        mlflow.log_metrics(_finite_only(record.metrics))  # an undefined metric is left out, not NaN
+        for step, values in record.epoch_metrics:
+            mlflow.log_metrics(_finite_only(values), step=step)
+        for artifact_file, obj in record.dicts.items():
+            mlflow.log_dict(obj, artifact_file)
+        if record.train_frame is not None:
+            _log_dataset_input(record)
+        model_uri = _log_model_and_reference(record)
+        version = mlflow.register_model(
+            model_uri,
+            settings.model_name,
+            tags={**{k: str(v)[:TAG_VALUE_LIMIT] for k, v in record.version_tags.items()},
+                  "flywheel.run_id": run.info.run_id},
+        )  # fmt: skip
+    return run.info.run_id, str(version.version)
+
+
+def _finite_only(values: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+
+
+def _log_model_and_reference(record: TrainingRecord) -> str:
+    """Log the reference sample and the pyfunc model; return the model's URI."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="flywheel-train-") as tmp:
+        tmp_dir = Path(tmp)
+        ref_path = tmp_dir / REFERENCE_FILE
+        record.reference.to_parquet(ref_path, index=False)
+        mlflow.log_artifact(str(ref_path), artifact_path=REFERENCE_ARTIFACT_DIR)
+        artifacts = record.write_model_files(tmp_dir / "model_files")
+        # No signature on purpose: MLflow's schema enforcement rejects the validated frames'
+        # nullable Int64 columns; the model preprocesses any frame itself.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no input example" nag
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=record.python_model,
+                artifacts=artifacts,
+                pip_requirements=_pip_requirements(),
+            )
+    return info.model_uri
+
+
+def _pip_requirements() -> list[str]:
+    # Explicit pins: MLflow's requirement inference would re-import the model (slow).
+    import mlflow
+    import numpy
+    import pandas
+    import torch
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"pandas=={pandas.__version__}",
+        f"numpy=={numpy.__version__}",
+        "pyarrow",
+        "scikit-learn",
+    ]
+
+
+def _log_dataset_input(record: TrainingRecord) -> None:
+    """Record the train split as the run's dataset input (best effort: lineage is also in tags)."""
+    import mlflow
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # source ambiguity / Int64 schema hints
+            dataset = mlflow.data.from_pandas(
+                record.train_frame, source=record.train_source, targets=record.target,
+                name=f"{record.dataset_name}-train",
+            )  # fmt: skip
+            mlflow.log_input(dataset, context="training")
+    except Exception as exc:  # noqa: BLE001 - lineage is also in tags; MLflow internals vary
+        log.warning("could not log the dataset input: %s", exc)
 
 
 def _is_missing(exc: Exception) -> bool:
@@ -187,6 +372,21 @@ def set_champion(settings: Settings, version: str, *, reason: str) -> dict[str, 
         client.set_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION, previous)
     client.set_registered_model_alias(settings.model_name, CHAMPION, version)
     return {"champion": version, "previous_champion": previous}
+
+
+def restore_champion(settings: Settings, version: str) -> None:
+    """Rollback's alias move: ``champion`` -> ``version``, and ``previous_champion`` removed."""
+    client = configure_mlflow(settings)
+    client.set_registered_model_alias(settings.model_name, CHAMPION, str(version))
+    client.delete_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION)
+
+
+def delete_alias(settings: Settings, alias: str) -> bool:
+    """Remove ``alias`` if it exists; returns whether it did."""
+    if get_alias(settings, alias) is None:
+        return False
+    configure_mlflow(settings).delete_registered_model_alias(settings.model_name, alias)
+    return True
 
 
 def _quote(value: str) -> str:

@@ -25,6 +25,13 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { background: #1a7f37; } .warn { background: #bf8700; } .bad { background: #cf222e; }
 .muted { color: #656d76; font-size: .85rem; }
 .scroll { overflow-x: auto; }
+tr.drift td { background: #ffebe9; }
+tr.drift td.flag { color: #cf222e; font-weight: 600; }
+.verdict { display: inline-block; padding: .3rem .8rem; border-radius: 1rem; font-weight: 600; }
+.verdict.drift { background: #ffebe9; color: #cf222e; }
+.verdict.no_drift { background: #dafbe1; color: #1a7f37; }
+.verdict.skipped { background: #eaeef2; color: #57606a; }
+pre { background: #f6f8fa; padding: .75rem; overflow-x: auto; font-size: .85rem; }
 """
 
 # Status words the pipeline uses, mapped to a badge colour.
@@ -60,25 +67,45 @@ def badge(status: Any) -> _Html:
     return raw(f'<span class="badge {css}">{esc(status)}</span>')
 
 
+def number(value: Any, digits: int = 4) -> str:
+    """A number for a report cell: tiny values (p-values are evidence) in scientific notation."""
+    if value is None:
+        return "\u2013"  # an en dash: no value
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
+
+
 def table(
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
     raw_html_columns: Sequence[int] = (),
+    numeric_columns: Sequence[int] = (),
+    cell_classes: dict[int, str] | None = None,
+    row_classes: Sequence[str] | None = None,
 ) -> str:
-    """An HTML table; numbers are right-aligned, cells escaped unless listed in ``raw_html_columns``."""
+    """An HTML table; cells escaped unless listed in ``raw_html_columns``.
+
+    Numbers (and the ``numeric_columns``, e.g. pre-formatted numbers) are right-aligned;
+    ``cell_classes`` gives a column a CSS class, ``row_classes`` one class per row.
+    """
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
-    for row in rows:
+    for index, row in enumerate(rows):
         cells = []
         for i, value in enumerate(row):
-            if i in raw_html_columns:
-                cells.append(f"<td>{value}</td>")
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                cells.append(f'<td class="num">{esc(value)}</td>')
-            else:
-                cells.append(f"<td>{esc(value)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+            is_raw = i in raw_html_columns
+            text = value if is_raw else esc(value)
+            css = (cell_classes or {}).get(i)
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if css is None and not is_raw and (i in numeric_columns or is_number):
+                css = "num"
+            cells.append(f'<td class="{css}">{text}</td>' if css else f"<td>{text}</td>")
+        tr = f'<tr class="{esc(row_classes[index])}">' if row_classes is not None else "<tr>"
+        body.append(tr + "".join(cells) + "</tr>")
     rows_html = "".join(body)
     table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>"
     return f'<div class="scroll">{table_html}</div>'

@@ -110,6 +110,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Derived defaults that depend on data_dir or dataset.
+        # A relative data folder is taken from the working directory, once, here: every URI
+        # derived from it must be absolute (a file URI cannot be relative).
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         if not self.lake_uri:
             object.__setattr__(self, "lake_uri", (Path(self.data_dir) / "lake").as_uri())
         if not self.mlflow_tracking_uri:

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-
 from mlflywheel.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -456,7 +455,7 @@ def test_settings_from_the_compose_environment(resolved):
 
 def test_settings_suit_the_kubernetes_backend(resolved):
     """The same settings pass the pod's checks: nothing secret, nothing on the Airflow host's disk."""
-    from mlflywheel.orchestration import kubernetes
+    from mlflywheel.orchestration.training_backends import kubernetes
 
     settings = Settings.from_env(_airflow_env(resolved), training_backend="kubernetes")
     assert kubernetes.unreachable_from_pod(settings) == []

@@ -45,10 +45,10 @@ def test_train_params_are_typed_and_described(dagbag):
     params = dagbag.dags["train"].params
     expected = {"window_days", "epochs", "learning_rate", "batch_size", "seed", "promotion_mode"}
     assert expected <= set(params.keys())
-    for name in params.keys():
-        schema = params.get_param(name).schema
-        assert schema.get("type"), name
-        assert schema.get("title"), name
+    for name in params:
+        param = params.get_param(name)
+        assert param.schema.get("type"), name
+        assert param.schema.get("title") and param.description, f"{name} needs a title and a description"
 
 
 def test_train_params_reject_bad_input(dagbag):
@@ -57,7 +57,7 @@ def test_train_params_reject_bad_input(dagbag):
     params = dagbag.dags["train"].params
     from airflow.sdk.exceptions import ParamValidationError
 
-    bad = ParamsDict({k: params.get_param(k) for k in params.keys()})
+    bad = ParamsDict({k: params.get_param(k) for k in params})
     with pytest.raises(ParamValidationError, match="epochs"):
         bad["epochs"] = 0  # Airflow validates on assignment
     with pytest.raises(ParamValidationError, match="promotion_mode"):

@@ -6,10 +6,9 @@ import datetime as dt
 import io
 
 import pandas as pd
-
-from mlflywheel.datasets import get_spec, landing_key
-from mlflywheel.datasets.csv_replay import LOANS_CSV, csv_days, generate_loans_csv, replay_csv
-from mlflywheel.datasets.landing import is_landed
+from mlflywheel.datasets import get_spec
+from mlflywheel.datasets.landing import is_landed, landing_key
+from mlflywheel.datasets.upstreams.csv_replay import LOANS_CSV, csv_days, generate_loans_csv, replay_csv
 from mlflywheel.lake import LocalLake
 
 

@@ -7,12 +7,11 @@ import io
 
 import pandas as pd
 import pytest
-
 from mlflywheel.datasets import get_spec
-from mlflywheel.datasets.csv_replay import LOANS_CSV, day_frame
-from mlflywheel.datasets.faults import EXTRA_COLUMN, FAULTS, apply_fault
-from mlflywheel.datasets.transactions import generate_day
 from mlflywheel.datasets.transactions_spec import TRANSACTIONS
+from mlflywheel.datasets.upstreams.csv_replay import LOANS_CSV, day_frame
+from mlflywheel.datasets.upstreams.faults import EXTRA_COLUMN, FAULTS, apply_fault
+from mlflywheel.datasets.upstreams.transactions import generate_day
 
 ROWS = 200
 

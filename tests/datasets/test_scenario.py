@@ -7,11 +7,10 @@ import io
 
 import pandas as pd
 import pytest
-
-from mlflywheel.datasets import get_spec, landing_key
-from mlflywheel.datasets.landing import frame_to_csv_bytes, is_landed, land_frame
-from mlflywheel.datasets.scenario import Scenario, demo_scenario, land_day, land_scenario
-from mlflywheel.datasets.transactions import generate_day
+from mlflywheel.datasets import get_spec
+from mlflywheel.datasets.landing import frame_to_csv_bytes, is_landed, land_frame, landing_key
+from mlflywheel.datasets.upstreams.scenario import Scenario, demo_scenario, land_day, land_scenario
+from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.lake import LocalLake
 
 END = dt.date(2026, 11, 21)

@@ -7,10 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2_contingency, ks_2samp
-
-from mlflywheel.datasets.transactions import DriftSchedule, generate_day
 from mlflywheel.datasets.transactions_spec import TRANSACTIONS
+from mlflywheel.datasets.upstreams.transactions import DriftSchedule, generate_day
+from scipy.stats import chi2_contingency, ks_2samp
 
 DAY = dt.date(2026, 11, 1)
 DRIFT = DriftSchedule(start=dt.date(2026, 11, 20))

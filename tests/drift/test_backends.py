@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from mlflywheel.drift.backends import AlibiBackend, DriftResult, ScipyBackend, get_backend
 
 CATEGORICAL = ["currency", "channel"]

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from mlflywheel.datasets.transactions_spec import (
     CHANNELS,
     COUNTRIES,

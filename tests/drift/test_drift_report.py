@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pandas as pd
-
 from mlflywheel.drift.backends import get_backend
 from mlflywheel.drift.report import render_html
 

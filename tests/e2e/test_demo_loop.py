@@ -8,9 +8,8 @@ scheduler run ingest -> train -> drift_check -> backfill -> train. Takes several
 from __future__ import annotations
 
 import pytest
-
 from mlflywheel.demo import run_demo
-from mlflywheel.orchestration.stack import free_port
+from mlflywheel.devstack.stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 

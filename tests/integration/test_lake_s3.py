@@ -9,10 +9,10 @@ import datetime as dt
 import os
 
 import pytest
-
-from mlflywheel import lake_s3, ledger
+from mlflywheel import ledger
 from mlflywheel.lake import LakeError, open_lake
-from mlflywheel.lake_s3 import S3Lake
+from mlflywheel.lake import s3 as lake_s3
+from mlflywheel.lake.s3 import S3Lake
 
 DAY = dt.date(2026, 11, 3)
 
@@ -84,7 +84,7 @@ def test_missing_bucket_is_a_clear_error(s3_server, monkeypatch):
 def test_ingest_and_validate_on_s3(s3_lake):
     from mlflywheel.datasets import get_spec
     from mlflywheel.datasets.landing import land_frame
-    from mlflywheel.datasets.transactions import generate_day
+    from mlflywheel.datasets.upstreams.transactions import generate_day
     from mlflywheel.ingest import ingest_partition
     from mlflywheel.validation import validate_partition
 

@@ -6,17 +6,16 @@ import datetime as dt
 
 import psycopg2.errors
 import pytest
-from postgres_fixtures import execute, temporary_database
-
 from mlflywheel.datasets.landing import land_bytes, land_frame
-from mlflywheel.datasets.transactions import generate_day
 from mlflywheel.datasets.transactions_spec import TRANSACTIONS as SPEC
+from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import ingest_partition
 from mlflywheel.lake import LocalLake
 from mlflywheel.ledger import LedgerError, read_summary, sink_from_settings, write_summary
 from mlflywheel.ledger_postgres import PostgresLedgerSink
 from mlflywheel.settings import Settings
 from mlflywheel.validation import validate_partition
+from postgres_fixtures import execute, temporary_database
 
 DAY = dt.date(2026, 11, 5)
 

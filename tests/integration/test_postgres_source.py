@@ -8,12 +8,9 @@ import io
 import pandas as pd
 import psycopg2
 import pytest
-from postgres_fixtures import execute, temporary_database
-
-from mlflywheel.datasets import landing_key
-from mlflywheel.datasets.landing import is_landed
-from mlflywheel.datasets.transactions import generate_day
+from mlflywheel.datasets.landing import is_landed, landing_key
 from mlflywheel.datasets.transactions_spec import TRANSACTIONS as SPEC
+from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import ingest_partition, read_raw
 from mlflywheel.lake import LocalLake
 from mlflywheel.sources.postgres import (
@@ -23,6 +20,7 @@ from mlflywheel.sources.postgres import (
     load_frame_to_table,
 )
 from mlflywheel.validation import validate_partition
+from postgres_fixtures import execute, temporary_database
 
 DAYS = [dt.date(2026, 11, 4), dt.date(2026, 11, 5), dt.date(2026, 11, 6)]
 DAY = DAYS[1]

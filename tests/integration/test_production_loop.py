@@ -19,10 +19,10 @@ import uuid
 
 import psycopg2
 import pytest
+from mlflywheel.demo import run_demo
+from mlflywheel.devstack.production import ProductionBackends
+from mlflywheel.devstack.stack import free_port
 from postgres_fixtures import temporary_database
-
-from mlflywheel.demo import ProductionBackends, run_demo
-from mlflywheel.orchestration.stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
 

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from mlflywheel.orchestration.kubernetes import build_training_pod_operator, snapshot_id_template
-from mlflywheel.orchestration.training_backends import RUN_TAG, training_command
+from mlflywheel.orchestration.training_backends.kubernetes import (
+    build_training_pod_operator,
+    snapshot_id_template,
+)
 from mlflywheel.settings import Settings, SettingsError
+from mlflywheel.training.command import RUN_TAG, training_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DAG = PROJECT_ROOT / "dags" / "train.py"
@@ -97,7 +99,7 @@ def train_dag() -> Any:
 
 
 def default_params(dag: Any, **overrides: Any) -> dict[str, Any]:
-    params = {key: dag.params[key] for key in dag.params.keys()}
+    params = {key: dag.params[key] for key in dag.params}
     params.update(overrides)
     return params
 
@@ -135,8 +137,7 @@ def container_of(pod: Any) -> Any:
 
 def test_train_model_is_a_pod_between_snapshot_and_gate(train_dag):
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
-    from mlflywheel.orchestration.kubernetes import TrainingPodOperator
+    from mlflywheel.orchestration.training_backends.kubernetes import TrainingPodOperator
 
     op = train_dag.get_task("train_model")
     assert isinstance(op, KubernetesPodOperator)
@@ -183,6 +184,7 @@ def test_dag_parses_without_heavy_imports():
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, **K8S_ENV},
@@ -197,7 +199,7 @@ def test_dag_parses_without_heavy_imports():
 
 
 def test_command_is_the_local_backends_command(rendered):
-    operator, pod, params = rendered
+    _operator, pod, params = rendered
     container = container_of(pod)
     expected = training_command(SNAPSHOT_ID, params, RUN_ID)
     assert [*container.command, *container.args] == expected

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from mlflywheel.orchestration.retraining import decide, drift_reason, training_interval_for
 
 NOW = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)

@@ -5,13 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from mlflywheel.orchestration.training_backends import (
-    RUN_TAG,
-    TrainingFailed,
-    run_local_training,
-    training_command,
-)
+from mlflywheel.orchestration.training_backends.local import run_local_training
+from mlflywheel.training.command import RUN_TAG, TrainingFailed, training_command
 
 PARAMS = {"epochs": 3, "learning_rate": 0.01, "batch_size": 256, "seed": 1, "reason": "drift", "trigger": "drift_check"}
 

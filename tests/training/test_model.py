@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from mlflywheel.datasets import get_spec
+from mlflywheel.devstack.synthetic import synthetic_frame
 from mlflywheel.training.loop import binary_metrics, evaluate, make_tensors, train_model
 from mlflywheel.training.model import Preprocessor, TabularNet, build_model, embedding_dim, pos_weight_for
-from mlflywheel.training.synthetic import synthetic_frame
 
 SPEC = get_spec("transactions")
 DAY = dt.date(2026, 11, 10)

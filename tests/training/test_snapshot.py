@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from mlflywheel.datasets import get_spec
+from mlflywheel.devstack.synthetic import synthetic_frame, write_validated
 from mlflywheel.lake import LocalLake, frame_to_parquet
 from mlflywheel.training.snapshot import SPLITS, SnapshotError, build_snapshot, load_snapshot
-from mlflywheel.training.synthetic import synthetic_frame, write_validated
 
 SPEC = get_spec("transactions")
 END = dt.date(2026, 11, 10)

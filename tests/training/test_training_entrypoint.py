@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mlflywheel import registry
 from mlflywheel.datasets import get_spec
+from mlflywheel.devstack.synthetic import write_validated
 from mlflywheel.lake import LocalLake
 from mlflywheel.settings import Settings
-from mlflywheel.training.entrypoint import RESULT_PREFIX
+from mlflywheel.training.command import RESULT_PREFIX
 from mlflywheel.training.snapshot import build_snapshot, load_snapshot
-from mlflywheel.training.synthetic import write_validated
 
 SPEC = get_spec("transactions")
 END = dt.date(2026, 11, 10)
@@ -47,6 +46,7 @@ def run_training(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
     full_env = {**os.environ, **env, "PYTHONPATH": f"{INCLUDE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.run(
         [sys.executable, "-m", "mlflywheel.training", *args],
+        check=False,
         env=full_env,
         capture_output=True,
         text=True,

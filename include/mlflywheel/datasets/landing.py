@@ -13,9 +13,18 @@ import json
 
 import pandas as pd
 
-from mlflywheel.datasets import landing_key, landing_marker_key
 from mlflywheel.datasets.spec import DatasetSpec
-from mlflywheel.lake import Lake, frame_to_parquet
+from mlflywheel.lake import Lake, frame_to_parquet, keys
+
+
+def landing_key(spec: DatasetSpec, day: dt.date) -> str:
+    """Where the upstream delivers the day's file (in the spec's landing format)."""
+    return keys.landing_key(spec.name, day, spec.landing_format)
+
+
+def landing_marker_key(spec: DatasetSpec, day: dt.date) -> str:
+    """The marker the upstream writes after the file: the partition is complete."""
+    return keys.landing_marker_key(spec.name, day)
 
 
 def land_frame(lake: Lake, spec: DatasetSpec, day: dt.date, df: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 
 It exists to prove that a dataset plugs in by declaration only: its upstream is a committed
 CSV (``datasets/data/loans.csv``) replayed one day at a time by
-:mod:`mlflywheel.datasets.csv_replay`.
+:mod:`mlflywheel.datasets.upstreams.csv_replay`.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ of the experiment ``<mlflow_experiment>-drift``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from mlflywheel.drift.backends import get_backend
 from mlflywheel.drift.report import render_html
+from mlflywheel.lake import keys
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -35,27 +35,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.json"
-HTML_FILE = "report.html"
 SCORE_FEATURE_COLUMN = "score"  # the reference sample's column with the champion's scores
 
 
-def report_prefix(dataset: str, day: dt.date) -> str:
-    return f"reports/drift/{dataset}/dt={day.isoformat()}"
-
-
-def window_days(day: dt.date, n_days: int) -> tuple[dt.date, dt.date]:
+def window_bounds(day: dt.date, n_days: int) -> tuple[dt.date, dt.date]:
     """First and last day of the ``n_days`` window ending at ``day`` (inclusive)."""
-    return day - dt.timedelta(days=max(n_days, 1) - 1), day
+    days = keys.window_days(day, max(n_days, 1))
+    return days[0], days[-1]
 
 
 def load_current(settings: Settings, lake: Lake, spec: DatasetSpec, *, day: dt.date) -> pd.DataFrame:
     """Validated rows of the window, subsampled to ``drift_max_rows`` (fixed seed)."""
     import pandas as pd
 
-    start, end = window_days(day, settings.drift_window_days)
-    days = [d for d in lake.list_partitions("validated", spec.name) if start <= d <= end]
-    frames = [lake.read_frame("validated", spec.name, d) for d in days]
+    start, end = window_bounds(day, settings.drift_window_days)
+    days = [d for d in lake.list_partitions(keys.VALIDATED, spec.name) if start <= d <= end]
+    frames = [lake.read_frame(keys.VALIDATED, spec.name, d) for d in days]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=list(spec.features))
@@ -82,7 +77,7 @@ def run_drift_check(settings: Settings, lake: Lake, spec: DatasetSpec, *, day: d
     """Run the drift check for ``day``, write its report to the lake and MLflow, return it."""
     from mlflywheel import registry  # module attribute access, so tests can substitute the boundary
 
-    start, end = window_days(day, settings.drift_window_days)
+    start, end = window_bounds(day, settings.drift_window_days)
     report: dict[str, Any] = {
         "dataset": spec.name,
         "day": day.isoformat(),
@@ -158,9 +153,9 @@ def run_drift_check(settings: Settings, lake: Lake, spec: DatasetSpec, *, day: d
 
 def _publish(settings: Settings, lake: Lake, report: dict[str, Any]) -> dict[str, Any]:
     """Write JSON + HTML to the lake, log both to MLflow, return the report with their keys."""
-    prefix = report_prefix(report["dataset"], dt.date.fromisoformat(report["day"]))
-    report["report_key"] = f"{prefix}/{REPORT_FILE}"
-    report["html_key"] = f"{prefix}/{HTML_FILE}"
+    day = dt.date.fromisoformat(report["day"])
+    report["report_key"] = keys.drift_report_key(report["dataset"], day, keys.REPORT_JSON)
+    report["html_key"] = keys.drift_report_key(report["dataset"], day, keys.REPORT_HTML)
     html = render_html(report)
     # The lake is the record of truth: write it before MLflow, then add the run id.
     lake.put_json(report["report_key"], report)
@@ -171,60 +166,38 @@ def _publish(settings: Settings, lake: Lake, report: dict[str, Any]) -> dict[str
     return report
 
 
-def _artifact_location(settings: Settings, experiment: str) -> str:
-    root = settings.mlflow_artifact_root
-    if urlparse(root).scheme in ("", "file") and not root.startswith("file:"):
-        return (Path(root) / experiment).resolve().as_uri()
-    return f"{root.rstrip('/')}/{experiment}"
-
-
 def _log_to_mlflow(settings: Settings, report: dict[str, Any], html: str) -> str:
-    import json
-
-    from mlflow.exceptions import MlflowException
-
+    """The report as a run of the experiment ``<mlflow_experiment>-drift``; returns the run id."""
     from mlflywheel import registry
 
-    # The registry's client setup: one place knows the URIs (and creates a SQLite folder).
-    client = registry.configure_mlflow(settings)
-    name = f"{settings.mlflow_experiment}-drift"
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        try:
-            location = _artifact_location(settings, name)
-            experiment_id = client.create_experiment(name, artifact_location=location)
-        except MlflowException:  # created concurrently by another task
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise
-            experiment_id = experiment.experiment_id
-    else:
-        experiment_id = experiment.experiment_id
-
-    tags = {
-        "dataset": report["dataset"],
-        "day": report["day"],
-        "status": report["status"],
-        "champion_version": report["champion_version"] or "none",
-        "backend": report["backend"],
-        "mlflow.runName": f"drift-{report['dataset']}-{report['day']}",
-    }
-    run = client.create_run(experiment_id, tags=tags)
-    run_id = run.info.run_id
-    try:
-        client.log_param(run_id, "correction", report["correction"])
-        client.log_param(run_id, "p_value", report["p_value"])
-        client.log_param(run_id, "window", f"{report['window'][0]}..{report['window'][1]}")
-        if report["data_drift"] is not None:
-            client.log_metric(run_id, "n_drifted_features", len(report["drifted_features"]))
-            client.log_metric(run_id, "is_drift", int(report["is_drift"]))
-            client.log_metric(run_id, "n_current", report["n_current"])
-        if report["prediction_drift"] is not None:
-            client.log_metric(run_id, "prediction_drift_p_value", report["prediction_drift"]["p_value"])
-        client.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), REPORT_FILE)
-        client.log_text(run_id, html, HTML_FILE)
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
-    return run_id
+    metrics: dict[str, float] = {}
+    if report["data_drift"] is not None:
+        metrics.update(
+            n_drifted_features=len(report["drifted_features"]),
+            is_drift=int(report["is_drift"]),
+            n_current=report["n_current"],
+        )
+    if report["prediction_drift"] is not None:
+        metrics["prediction_drift_p_value"] = report["prediction_drift"]["p_value"]
+    return registry.log_report_run(
+        settings,
+        experiment=f"{settings.mlflow_experiment}-drift",
+        tags={
+            "dataset": report["dataset"],
+            "day": report["day"],
+            "status": report["status"],
+            "champion_version": report["champion_version"] or "none",
+            "backend": report["backend"],
+            "mlflow.runName": f"drift-{report['dataset']}-{report['day']}",
+        },
+        params={
+            "correction": report["correction"],
+            "p_value": report["p_value"],
+            "window": f"{report['window'][0]}..{report['window'][1]}",
+        },
+        metrics=metrics,
+        texts={
+            keys.REPORT_JSON: json.dumps(report, indent=2, sort_keys=True, default=str),
+            keys.REPORT_HTML: html,
+        },
+    )

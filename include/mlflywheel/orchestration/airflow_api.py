@@ -60,8 +60,9 @@ class AirflowApi:
     def _send(self, method: str, path: str, *, auth: bool = False, **kwargs: Any) -> Any:
         url = self.base_url + path
         delay = self.backoff
+        caller_headers = dict(kwargs.pop("headers", None) or {})  # kept for every retry, never modified
         for attempt in range(1, self.retries + 2):
-            headers = kwargs.pop("headers", {}) or {}
+            headers = dict(caller_headers)
             if auth:
                 if self._token is None:
                     self._token = self._fetch_token()
@@ -120,9 +121,6 @@ class AirflowApi:
         params.setdefault("limit", 100)
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-
     def import_errors(self) -> list[dict[str, Any]]:
         return self.request("GET", "/importErrors")["import_errors"]
 
@@ -154,3 +152,12 @@ class AirflowApi:
 
     def active_backfills(self, dag_id: str) -> list[dict[str, Any]]:
         return [b for b in self.backfills(dag_id) if not b.get("completed_at")]
+
+
+def api_from_connection(conn_id: str) -> AirflowApi:
+    """A client for the API server named by the Airflow connection ``conn_id`` (inside a task)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    scheme = conn.schema or "http"
+    return AirflowApi(f"{scheme}://{conn.host}:{conn.port}", conn.login, conn.password)

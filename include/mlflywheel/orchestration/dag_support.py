@@ -1,14 +1,20 @@
-"""Shared DAG wiring: default arguments, dates, the validated-data asset name.
+"""What Flywheel's DAG files share: the DAG header, sensor arguments, dates, the asset, and the
+lake and spec a task works on.
 
-Imported by the DAG files at parse time, so: standard library and settings only.
+Imported by the DAG files at parse time, so: standard library and settings only at the top;
+:func:`lake` and :func:`spec` import their modules when a task calls them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflywheel.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflywheel.datasets.spec import DatasetSpec
+    from mlflywheel.lake import Lake
 
 OWNER = "flywheel"
 
@@ -45,3 +51,52 @@ def validated_asset_name(settings: Settings) -> str:
 
 def validated_asset_uri(settings: Settings) -> str:
     return f"{settings.lake_uri.rstrip('/')}/validated/{settings.dataset}"
+
+
+def dag_args(
+    settings: Settings,
+    *,
+    dag_id: str,
+    description: str,
+    doc_md: str | None,
+    schedule: Any,
+    catchup: bool,
+    stage: str,
+    execution_timeout: dt.timedelta,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``DAG(...)`` arguments every Flywheel DAG has; ``extra`` adds what is particular to one."""
+    return {
+        "dag_id": dag_id,
+        "description": description,
+        "doc_md": doc_md,
+        "schedule": schedule,
+        "start_date": start_date(settings),
+        "catchup": catchup,
+        "tags": ["flywheel", stage, settings.dataset],
+        "default_args": default_args(settings, execution_timeout=execution_timeout),
+        **extra,
+    }
+
+
+def sensor_args(settings: Settings) -> dict[str, Any]:
+    """Arguments of the sensors that wait for data: poke interval, timeout, no worker slot held."""
+    return {
+        "poke_interval": settings.landing_poke_seconds,
+        "timeout": settings.landing_timeout_hours * 3600,
+        "mode": "reschedule",
+    }
+
+
+def lake(settings: Settings) -> Lake:
+    """The lake the settings name (imported when a task runs, not when the DAG is parsed)."""
+    from mlflywheel.lake import lake_from_settings
+
+    return lake_from_settings(settings)
+
+
+def spec(settings: Settings) -> DatasetSpec:
+    """The spec of the configured dataset."""
+    from mlflywheel.datasets import get_spec
+
+    return get_spec(settings.dataset)

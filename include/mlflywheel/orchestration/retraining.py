@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from mlflywheel.lake import Lake
+from mlflywheel.lake import Lake, keys
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 
 log = logging.getLogger("mlflywheel.orchestration")
@@ -31,10 +31,6 @@ class RetrainDecision:
     create: bool
     reason: str
     event_id: str | None
-
-
-def state_key(dataset: str) -> str:
-    return f"state/drift/{dataset}.json"
 
 
 def event_id_for(report: dict[str, Any]) -> str:
@@ -107,7 +103,7 @@ def request_retraining(
 ) -> dict[str, Any]:
     """Apply :func:`decide` to ``report`` and create the backfill when it says so."""
     now = now or dt.datetime.now(dt.UTC)
-    key = state_key(report["dataset"])
+    key = keys.drift_state_key(report["dataset"])
     state = lake.get_json(key) if lake.exists(key) else {}
 
     if report.get("status") != "drift":

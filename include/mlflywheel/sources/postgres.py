@@ -19,7 +19,6 @@ import datetime as dt
 import io
 import tempfile
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.errors
@@ -28,15 +27,13 @@ from psycopg2 import sql
 
 from mlflywheel.datasets.landing import frame_to_csv_bytes, land_bytes
 from mlflywheel.datasets.spec import DatasetSpec
-from mlflywheel.lake import Lake
+from mlflywheel.lake import Lake, keys
+from mlflywheel.postgres import connect, redact_uri, table_identifier
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-CONNECT_TIMEOUT_SECONDS = 10
-STATEMENT_TIMEOUT = "10min"  # a runaway extract fails the task (and Airflow retries) instead of hanging
 SPOOL_MEMORY_BYTES = 64 * 1024 * 1024  # larger extracts spill to a temporary file on disk
-APPLICATION_NAME = "flywheel"
 
 # Column types of a table created from a spec by :func:`load_frame_to_table`.
 POSTGRES_TYPES = {"string": "text", "int": "bigint", "float": "double precision", "datetime": "timestamptz"}
@@ -44,55 +41,6 @@ POSTGRES_TYPES = {"string": "text", "int": "bigint", "float": "double precision"
 
 class SourceError(RuntimeError):
     """The source table cannot be extracted as configured (missing table or column, bad name)."""
-
-
-# --- shared helpers (also used by the Postgres ledger sink) ------------------------------------
-
-
-def table_identifier(table: str) -> sql.Composable:
-    """``table`` as a safely quoted SQL identifier; ``"schema.table"`` splits on the first dot.
-
-    The name is never parsed as SQL: ``'x; DROP TABLE y'`` is one (odd) table name.
-    """
-    if not isinstance(table, str) or not table.strip():
-        raise ValueError("a PostgreSQL table name must be a non-empty string")
-    if "." in table:
-        schema, name = table.split(".", 1)
-        if not schema or not name:
-            raise ValueError(f"table name {table!r}: expected 'table' or 'schema.table'")
-        return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(name)])
-    return sql.Identifier(table)
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without its password, for error messages and logs."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparseable postgres uri>"
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def connect(postgres_uri: str) -> psycopg2.extensions.connection:
-    """A connection with a bounded connect time and statement time (a stuck server fails the task)."""
-    if not postgres_uri:
-        raise ValueError("no PostgreSQL URI given")
-    return psycopg2.connect(
-        postgres_uri,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        application_name=APPLICATION_NAME,
-        options=f"-c statement_timeout={STATEMENT_TIMEOUT}",
-    )
-
-
-def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The partition's UTC window ``[day 00:00, next day 00:00)`` (as validation.day_bounds)."""
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
 
 
 def _pin_text_settings(cursor: psycopg2.extensions.cursor) -> None:
@@ -149,7 +97,7 @@ def extract_partition_to_landing(
             f"dataset {spec.name!r} lands {spec.landing_format}; the postgres source writes csv"
         )
     select = _day_select(spec, table)  # validates the table name before connecting
-    start, end = day_window(day)
+    start, end = keys.day_bounds(day)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b") as spool:
         conn = connect(postgres_uri)
         try:
@@ -188,7 +136,7 @@ def extract_partition_to_landing(
 
 def count_rows_for_day(postgres_uri: str, table: str, spec: DatasetSpec, day: dt.date) -> int:
     """Rows of ``table`` in ``day``'s UTC window (the rows an extract of the day would land)."""
-    start, end = day_window(day)
+    start, end = keys.day_bounds(day)
     query = sql.SQL("SELECT count(*) FROM {table} WHERE {ts} >= %s AND {ts} < %s").format(
         table=table_identifier(table), ts=sql.Identifier(spec.timestamp_column)
     )
@@ -247,13 +195,10 @@ def load_frame_to_table(postgres_uri: str, table: str, spec: DatasetSpec, df: pd
         conn.close()
 
 
+
 __all__ = [
     "SourceError",
-    "connect",
     "count_rows_for_day",
-    "day_window",
     "extract_partition_to_landing",
     "load_frame_to_table",
-    "redact_uri",
-    "table_identifier",
 ]

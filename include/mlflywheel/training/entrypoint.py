@@ -16,27 +16,19 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
-import warnings
-from pathlib import Path
-from urllib.parse import urlparse
+from dataclasses import dataclass
 from typing import Any
+
+from mlflywheel.lake import keys
+from mlflywheel.training.command import RESULT_PREFIX
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 log = logging.getLogger("mlflywheel.training")
 
-RESULT_PREFIX = "FLYWHEEL_RESULT "
-MODEL_ARTIFACT = "model"
-REFERENCE_ARTIFACT_DIR = "reference"
-REFERENCE_FILE = "reference.parquet"
 MANIFEST_ARTIFACT = "snapshot/manifest.json"
 HISTORY_ARTIFACT = "training/history.json"
-
-
-class TrainingError(RuntimeError):
-    """Training could not produce a registered model."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,79 +65,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_experiment(client: Any, name: str, artifact_root: str) -> str:
-    """The experiment id, creating it with our artifact location if it does not exist."""
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    # A URI (s3://, mlflow-artifacts:/ for a proxying server, file://) is kept as is; a plain
-    # path becomes a file URI.
-    location = (
-        artifact_root if urlparse(artifact_root).scheme else Path(artifact_root).expanduser().resolve().as_uri()
-    )
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:
-        # Another trainer may have created it between our lookup and create.
-        existing = client.get_experiment_by_name(name)
-        if existing is None:
-            raise
-        return existing.experiment_id
+@dataclass
+class TrainingOutcome:
+    """What one training produced: the fitted model, its history and its metrics."""
 
-
-def _pip_requirements() -> list[str]:
-    # Explicit pins: MLflow's requirement inference would re-import the model (slow).
-    import mlflow
-    import numpy
-    import pandas
-    import torch
-
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"pandas=={pandas.__version__}",
-        f"numpy=={numpy.__version__}",
-        "pyarrow",
-        "scikit-learn",
-    ]
+    preprocessor: Any
+    model: Any
+    history: dict[str, Any]
+    metrics: dict[str, float]
+    device: Any
 
 
 def run_training(args: argparse.Namespace) -> dict[str, Any]:
-    import mlflow
-    import torch
-
+    """Snapshot -> model -> one MLflow run -> a registered version (the last step)."""
+    from mlflywheel import registry
     from mlflywheel.datasets import get_spec
     from mlflywheel.lake import lake_from_settings
-    from mlflywheel.registry import configure_mlflow
     from mlflywheel.settings import Settings
-    from mlflywheel.training.loop import default_device, evaluate, make_tensors, predict_proba, train_model
-    from mlflywheel.training.model import Preprocessor, build_model
-    from mlflywheel.training.pyfunc_model import FraudModel, save_artifacts
     from mlflywheel.training.snapshot import load_snapshot
 
     settings = Settings.from_env()
     lake = lake_from_settings(settings)
     manifest, splits = load_snapshot(lake, args.snapshot_id)
     spec = get_spec(manifest["dataset"])
-    target = spec.target
+    outcome = train_and_evaluate(args, spec, splits)
+    record = training_record(args, settings, spec, manifest, splits, outcome, lake.url(
+        keys.snapshot_prefix(spec.name, args.snapshot_id)
+    ))
+    run_id, version = registry.record_training_run(settings, record)
+    return {
+        "run_id": run_id,
+        "model_name": settings.model_name,
+        "version": version,
+        "snapshot_id": args.snapshot_id,
+        "metrics": {k: _finite(v) for k, v in outcome.metrics.items()},
+    }
+
+
+def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, Any]) -> TrainingOutcome:
+    """Fit the preprocessor and the network on train, pick the best epoch on validation, score
+    validation and holdout."""
+    import torch
+
+    from mlflywheel.training.loop import default_device, evaluate, make_tensors, train_model
+    from mlflywheel.training.model import Preprocessor, build_model
+
     device = torch.device(args.device) if args.device else default_device()
     log.info(
         "snapshot %s: train=%d validation=%d holdout=%d rows; device=%s",
-        args.snapshot_id,
-        len(splits["train"]),
-        len(splits["validation"]),
-        len(splits["holdout"]),
-        device,
-    )
-
+        args.snapshot_id, len(splits["train"]), len(splits["validation"]), len(splits["holdout"]), device,
+    )  # fmt: skip
     preprocessor = Preprocessor.fit(spec, splits["train"])
     model = build_model(preprocessor, seed=args.seed)
-    train_t = make_tensors(preprocessor, splits["train"], target)
-    val_t = make_tensors(preprocessor, splits["validation"], target)
     history = train_model(
         model,
-        train_t,
-        val_t,
+        make_tensors(preprocessor, splits["train"], spec.target),
+        make_tensors(preprocessor, splits["validation"], spec.target),
         epochs=args.epochs,
         lr=args.learning_rate,
         batch_size=args.batch_size,
@@ -153,125 +128,89 @@ def run_training(args: argparse.Namespace) -> dict[str, Any]:
         device=device,
     )
     model.cpu().eval()
-    metrics_val = evaluate(model, preprocessor, splits["validation"], target)
-    metrics_holdout = evaluate(model, preprocessor, splits["holdout"], target)
     metrics: dict[str, float] = {}
-    for prefix, values in (("val", metrics_val), ("holdout", metrics_holdout)):
+    for prefix, split in (("val", "validation"), ("holdout", "holdout")):
+        values = evaluate(model, preprocessor, splits[split], spec.target)
         for key in ("pr_auc", "roc_auc", "log_loss"):
             metrics[f"{prefix}_{key}"] = values[key]
     metrics["train_seconds"] = history["seconds"]
     metrics["best_epoch"] = history["best_epoch"]
+    return TrainingOutcome(preprocessor, model, history, metrics, device)
 
-    client = configure_mlflow(settings)
-    experiment_id = ensure_experiment(client, settings.mlflow_experiment, settings.mlflow_artifact_root)
-    run_tags = {
-        **args.tags,
-        "flywheel.snapshot_id": args.snapshot_id,
-        "flywheel.dataset": spec.name,
-        "flywheel.end_day": str(manifest.get("end_day", "")),
-    }
-    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
-        run_id = run.info.run_id
-        mlflow.log_params(
-            {
-                "epochs": args.epochs,
-                "learning_rate": args.learning_rate,
-                "batch_size": args.batch_size,
-                "seed": args.seed,
-                "device": str(device),
-                "pos_weight": round(history["pos_weight"], 6),
-                "hidden": json.dumps(model.hidden),
-                "dropout": model.dropout,
-                "emb_dims": json.dumps(model.emb_dims),
-                "window_days": manifest.get("window_days"),
-                "end_day": manifest.get("end_day"),
-                "train_rows": len(splits["train"]),
-                "validation_rows": len(splits["validation"]),
-                "holdout_rows": len(splits["holdout"]),
-                "torch_version": torch.__version__,
-            }
-        )
-        # An undefined metric (NaN) is left out rather than stored as NaN.
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if math.isfinite(float(v))})
-        for record in history["epochs"]:
-            step_metrics = {
-                "epoch_train_loss": record["train_loss"],
-                "epoch_val_pr_auc": record["val_pr_auc"],
-                "epoch_val_roc_auc": record["val_roc_auc"],
-            }
-            mlflow.log_metrics(
-                {k: v for k, v in step_metrics.items() if math.isfinite(v)}, step=record["epoch"]
+
+def training_record(
+    args: argparse.Namespace,
+    settings: Any,
+    spec: Any,
+    manifest: dict[str, Any],
+    splits: dict[str, Any],
+    outcome: TrainingOutcome,
+    snapshot_url: str,
+) -> Any:
+    """What the run records: params, metrics, lineage, the model and its drift reference."""
+    import torch
+
+    from mlflywheel.registry import TrainingRecord
+    from mlflywheel.training.loop import predict_proba
+    from mlflywheel.training.pyfunc_model import FlywheelModel, save_artifacts
+
+    model, history = outcome.model, outcome.history
+    lineage = {"flywheel.snapshot_id": args.snapshot_id, "flywheel.dataset": spec.name}
+    # Reference sample for drift: train features + the model's score on them.
+    train = splits["train"]
+    reference = train.sample(n=min(settings.reference_sample_size, len(train)), random_state=args.seed)
+    reference = reference.sort_index()[list(spec.features)].reset_index(drop=True)
+    reference["score"] = predict_proba(model, outcome.preprocessor, reference)
+    return TrainingRecord(
+        tags={**args.tags, **lineage, "flywheel.end_day": str(manifest.get("end_day", ""))},
+        params={
+            "epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "device": str(outcome.device),
+            "pos_weight": round(history["pos_weight"], 6),
+            "hidden": json.dumps(model.hidden),
+            "dropout": model.dropout,
+            "emb_dims": json.dumps(model.emb_dims),
+            "window_days": manifest.get("window_days"),
+            "end_day": manifest.get("end_day"),
+            "train_rows": len(splits["train"]),
+            "validation_rows": len(splits["validation"]),
+            "holdout_rows": len(splits["holdout"]),
+            "torch_version": torch.__version__,
+        },
+        metrics=outcome.metrics,
+        epoch_metrics=[
+            (
+                record["epoch"],
+                {
+                    "epoch_train_loss": record["train_loss"],
+                    "epoch_val_pr_auc": record["val_pr_auc"],
+                    "epoch_val_roc_auc": record["val_roc_auc"],
+                },
             )
-        mlflow.log_dict(manifest, MANIFEST_ARTIFACT)
-        mlflow.log_dict(history, HISTORY_ARTIFACT)
-        _log_dataset_input(spec, splits["train"], lake.url(f"snapshots/{spec.name}/{args.snapshot_id}"))
-
-        with tempfile.TemporaryDirectory(prefix="flywheel-train-") as tmp:
-            tmp_dir = Path(tmp)
-            artifacts = save_artifacts(tmp_dir / "model_files", preprocessor, model)
-
-            # Reference sample for drift: train features + the model's score on them.
-            train = splits["train"]
-            n_ref = min(settings.reference_sample_size, len(train))
-            reference = train.sample(n=n_ref, random_state=args.seed).sort_index()
-            reference = reference[list(spec.features)].reset_index(drop=True)
-            reference["score"] = predict_proba(model, preprocessor, reference)
-            ref_path = tmp_dir / REFERENCE_FILE
-            reference.to_parquet(ref_path, index=False)
-            mlflow.log_artifact(str(ref_path), artifact_path=REFERENCE_ARTIFACT_DIR)
-
-            # No signature on purpose: MLflow's schema enforcement rejects the validated
-            # frames' nullable Int64 columns; FraudModel preprocesses any frame itself.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "no input example" nag
-                model_info = mlflow.pyfunc.log_model(
-                    name=MODEL_ARTIFACT,
-                    python_model=FraudModel(),
-                    artifacts=artifacts,
-                    pip_requirements=_pip_requirements(),
-                )
-
-        # Register last (tags in the same call): any earlier failure leaves no version behind.
-        version_tags = {
+            for record in history["epochs"]
+        ],
+        dicts={MANIFEST_ARTIFACT: manifest, HISTORY_ARTIFACT: history},
+        reference=reference,
+        write_model_files=lambda folder: save_artifacts(folder, outcome.preprocessor, model),
+        python_model=FlywheelModel(),
+        version_tags={
             **args.tags,
-            "flywheel.snapshot_id": args.snapshot_id,
-            "flywheel.dataset": spec.name,
-            "flywheel.run_id": run_id,
-            "flywheel.metrics": json.dumps({k: _finite(v) for k, v in metrics.items()}, sort_keys=True),
-        }
-        version = mlflow.register_model(
-            model_info.model_uri,
-            settings.model_name,
-            tags={k: str(v)[:5000] for k, v in version_tags.items()},
-        )
-
-    return {
-        "run_id": run_id,
-        "model_name": settings.model_name,
-        "version": str(version.version),
-        "snapshot_id": args.snapshot_id,
-        "metrics": {k: _finite(v) for k, v in metrics.items()},
-    }
+            **lineage,
+            "flywheel.metrics": json.dumps({k: _finite(v) for k, v in outcome.metrics.items()}, sort_keys=True),
+        },
+        train_frame=train,
+        train_source=snapshot_url,
+        target=spec.target,
+        dataset_name=spec.name,
+    )
 
 
 def _finite(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _log_dataset_input(spec: Any, train: Any, source: str) -> None:
-    """Record the train split as the run's dataset input (best effort: lineage is also in tags)."""
-    import mlflow
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # source ambiguity / Int64 schema hints
-            dataset = mlflow.data.from_pandas(
-                train, source=source, targets=spec.target, name=f"{spec.name}-train"
-            )
-            mlflow.log_input(dataset, context="training")
-    except Exception as exc:  # pragma: no cover - depends on MLflow internals
-        log.warning("could not log the dataset input: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_training(args)
     except Exception as exc:
-        log.error("training failed", exc_info=True)
+        log.exception("training failed")
         print(f"flywheel training failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     log.info(

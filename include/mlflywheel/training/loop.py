@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,6 @@ log = logging.getLogger("mlflywheel.training")
 
 Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (cat, num, label)
 EVAL_BATCH = 65_536
-
-
-class ProbabilityModel(Protocol):
-    def predict_proba(self, df: pd.DataFrame) -> np.ndarray: ...
 
 
 def default_device() -> torch.device:
@@ -121,7 +117,6 @@ def train_model(
         model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda"
     )
     generator = torch.Generator(device=device).manual_seed(seed)
-    autocast = device.type == "cuda"
     n = len(y)
 
     history: dict[str, Any] = {"epochs": [], "pos_weight": pos_weight, "device": str(device)}
@@ -130,18 +125,7 @@ def train_model(
         epoch_started = time.perf_counter()
         model.train()
         order = torch.randperm(n, device=device, generator=generator)
-        total_loss = torch.zeros((), device=device)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(cat[idx], num[idx])
-            loss = loss_fn(logits.float(), y[idx])  # the loss itself in fp32
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * len(idx)  # no .item(): avoids a sync per batch
-        train_loss = float(total_loss) / max(n, 1)
-
+        train_loss = _train_epoch(model, optimizer, loss_fn, (cat, num, y), order, batch_size, device)
         proba = torch.sigmoid(predict_logits(model, val_cat, val_num, device)).numpy()
         metrics = binary_metrics(val_labels, proba)
         record = {
@@ -159,14 +143,9 @@ def train_model(
             best_state = copy.deepcopy(model.state_dict())
         log.info(
             "epoch %d/%d train_loss=%.4f val_pr_auc=%.4f val_roc_auc=%.4f (%.1fs)%s",
-            epoch,
-            epochs,
-            train_loss,
-            metrics["pr_auc"],
-            metrics["roc_auc"],
-            record["seconds"],
+            epoch, epochs, train_loss, metrics["pr_auc"], metrics["roc_auc"], record["seconds"],
             " *best*" if best_epoch == epoch else "",
-        )
+        )  # fmt: skip
 
     assert best_state is not None
     model.load_state_dict(best_state)
@@ -175,6 +154,31 @@ def train_model(
     history["best_val_pr_auc"] = best_score if math.isfinite(best_score) else math.nan
     history["seconds"] = time.perf_counter() - started
     return history
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    tensors: Tensors,
+    order: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> float:
+    """One pass over the resident training tensors in ``order``; returns the mean loss."""
+    cat, num, y = tensors
+    autocast = device.type == "cuda"
+    total_loss = torch.zeros((), device=device)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(cat[idx], num[idx])
+        loss = loss_fn(logits.float(), y[idx])  # the loss itself in fp32
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(idx)  # no .item(): avoids a sync per batch
+    return float(total_loss) / max(len(order), 1)
 
 
 def predict_proba(model: Any, preprocessor: Preprocessor | None, df: pd.DataFrame) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The MLflow pyfunc wrapper: network + preprocessing, loaded back as one object.
 
-The pickled :class:`FraudModel` carries no state; its artifacts (``preprocessor.json``,
+The pickled :class:`FlywheelModel` carries no state; its artifacts (``preprocessor.json``,
 ``net.json`` and ``net.pt``, a plain state dict) are read in ``load_context``. So a model
 loads wherever ``mlflywheel`` and torch are installed, on CPU, without unpickling tensors.
-``predict(df)`` returns the fraud probability of each row as a float64 array.
+``predict(df)`` returns the probability of the positive class of each row as a float64 array,
+whatever the dataset.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow.pyfunc  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
 
 PREPROCESSOR_FILE = "preprocessor.json"
 NET_CONFIG_FILE = "net.json"
 NET_WEIGHTS_FILE = "net.pt"
 
 
-class FraudModel(mlflow.pyfunc.PythonModel):
+class FlywheelModel(mlflow.pyfunc.PythonModel):
     """``predict(context, df)`` -> probability of the positive class per row."""
 
     def load_context(self, context: Any) -> None:
@@ -50,6 +51,10 @@ class FraudModel(mlflow.pyfunc.PythonModel):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         return self.predict_proba(model_input)
+
+
+# Versions registered before the rename pickled the class under its old name: keep it loadable.
+FraudModel = FlywheelModel
 
 
 def save_artifacts(directory: Path, preprocessor: Any, net: Any) -> dict[str, str]:

@@ -19,22 +19,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel.datasets.spec import DatasetSpec
-from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet
+from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet, keys
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 SPLITS = ("train", "validation", "holdout")
-ZONE = "snapshots"
-MANIFEST_NAME = "manifest.json"
 
 
 class SnapshotError(RuntimeError):
     """A snapshot cannot be built or read (too little data, no positives, missing id)."""
-
-
-def snapshot_prefix(dataset: str, snapshot_id: str) -> str:
-    return f"{ZONE}/{dataset}/{snapshot_id}"
 
 
 def make_snapshot_id(
@@ -75,43 +69,76 @@ def build_snapshot(
         raise SnapshotError(f"fractions must be three positive numbers summing to 1, got {fractions}")
 
     start_exclusive = end_day - dt.timedelta(days=window_days)
-    days = [d for d in lake.list_partitions("validated", spec.name) if start_exclusive < d <= end_day]
+    frames, partitions = _read_window(lake, spec, start_exclusive, end_day)
+    snapshot_id = make_snapshot_id(spec.name, end_day, window_days, partitions, fractions)
+    manifest_key = keys.snapshot_key(spec.name, snapshot_id)
+    if lake.exists(manifest_key):
+        # Same partition versions, same split: the existing snapshot is this snapshot.
+        return lake.get_json(manifest_key)
+
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(data) < min_rows:
+        raise SnapshotError(
+            f"{spec.name} window ({start_exclusive}, {end_day}] has {len(data)} validated rows; "
+            f"at least {min_rows} are needed to train"
+        )
+    splits, boundaries = split_by_time(data, spec, fractions)
+    split_info = _describe_splits(splits, spec, end_day)
+    manifest = {
+        "snapshot_id": snapshot_id,
+        "dataset": spec.name,
+        "end_day": end_day.isoformat(),
+        "window_days": window_days,
+        "window": {"start_exclusive": start_exclusive.isoformat(), "end_inclusive": end_day.isoformat()},
+        "fractions": list(fractions),
+        "timestamp_column": spec.timestamp_column,
+        "target": spec.target,
+        "features": list(spec.features),
+        "partitions": partitions,
+        "boundaries": boundaries,
+        "rows": len(data),
+        "splits": split_info,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "lake_uri": lake.uri,
+    }
+    for name in SPLITS:  # data first, manifest last (the commit point)
+        lake.put_bytes(keys.snapshot_key(spec.name, snapshot_id, f"{name}.parquet"), frame_to_parquet(splits[name]))
+    lake.put_json(manifest_key, manifest)
+    return manifest
+
+
+def _read_window(
+    lake: Lake, spec: DatasetSpec, start_exclusive: dt.date, end_day: dt.date
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]]]:
+    """The validated partitions in ``(start_exclusive, end_day]`` and their versions."""
+    days = [d for d in lake.list_partitions(keys.VALIDATED, spec.name) if start_exclusive < d <= end_day]
     if not days:
         raise SnapshotError(
             f"no validated {spec.name} partitions in ({start_exclusive}, {end_day}]; "
             "has ingest run for this window?"
         )
-
     frames: list[pd.DataFrame] = []
     partitions: list[dict[str, Any]] = []
     for day in days:
-        manifest = lake.manifest("validated", spec.name, day)
+        manifest = lake.manifest(keys.VALIDATED, spec.name, day)
         if manifest is None:  # removed between listing and reading
             continue
-        frame = lake.read_frame("validated", spec.name, day)
+        frame = lake.read_frame(keys.VALIDATED, spec.name, day)
         frames.append(frame)
         partitions.append({"partition": day.isoformat(), "version": manifest["version"], "rows": len(frame)})
+    return frames, partitions
 
-    snapshot_id = make_snapshot_id(spec.name, end_day, window_days, partitions, fractions)
-    prefix = snapshot_prefix(spec.name, snapshot_id)
-    if lake.exists(f"{prefix}/{MANIFEST_NAME}"):
-        # Same partition versions, same split: the existing snapshot is this snapshot.
-        return lake.get_json(f"{prefix}/{MANIFEST_NAME}")
 
-    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def split_by_time(
+    data: pd.DataFrame, spec: DatasetSpec, fractions: Sequence[float]
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Train (oldest), validation, holdout (newest), cut at the cumulative-fraction quantiles of time."""
     total = len(data)
-    if total < min_rows:
-        raise SnapshotError(
-            f"{spec.name} window ({start_exclusive}, {end_day}] has {total} validated rows; "
-            f"at least {min_rows} are needed to train"
-        )
-
     ts_col = spec.timestamp_column
     # Sort by time, then id, so the split is deterministic when timestamps tie.
     data = data.sort_values([ts_col, spec.id_column], kind="mergesort").reset_index(drop=True)
     timestamps = data[ts_col]
-    # Boundaries are timestamps at the cumulative-fraction quantiles. Rows equal to a
-    # boundary go to the later split, so no later row is older than an earlier one.
+    # Rows equal to a boundary go to the later split, so no later row is older than an earlier one.
     validation_start = timestamps.iloc[min(int(total * fractions[0]), total - 1)]
     holdout_start = timestamps.iloc[min(int(total * (fractions[0] + fractions[1])), total - 1)]
     masks = {
@@ -120,7 +147,14 @@ def build_snapshot(
         "holdout": timestamps >= holdout_start,
     }
     splits = {name: data.loc[mask].reset_index(drop=True) for name, mask in masks.items()}
+    boundaries = {"validation_start": validation_start.isoformat(), "holdout_start": holdout_start.isoformat()}
+    return splits, boundaries
 
+
+def _describe_splits(
+    splits: dict[str, pd.DataFrame], spec: DatasetSpec, end_day: dt.date
+) -> dict[str, dict[str, Any]]:
+    """Rows, positives and time range of each split; every split needs positives."""
     split_info: dict[str, dict[str, Any]] = {}
     for name in SPLITS:
         frame = splits[name]
@@ -134,42 +168,18 @@ def build_snapshot(
         split_info[name] = {
             "rows": len(frame),
             "positives": positives,
-            "start": frame[ts_col].min().isoformat(),
-            "end": frame[ts_col].max().isoformat(),
+            "start": frame[spec.timestamp_column].min().isoformat(),
+            "end": frame[spec.timestamp_column].max().isoformat(),
             "file": f"{name}.parquet",
         }
-
-    for name in SPLITS:  # data first, manifest last (the commit point)
-        lake.put_bytes(f"{prefix}/{name}.parquet", frame_to_parquet(splits[name]))
-    manifest = {
-        "snapshot_id": snapshot_id,
-        "dataset": spec.name,
-        "end_day": end_day.isoformat(),
-        "window_days": window_days,
-        "window": {"start_exclusive": start_exclusive.isoformat(), "end_inclusive": end_day.isoformat()},
-        "fractions": list(fractions),
-        "timestamp_column": ts_col,
-        "target": spec.target,
-        "features": list(spec.features),
-        "partitions": partitions,
-        "boundaries": {
-            "validation_start": validation_start.isoformat(),
-            "holdout_start": holdout_start.isoformat(),
-        },
-        "rows": total,
-        "splits": split_info,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "lake_uri": lake.uri,
-    }
-    lake.put_json(f"{prefix}/{MANIFEST_NAME}", manifest)
-    return manifest
+    return split_info
 
 
 def _manifest_key(lake: Lake, snapshot_id: str) -> str:
     # Ids look like <dataset>-<YYYYMMDD>-w<N>-<hash>; the dataset part gives the folder.
     parts = snapshot_id.rsplit("-", 3)
     if len(parts) == 4 and parts[0] and "/" not in snapshot_id and ".." not in snapshot_id:
-        key = f"{snapshot_prefix(parts[0], snapshot_id)}/{MANIFEST_NAME}"
+        key = keys.snapshot_key(parts[0], snapshot_id)
         if lake.exists(key):
             return key
     raise SnapshotError(f"no snapshot {snapshot_id!r} in lake {lake.uri}")

@@ -176,7 +176,7 @@ class EmbeddedStack:
         if self.airflow_db_uri:
             # Production-like: migrate the PostgreSQL metadata DB, then one process per component.
             migrate = subprocess.run(
-                [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+                [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600, check=False
             )
             if migrate.returncode != 0:
                 self.stop()

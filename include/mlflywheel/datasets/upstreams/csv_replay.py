@@ -19,7 +19,7 @@ from mlflywheel.datasets.loans_spec import EMPLOYMENT_TYPES, LOANS, PURPOSES, RE
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import Lake
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # package data of mlflywheel.datasets
 LOANS_CSV = DATA_DIR / "loans.csv"
 
 # The committed CSV behind each replayed dataset.

@@ -14,8 +14,10 @@ from __future__ import annotations
 import io
 import os
 from typing import Any
+from urllib.parse import urlparse
 
-from mlflywheel.lake import Lake, LakeError
+from mlflywheel.lake.base import Lake
+from mlflywheel.lake.errors import LakeError
 
 DEFAULT_REGION = "us-east-1"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
@@ -54,6 +56,11 @@ class S3Lake(Lake):
         self.client = client if client is not None else self._make_client()
         self._bucket_checked = False  # set once the bucket is known to exist
 
+    @classmethod
+    def from_uri(cls, uri: str, *, s3_endpoint_url: str = "", **options: Any) -> S3Lake:
+        parsed = urlparse(uri)
+        return cls(parsed.netloc, parsed.path.lstrip("/"), endpoint_url=s3_endpoint_url or None)
+
     def _make_client(self) -> Any:
         import boto3
         from botocore.config import Config
@@ -77,8 +84,7 @@ class S3Lake(Lake):
     # --- keys and errors ---------------------------------------------------------------
     def _key(self, key: str) -> str:
         """The bucket key of lake key ``key`` (same validity rules as the local lake)."""
-        if key.startswith("/") or ".." in key.split("/"):
-            raise LakeError(f"invalid lake key {key!r}")
+        key = self.checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _where(self) -> str:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mlflywheel.datasets import get_spec
-from mlflywheel.datasets.csv_replay import CSV_SOURCES, day_frame
-from mlflywheel.datasets.faults import FAULTS, apply_fault
 from mlflywheel.datasets.landing import land_bytes, land_frame
-from mlflywheel.datasets.transactions import DriftSchedule, generate_day
+from mlflywheel.datasets.upstreams.csv_replay import CSV_SOURCES, day_frame
+from mlflywheel.datasets.upstreams.faults import FAULTS, apply_fault
+from mlflywheel.datasets.upstreams.transactions import DriftSchedule, generate_day
 from mlflywheel.lake import Lake
 
 # Demo layout, in days from the scenario's start.

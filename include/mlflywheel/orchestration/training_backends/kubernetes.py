@@ -1,7 +1,7 @@
 """The Kubernetes training backend: ``train_model`` as one GPU pod (``FLYWHEEL_TRAINING_BACKEND=kubernetes``).
 
 The pod runs the training image (``docker/training.Dockerfile``) with exactly the command line
-of the local backend (:func:`~mlflywheel.orchestration.training_backends.training_command`),
+of the local backend (:func:`~mlflywheel.training.command.training_command`),
 rendered by Airflow's Jinja at run time: the snapshot id comes from ``build_snapshot``'s XCom,
 the hyperparameters from the DAG run's Params, the ``flywheel.airflow_dag_run_id`` tag from
 ``{{ run_id }}``.
@@ -44,8 +44,8 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mlflywheel.orchestration.training_backends import training_command
 from mlflywheel.settings import PREFIX, Settings, SettingsError
+from mlflywheel.training.command import training_command
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -247,7 +247,7 @@ def _training_pod_operator_class() -> type[KubernetesPodOperator]:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     class TrainingPodOperator(KubernetesPodOperator):
-        """Run ``python -m mlflywheel.training`` in a pod (see :mod:`mlflywheel.orchestration.kubernetes`)."""
+        """Run ``python -m mlflywheel.training`` in a pod (see :mod:`mlflywheel.orchestration.training_backends.kubernetes`)."""
 
         def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
             super().render_template_fields(context, jinja_env)
@@ -255,7 +255,7 @@ def _training_pod_operator_class() -> type[KubernetesPodOperator]:
             # leaves "--tag key=" behind, which the local backend never passes.
             self.arguments = drop_empty_tags(list(self.arguments))
 
-    # Importable as mlflywheel.orchestration.kubernetes.TrainingPodOperator (module __getattr__).
+    # Importable as mlflywheel.orchestration.training_backends.kubernetes.TrainingPodOperator (module __getattr__).
     TrainingPodOperator.__module__ = __name__
     TrainingPodOperator.__qualname__ = "TrainingPodOperator"
     return TrainingPodOperator

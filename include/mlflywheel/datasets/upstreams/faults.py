@@ -4,7 +4,7 @@
 delivered: a frame with bad content, or (``corrupt_file``) bytes that are not a CSV at all.
 Row-level faults touch a ``fraction`` of the rows, chosen reproducibly by ``seed``; the input
 frame is never modified. A late partition is not a fault of content: scenarios handle it by
-timing (see :mod:`mlflywheel.datasets.scenario`).
+timing (see :mod:`mlflywheel.datasets.upstreams.scenario`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Small, strongly-labelled validated partitions for any spec: fixtures for tests and smoke runs.
 
-The real feeds (e.g. :mod:`mlflywheel.datasets.transactions`) have rare positives, so a
+The real feeds (e.g. :mod:`mlflywheel.datasets.upstreams.transactions`) have rare positives, so a
 few hundred rows may hold too few to split three ways. These frames have ~25% positives
 and a clear signal (the first category of the first categorical feature, and large values of
 the first numeric feature, raise the odds), so a 1-2 epoch model learns them. ``signal=0``

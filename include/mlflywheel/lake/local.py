@@ -1,0 +1,74 @@
+"""The lake on a local disk: :class:`LocalLake`. Each object is written to a temporary file in
+its folder and moved into place with ``os.replace``, which is atomic on one filesystem."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflywheel.lake import keys
+from mlflywheel.lake.base import Lake
+from mlflywheel.lake.errors import LakeError
+
+
+class LocalLake(Lake):
+    """The lake as a folder on a local disk (the embedded default)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = self.root.resolve().as_uri()
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> LocalLake:
+        parsed = urlparse(uri)
+        return cls(parsed.path if parsed.scheme else uri)
+
+    def _path(self, key: str) -> Path:
+        return self.root / self.checked_key(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=keys.TEMP_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise LakeError(f"no object {self.url(key)}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        out = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith(keys.TEMP_PREFIX):
+                out.append(path.relative_to(self.root).as_posix())
+        return sorted(out)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix.rstrip("/"))
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
