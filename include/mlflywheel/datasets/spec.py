@@ -43,6 +43,11 @@ class Expectation:
     row_level: bool
     reason: str
 
+    @classmethod
+    def rows(cls, type_: str, reason: str, **kwargs: Any) -> Expectation:
+        """A row-level expectation: failing rows are quarantined with ``reason``."""
+        return cls(type_, kwargs, row_level=True, reason=reason)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -106,37 +111,28 @@ class DatasetSpec:
         for c in self.columns:
             if not c.nullable:
                 out.append(
-                    Expectation(
-                        "expect_column_values_to_not_be_null",
-                        {"column": c.name},
-                        row_level=True,
-                        reason=f"{c.name} is missing or not a valid {c.dtype}",
+                    Expectation.rows(
+                        "expect_column_values_to_not_be_null", f"{c.name} is missing or not a valid {c.dtype}",
+                        column=c.name,
                     )
                 )
             if c.min is not None or c.max is not None:
                 out.append(
-                    Expectation(
-                        "expect_column_values_to_be_between",
-                        {"column": c.name, "min_value": c.min, "max_value": c.max},
-                        row_level=True,
-                        reason=f"{c.name} outside [{c.min}, {c.max}]",
+                    Expectation.rows(
+                        "expect_column_values_to_be_between", f"{c.name} outside [{c.min}, {c.max}]",
+                        column=c.name, min_value=c.min, max_value=c.max,
                     )
                 )
             if c.categories:
                 out.append(
-                    Expectation(
-                        "expect_column_values_to_be_in_set",
-                        {"column": c.name, "value_set": list(c.categories)},
-                        row_level=True,
-                        reason=f"{c.name} not in its vocabulary",
+                    Expectation.rows(
+                        "expect_column_values_to_be_in_set", f"{c.name} not in its vocabulary",
+                        column=c.name, value_set=list(c.categories),
                     )
                 )
         out.append(
-            Expectation(
-                "expect_column_values_to_be_unique",
-                {"column": self.id_column},
-                row_level=True,
-                reason=f"duplicate {self.id_column}",
+            Expectation.rows(
+                "expect_column_values_to_be_unique", f"duplicate {self.id_column}", column=self.id_column
             )
         )
         out.extend(self.extra_expectations)

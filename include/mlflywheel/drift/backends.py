@@ -85,7 +85,6 @@ class DriftBackend(ABC):
 
     name: str
 
-    @abstractmethod
     def test(
         self,
         reference: pd.DataFrame,
@@ -97,12 +96,26 @@ class DriftBackend(ABC):
         correction: str,
     ) -> DriftResult:
         """Test every feature of ``current`` against ``reference`` and correct for multiplicity."""
+        _check_inputs(reference, current, categorical, numeric, correction)
+        prepared = _prepare(reference, current, categorical, numeric)
+        return self._test_prepared(prepared, p_value=p_value, correction=correction)
+
+    def test_scores(self, reference_scores: Any, current_scores: Any, *, p_value: float) -> FeatureDrift:
+        """Two-sample KS test of prediction scores (one feature, so no correction)."""
+        statistic, p, is_drift = self._ks_scores(
+            _clean_scores(reference_scores), _clean_scores(current_scores), p_value=p_value
+        )
+        return FeatureDrift(
+            name=SCORE_FEATURE, kind="numeric", test="ks", statistic=statistic, p_value=p, is_drift=is_drift
+        )
 
     @abstractmethod
-    def test_scores(
-        self, reference_scores: Any, current_scores: Any, *, p_value: float
-    ) -> FeatureDrift:
-        """Two-sample KS test of prediction scores (one feature, so no correction)."""
+    def _test_prepared(self, prepared: _Prepared, *, p_value: float, correction: str) -> DriftResult:
+        """The backend's own per-feature tests on the prepared samples, with the correction."""
+
+    @abstractmethod
+    def _ks_scores(self, ref: np.ndarray, cur: np.ndarray, *, p_value: float) -> tuple[float, float, bool]:
+        """KS of the two score samples: ``(statistic, p-value, is_drift)``."""
 
 
 # --- shared preparation -----------------------------------------------------------------
@@ -259,20 +272,9 @@ class AlibiBackend(DriftBackend):
 
     name = "alibi"
 
-    def test(
-        self,
-        reference: pd.DataFrame,
-        current: pd.DataFrame,
-        *,
-        categorical: list[str],
-        numeric: list[str],
-        p_value: float,
-        correction: str,
-    ) -> DriftResult:
-        _check_inputs(reference, current, categorical, numeric, correction)
+    def _test_prepared(self, prepared: _Prepared, *, p_value: float, correction: str) -> DriftResult:
         from alibi_detect.cd import TabularDrift
 
-        prepared = _prepare(reference, current, categorical, numeric)
         detector = TabularDrift(
             prepared.x_ref,
             p_val=p_value,
@@ -296,20 +298,12 @@ class AlibiBackend(DriftBackend):
             raise RuntimeError("per-feature verdicts disagree with alibi-detect's batch verdict")
         return result
 
-    def test_scores(self, reference_scores: Any, current_scores: Any, *, p_value: float) -> FeatureDrift:
+    def _ks_scores(self, ref: np.ndarray, cur: np.ndarray, *, p_value: float) -> tuple[float, float, bool]:
         from alibi_detect.cd import KSDrift
 
-        ref, cur = _clean_scores(reference_scores), _clean_scores(current_scores)
         detector = KSDrift(ref.reshape(-1, 1), p_val=p_value)
         data = detector.predict(cur.reshape(-1, 1), drift_type="batch")["data"]
-        return FeatureDrift(
-            name=SCORE_FEATURE,
-            kind="numeric",
-            test="ks",
-            statistic=float(data["distance"][0]),
-            p_value=float(data["p_val"][0]),
-            is_drift=bool(data["is_drift"]),
-        )
+        return float(data["distance"][0]), float(data["p_val"][0]), bool(data["is_drift"])
 
 
 class ScipyBackend(DriftBackend):
@@ -317,20 +311,9 @@ class ScipyBackend(DriftBackend):
 
     name = "scipy"
 
-    def test(
-        self,
-        reference: pd.DataFrame,
-        current: pd.DataFrame,
-        *,
-        categorical: list[str],
-        numeric: list[str],
-        p_value: float,
-        correction: str,
-    ) -> DriftResult:
-        _check_inputs(reference, current, categorical, numeric, correction)
+    def _test_prepared(self, prepared: _Prepared, *, p_value: float, correction: str) -> DriftResult:
         from scipy.stats import chi2_contingency, ks_2samp
 
-        prepared = _prepare(reference, current, categorical, numeric)
         # float32 like alibi-detect, so both backends agree even on the threshold.
         p_values = np.zeros(len(prepared.names), dtype=np.float32)
         statistics = np.zeros_like(p_values)
@@ -349,20 +332,12 @@ class ScipyBackend(DriftBackend):
             prepared, p_values, statistics, threshold=threshold, p_value=p_value, correction=correction
         )
 
-    def test_scores(self, reference_scores: Any, current_scores: Any, *, p_value: float) -> FeatureDrift:
+    def _ks_scores(self, ref: np.ndarray, cur: np.ndarray, *, p_value: float) -> tuple[float, float, bool]:
         from scipy.stats import ks_2samp
 
-        ref, cur = _clean_scores(reference_scores), _clean_scores(current_scores)
         outcome = ks_2samp(ref, cur, alternative="two-sided", method="asymp")
-        statistic, p = np.float32(outcome.statistic), np.float32(outcome.pvalue)
-        return FeatureDrift(
-            name=SCORE_FEATURE,
-            kind="numeric",
-            test="ks",
-            statistic=float(statistic),
-            p_value=float(p),
-            is_drift=bool(p < p_value),
-        )
+        statistic, p = np.float32(outcome.statistic), np.float32(outcome.pvalue)  # float32 like alibi
+        return float(statistic), float(p), bool(p < p_value)
 
 
 BACKENDS: dict[str, type[DriftBackend]] = {"alibi": AlibiBackend, "scipy": ScipyBackend}

@@ -43,20 +43,14 @@ def partition_expectations(spec: DatasetSpec, day: dt.date) -> list[Expectation]
         out.append(expectation)
     ts = spec.timestamp_column
     out.append(
-        Expectation(
+        Expectation.rows(
             "expect_column_values_to_be_between",
-            {"column": ts, "min_value": start, "max_value": end, "strict_max": True},
-            row_level=True,
-            reason=f"{ts} outside the partition day [{start.isoformat()}, {end.isoformat()})",
+            f"{ts} outside the partition day [{start.isoformat()}, {end.isoformat()})",
+            column=ts, min_value=start, max_value=end, strict_max=True,
         )
     )
     out.append(
-        Expectation(
-            "expect_column_values_to_be_null",
-            {"column": keys.COERCION_ERRORS_COLUMN},
-            row_level=True,
-            reason=COERCION_REASON,
-        )
+        Expectation.rows("expect_column_values_to_be_null", COERCION_REASON, column=keys.COERCION_ERRORS_COLUMN)
     )
     return out
 
