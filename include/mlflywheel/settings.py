@@ -39,7 +39,8 @@ class Settings:
     mlflow_artifact_root: str = ""  # default: <data_dir>/mlflow/artifacts
     mlflow_experiment: str = "flywheel"
     model_name: str = ""  # default: flywheel-<dataset>
-    dataset: str = "transactions"
+    dataset: str = "transactions"  # a built-in spec's name; ignored when dataset_spec is set
+    dataset_spec: str = ""  # path (or lake URI) of a dataset spec file (YAML); see datasets.load_spec
 
     # --- sources and the ingestion ledger ------------------------------------------------
     source: str = "landing"  # landing (files delivered to landing/) | postgres (a source table)
@@ -66,7 +67,8 @@ class Settings:
     window_days: int = 14
     epochs: int = 8
     learning_rate: float = 2e-3
-    batch_size: int = 1024
+    batch_size: int = 1024  # an upper bound: small training splits get smaller batches
+    min_steps_per_epoch: int = 8  # batch size is capped so that an epoch has at least this many steps
     seed: int = 42
     split_fractions: str = "0.7,0.15,0.15"  # train, validation, holdout (by time)
     min_training_rows: int = 500
@@ -93,6 +95,11 @@ class Settings:
     # --- promotion gate ----------------------------------------------------------------
     gate_metric: str = "pr_auc"
     gate_margin: float = 0.002
+    gate_min_holdout_rows: int = 200  # fewer holdout rows than this: the gate records "undecided"
+    gate_min_holdout_positives: int = 10  # likewise for positive labels
+    gate_bootstrap_samples: int = 1000  # paired bootstrap of the gate metric's difference
+    gate_confidence: float = 0.9  # two-sided level of the difference's interval
+    gate_holdout_extra_days: int = 7  # validated days after the training window added to the holdout
     floor_pr_auc: float = 0.2
     floor_roc_auc: float = 0.7
 
@@ -107,6 +114,7 @@ class Settings:
     drift_max_rows: int = 5000
     drift_cooldown_hours: float = 24.0
     drift_retrain_window_days: int = 7  # a drift retrain looks at recent data only
+    drift_retrain_wait_days: int = 2  # post-event days of data a drift retrain waits for
 
     def __post_init__(self) -> None:
         # Derived defaults that depend on data_dir or dataset.

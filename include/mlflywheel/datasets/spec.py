@@ -49,6 +49,76 @@ class Expectation:
         return cls(type_, kwargs, row_level=True, reason=reason)
 
 
+EFFECT_SIZES = ("psi", "wasserstein", "ks")  # how far a feature moved, beside the p-value
+SEASONALITIES = ("none", "day_of_week", "hour_of_day")
+REFERENCES = ("training_window", "sample")
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """How the daily drift check decides, per dataset (the spec's ``drift:`` section).
+
+    A feature drifts only when its test is significant (p < ``p_value`` after correction) AND its
+    effect size reaches ``effect_threshold``: a large sample or a long stable stretch then no longer
+    turns every tiny difference into an alarm. The dataset drifts when at least
+    ``min_drifted_features`` and at least ``min_drifted_share`` of the monitored features drift
+    (or, with ``prediction_drift``, when the champion's scores drift by the same two criteria).
+    """
+
+    monitored: tuple[str, ...] | None = None  # features tested; None: every feature
+    exclude: tuple[str, ...] = ()  # features never tested (e.g. a day-of-week feature)
+    p_value: float | None = None  # None: FLYWHEEL_DRIFT_P_VALUE
+    effect_size: str = "psi"  # psi | wasserstein (scaled by the reference spread) | ks (the statistic)
+    effect_threshold: float = 0.2
+    min_drifted_features: int = 1
+    min_drifted_share: float = 0.0  # of the monitored features, in [0, 1]
+    prediction_drift: bool = True
+    reference: str = "training_window"  # training_window: the champion's training rows | sample
+    window_days: int | None = None  # current window; None: FLYWHEEL_DRIFT_WINDOW_DAYS
+    seasonality: str = "none"  # none | day_of_week | hour_of_day: compare like with like
+    seasonal_period_days: int = 0  # e.g. 7 for a weekly rhythm: the current window spans >= a period
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.effect_size in EFFECT_SIZES, f"effect_size must be one of {EFFECT_SIZES}"),
+            (self.seasonality in SEASONALITIES, f"seasonality must be one of {SEASONALITIES}"),
+            (self.reference in REFERENCES, f"reference must be one of {REFERENCES}"),
+            (self.effect_threshold >= 0, "effect_threshold must be >= 0"),
+            (self.min_drifted_features >= 1, "min_drifted_features must be >= 1"),
+            (0.0 <= self.min_drifted_share <= 1.0, "min_drifted_share must be in [0, 1]"),
+            (self.p_value is None or 0 < self.p_value < 1, "p_value must be in (0, 1)"),
+            (self.window_days is None or self.window_days >= 1, "window_days must be >= 1"),
+            (self.seasonal_period_days >= 0, "seasonal_period_days must be >= 0"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"drift policy: {message}")
+
+
+@dataclass(frozen=True)
+class PerformancePolicy:
+    """Performance monitoring on late labels (the spec's ``performance:`` section).
+
+    Each day the champion scores the validated rows whose labels have arrived (rows of the
+    ``window_days`` days ending ``label_delay_days`` before the check); a drop of the gate metric
+    of more than ``tolerance`` below the champion's holdout figure, on at least ``min_rows`` rows and
+    ``min_positives`` positives, is a retraining trigger of its own.
+    """
+
+    enabled: bool = True
+    tolerance: float = 0.1  # absolute drop of the gate metric that triggers retraining
+    min_rows: int = 200
+    min_positives: int = 10
+    window_days: int = 7
+    label_delay_days: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tolerance < 0 or self.min_rows < 1 or self.min_positives < 1:
+            raise ValueError("performance policy: tolerance >= 0, min_rows >= 1 and min_positives >= 1")
+        if self.window_days < 1 or self.label_delay_days < 0:
+            raise ValueError("performance policy: window_days >= 1 and label_delay_days >= 0")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -61,6 +131,8 @@ class DatasetSpec:
     numeric_features: tuple[str, ...]
     landing_format: Literal["csv", "parquet"] = "csv"
     extra_expectations: tuple[Expectation, ...] = field(default_factory=tuple)
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+    performance: PerformancePolicy = field(default_factory=PerformancePolicy)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
