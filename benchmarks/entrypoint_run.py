@@ -30,8 +30,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/flywheel-entrypoint-run"))
     args = parser.parse_args()
 
-    from mlflywheel.datasets.transactions_spec import TRANSACTIONS
-    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS, generate_day
     from mlflywheel.lake import LocalLake, frame_to_parquet
     from mlflywheel.training.snapshot import build_snapshot
     from mlflywheel.validation import to_schema_types

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from mlflywheel.datasets.transactions_spec import (
+from mlflywheel.datasets.upstreams.transactions import (
     CHANNELS,
     COUNTRIES,
     CURRENCIES,

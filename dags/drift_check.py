@@ -11,11 +11,15 @@ Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went th
    prediction scores. Backend: `FLYWHEEL_DRIFT_BACKEND` = `alibi` (alibi-detect, Business
    Source License: non-production use) or `scipy` (BSD). Writes a JSON and an HTML report to
    `reports/drift/` in the lake and to MLflow. Skips when there is no champion yet.
-3. **request_retraining** creates, through Airflow's REST API (credentials from the connection
-   `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of `train` for the interval ending with the drifting
-   day, once per drift event: never while a backfill of `train` is active, never within
-   `FLYWHEEL_DRIFT_COOLDOWN_HOURS` of the last one. The run's conf carries the reason and the
-   report; the retrained candidate passes the same gate.
+3. **request_retraining** handles drift events, once per event. The check that opens an event
+   records a pending retrain in `state/drift/`; once `FLYWHEEL_DRIFT_RETRAIN_WAIT_DAYS` days of
+   data after the event's first day exist, the day's check (drifting or not) creates, through
+   Airflow's REST API (credentials from the connection `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of
+   `train` whose window ends with that day, so the candidate sees the new regime (wait 0: at once,
+   ending with the drifting day). Never while a backfill of `train` is active, never within
+   `FLYWHEEL_DRIFT_COOLDOWN_HOURS` of the last one (a due retrain then waits for the next check);
+   a new champion closes the event. The run's conf carries the reason and the report; the
+   retrained candidate passes the same gate.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ with DAG(
 
     @task
     def request_retraining(report: dict) -> dict:
-        """Create one backfill of `train` per drift event, through the REST API."""
+        """One backfill of `train` per drift event, once the event's post-event days exist."""
         from mlflywheel.orchestration.airflow_api import api_from_connection
         from mlflywheel.orchestration.retraining import request_retraining as request
 
@@ -70,6 +74,8 @@ with DAG(
             report,
             cooldown_hours=settings.drift_cooldown_hours,
             retrain_window_days=settings.drift_retrain_window_days,
+            wait_days=settings.drift_retrain_wait_days,
+            min_rows=settings.min_training_rows,
         )
 
     request_retraining(wait_for_partition() >> check_drift())

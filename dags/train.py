@@ -13,9 +13,13 @@ as a backfill created by `drift_check` when drift crosses its thresholds.
    tracked in MLflow and a model version registered; results travel through MLflow, tagged
    with this DAG run's id.
 4. **evaluate_and_promote** scores the candidate and the current champion on the same
-   holdout; the candidate becomes `champion` only if it passes the absolute floors and beats
-   the champion by the configured margin (`promotion_mode=shadow` never promotes). The
-   decision and its reasons are written on the model version, promoted or not.
+   holdout: the snapshot's holdout plus the validated days after the window that exist
+   (`FLYWHEEL_GATE_HOLDOUT_EXTRA_DAYS`), rows the candidate never trained on. The candidate
+   becomes `champion` only if it passes the absolute floors and beats the champion by the
+   margin with a paired-bootstrap interval of the difference above 0; a holdout with too few
+   rows or positives, or a difference within the noise, is recorded as `undecided` and moves
+   nothing (`promotion_mode=shadow` never promotes and records the gate's verdict). The
+   decision, its reasons and the evidence are written on the model version, promoted or not.
 
 Rollback is one step: the `rollback` DAG.
 """
@@ -46,7 +50,8 @@ PARAMS = {
     ),
     "batch_size": Param(
         settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size",
-        description="Rows per optimiser step.",
+        description="Rows per optimiser step, at most: a small training split gets smaller batches so that "
+        "every epoch has at least FLYWHEEL_MIN_STEPS_PER_EPOCH steps (never below 16).",
     ),
     "seed": Param(settings.seed, type="integer", minimum=0, title="Seed", description="Makes training repeatable."),
     "promotion_mode": Param(

@@ -17,6 +17,7 @@ from mlflywheel.datasets.upstreams.faults import EXTRA_COLUMN, apply_fault
 from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import COERCION_ERRORS_COLUMN, ROW_COLUMN, IngestError, ingest_partition, read_raw
 from mlflywheel.lake import LocalLake, frame_to_parquet
+from mlflywheel.lake.keys import ROW_ID_COLUMN
 
 DAY = dt.date(2026, 11, 5)
 SPEC = get_spec("transactions")
@@ -173,7 +174,7 @@ def test_other_unreadable_files(lake, data, rows):
 
 def test_second_dataset_ingests(lake):
     loans = get_spec("loans")
-    count = replay_csv(lake, loans, LOANS_CSV, DAY)
+    count = replay_csv(lake, loans, LOANS_CSV, first_day=DAY, last_day=DAY).rows_per_day[DAY]
     result = ingest_partition(lake, loans, DAY, run_id="r")
     raw = read_raw(lake, loans, DAY)
     assert result["rows_in"] == count == len(raw) == 250
@@ -194,3 +195,18 @@ def test_parquet_landing_normalised_the_same_way(lake):
     land_bytes(lake, parquet_spec, DAY, b"PAR1 not really")
     assert ingest_partition(lake, parquet_spec, DAY, run_id="r")["status"] == "quarantined"
     assert lake.manifest("quarantine", SPEC.name, DAY)["files"] == ["landing.parquet", "reasons.json"]
+
+
+def test_derived_row_id_only_without_an_id_column(lake):
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 30, seed=8))
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert ROW_ID_COLUMN not in read_raw(lake, SPEC, DAY).columns  # the declared id identifies rows
+
+    no_id = dataclasses.replace(SPEC, name="no_id", id_column=None)
+    land_frame(lake, no_id, DAY, generate_day(DAY, 30, seed=8))
+    ingest_partition(lake, no_id, DAY, run_id="r")
+    raw = read_raw(lake, no_id, DAY)
+    assert raw[ROW_ID_COLUMN].tolist() == [f"{DAY.isoformat()}:{i}" for i in range(30)]
+    assert raw[ROW_ID_COLUMN].tolist() == [f"{DAY.isoformat()}:{r}" for r in raw[ROW_COLUMN]]
+    ingest_partition(lake, no_id, DAY, run_id="again")  # a re-run gives the same ids
+    assert read_raw(lake, no_id, DAY)[ROW_ID_COLUMN].tolist() == raw[ROW_ID_COLUMN].tolist()

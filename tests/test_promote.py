@@ -1,29 +1,36 @@
-"""Promotion: the gate against the champion on one holdout, shadow mode, rollback, history.
+"""Promotion: the gate against the champion on one evaluation holdout, with its evidence; shadow
+mode, rollback, history.
 
-Two versions are trained once (in process, 1-2 epochs on a few hundred rows): ``good`` on
-labels that follow the features, ``noise`` on labels that do not. Each test resets the
-aliases it depends on.
+Two versions are trained once (in process, 1-2 epochs on a few hundred rows): ``good`` on labels
+that follow the features, ``noise`` on labels that do not. The good snapshot's holdout is small
+(about 135 rows, below the default minimum of 200); two validated days after its end day extend the
+evaluation holdout to about 735 rows. Each test resets the aliases it depends on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflywheel import promote, registry
 from mlflywheel.datasets import get_spec
-from mlflywheel.devstack.synthetic import write_validated
+from mlflywheel.devstack.synthetic import synthetic_frame, write_validated
 from mlflywheel.lake import LocalLake
 from mlflywheel.settings import Settings
 from mlflywheel.training.entrypoint import parse_args, run_training
-from mlflywheel.training.snapshot import build_snapshot
+from mlflywheel.training.snapshot import build_snapshot, load_snapshot
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 SPEC = get_spec("transactions")
 GOOD_END = dt.date(2026, 11, 10)
 NOISE_END = dt.date(2026, 11, 3)
+EXTRA_DAYS = [GOOD_END + dt.timedelta(days=1), GOOD_END + dt.timedelta(days=2)]
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +47,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for key, value in env.items():
             mp.setenv(key, value)
         lake = LocalLake(Path(root) / "lake")
-        write_validated(lake, SPEC, [GOOD_END - dt.timedelta(days=i) for i in range(3)], 200, seed=21)
+        write_validated(lake, SPEC, [GOOD_END - dt.timedelta(days=i) for i in range(3)], 300, seed=21)
         write_validated(
             lake, SPEC, [NOISE_END - dt.timedelta(days=i) for i in range(3)], 200, seed=22, signal=0.0
         )
         good_snap = build_snapshot(lake, SPEC, end_day=GOOD_END, window_days=3, min_rows=100)["snapshot_id"]
         noise_snap = build_snapshot(lake, SPEC, end_day=NOISE_END, window_days=3, min_rows=100)["snapshot_id"]
+        # Days after the good snapshot's end, landed later: evidence for the gate, never trained on.
+        write_validated(lake, SPEC, EXTRA_DAYS, 300, seed=23)
         good = run_training(parse_args(["--snapshot-id", good_snap, "--epochs", "2", "--batch-size", "64"]))
         noise = run_training(parse_args(["--snapshot-id", noise_snap, "--epochs", "1", "--batch-size", "64"]))
         yield {
             "settings": Settings.from_env(),
+            "lake": lake,
             "snapshot": good_snap,
+            "noise_snapshot": noise_snap,
             "good": good["version"],
             "noise": noise["version"],
         }
@@ -65,25 +76,92 @@ def tags_of(settings: Settings, version: str) -> dict[str, str]:
     return dict(registry.get_version(settings, version).tags)
 
 
-def test_first_version_promoted_when_floors_pass(world: dict) -> None:
+def split_rows(world: dict, snapshot_key: str, split: str) -> int:
+    return load_snapshot(world["lake"], world[snapshot_key])[0]["splits"][split]["rows"]
+
+
+def test_first_version_promoted_on_the_extended_holdout(world: dict) -> None:
     settings = world["settings"]
     reset_aliases(settings)
     result = promote.evaluate_and_promote(
         settings, candidate_version=world["good"], snapshot_id=world["snapshot"], decided_by="run-1"
     )
     assert result["promoted"] and result["decision"] == "promoted" and result["alias_moved"]
+    assert result["verdict"] == "promoted"
     assert result["champion_version"] is None and result["champion_metrics"] is None
     assert result["candidate_metrics"]["pr_auc"] >= settings.floor_pr_auc
     assert str(registry.champion(settings).version) == world["good"]
     assert registry.previous_champion(settings) is None
+
+    # The holdout: the snapshot's own plus the two later days, recorded as such.
+    holdout = result["holdout"]
+    assert holdout["snapshot_holdout_rows"] == split_rows(world, "snapshot", "holdout")
+    assert [d["day"] for d in holdout["extra_days"]] == [d.isoformat() for d in EXTRA_DAYS]
+    assert all(d["rows"] == 300 and d["version"] for d in holdout["extra_days"])
+    assert holdout["rows"] == holdout["snapshot_holdout_rows"] + 600 == result["evidence"]["rows"]
+    assert holdout["rows"] == result["candidate_metrics"]["rows"]
+    assert "never trained on" in holdout["note"]
+    assert result["evidence"]["interval"] is None  # no champion, no difference
+
     tags = tags_of(settings, world["good"])
-    assert tags["flywheel.gate.decision"] == "promoted"
+    assert tags["flywheel.gate.decision"] == "promoted" and tags["flywheel.gate.verdict"] == "promoted"
     assert tags["flywheel.gate.decided_by"] == "run-1"
     assert tags["flywheel.gate.snapshot_id"] == world["snapshot"]
     assert "no champion" in tags["flywheel.gate.reasons"]
+    assert int(tags["flywheel.gate.holdout_rows"]) == holdout["rows"]
+    assert int(tags["flywheel.gate.holdout_positives"]) == holdout["positives"] >= 10
+    assert json.loads(tags["flywheel.gate.holdout_days"]) == [d.isoformat() for d in EXTRA_DAYS]
+    assert json.loads(tags["flywheel.gate.holdout"])["note"] == holdout["note"]
+    assert tags["flywheel.gate.min_holdout_rows"] == str(settings.gate_min_holdout_rows)
     assert json.loads(tags["flywheel.gate.candidate_metrics"])["pr_auc"] == pytest.approx(
         result["candidate_metrics"]["pr_auc"]
     )
+
+
+def test_tiny_holdout_is_undecided_and_moves_nothing(world: dict) -> None:
+    settings = Settings.from_env(gate_holdout_extra_days=0)
+    reset_aliases(settings)
+    first = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"]
+    )
+    assert (
+        first["holdout"]["rows"] == split_rows(world, "snapshot", "holdout") < settings.gate_min_holdout_rows
+    )
+    assert first["holdout"]["extra_days"] == []
+    assert first["decision"] == first["verdict"] == "undecided"
+    assert not first["promoted"] and not first["alias_moved"] and not first["gate_passed"]
+    assert any("too little evidence" in r and "rows" in r for r in first["reasons"])
+    assert registry.champion(settings) is None  # not even a first model on noise-sized evidence
+
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    against = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"]
+    )
+    assert against["decision"] == "undecided" and not against["alias_moved"]
+    assert against["champion_metrics"] is not None  # both scored: the evidence is recorded either way
+    assert str(registry.champion(settings).version) == world["noise"]
+    assert tags_of(settings, world["good"])["flywheel.gate.decision"] == "undecided"
+
+
+def test_clearly_better_candidate_promoted_on_its_interval(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    result = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"]
+    )
+    assert result["decision"] == "promoted" and result["alias_moved"]
+    low, high = result["evidence"]["interval"]
+    assert 0 < low <= result["difference"] <= high
+    assert result["difference"] >= settings.gate_margin
+    assert result["evidence"]["confidence"] == settings.gate_confidence
+    assert result["evidence"]["valid_samples"] == settings.gate_bootstrap_samples
+    assert str(registry.champion(settings).version) == world["good"]
+    assert str(registry.previous_champion(settings).version) == world["noise"]
+    tags = tags_of(settings, world["good"])
+    assert float(tags["flywheel.gate.interval_low"]) == pytest.approx(low, abs=1e-4)
+    assert float(tags["flywheel.gate.interval_high"]) == pytest.approx(high, abs=1e-4)
+    assert "lies above 0" in tags["flywheel.gate.reasons"]
 
 
 def test_worse_candidate_rejected_with_reasons_as_tags(world: dict) -> None:
@@ -98,10 +176,11 @@ def test_worse_candidate_rejected_with_reasons_as_tags(world: dict) -> None:
     assert not result["promoted"] and result["decision"] == "rejected" and not result["gate_passed"]
     assert result["champion_version"] == world["good"]
     assert result["candidate_metrics"]["pr_auc"] < result["champion_metrics"]["pr_auc"]
+    assert result["evidence"]["interval"][1] < lenient.gate_margin
     assert str(registry.champion(settings).version) == world["good"]
     tags = tags_of(settings, world["noise"])
     assert tags["flywheel.gate.decision"] == "rejected"
-    assert "< champion" in tags["flywheel.gate.reasons"]
+    assert "lies below the margin" in tags["flywheel.gate.reasons"]
     assert tags["flywheel.gate.champion_version"] == world["good"]
     assert json.loads(tags["flywheel.gate.champion_metrics"])["pr_auc"] == pytest.approx(
         result["champion_metrics"]["pr_auc"]
@@ -116,24 +195,57 @@ def test_worse_candidate_rejected_with_reasons_as_tags(world: dict) -> None:
     assert str(registry.champion(settings).version) == world["good"]
 
 
-def test_shadow_mode_never_moves_the_alias(world: dict) -> None:
+def test_rows_the_champion_trained_on_are_left_out(world: dict) -> None:
+    settings = Settings.from_env(floor_pr_auc=0.0, floor_roc_auc=0.0)
+    reset_aliases(settings)
+    registry.set_champion(settings, world["good"], reason="test setup")
+    # The noise snapshot ends 2026-11-03; a week of extra days reaches into the good model's window.
+    result = promote.evaluate_and_promote(
+        settings, candidate_version=world["noise"], snapshot_id=world["noise_snapshot"]
+    )
+    holdout = result["holdout"]
+    assert [d["day"] for d in holdout["extra_days"]] == ["2026-11-08", "2026-11-09", "2026-11-10"]
+    seen = split_rows(world, "snapshot", "train") + split_rows(world, "snapshot", "validation")
+    assert holdout["champion_trained_rows_left_out"] == seen
+    assert holdout["rows"] == split_rows(world, "noise_snapshot", "holdout") + split_rows(
+        world, "snapshot", "holdout"
+    )
+    assert (
+        holdout["champion_trained_span"][1]
+        == load_snapshot(world["lake"], world["snapshot"])[0]["boundaries"]["holdout_start"]
+    )
+
+
+def test_shadow_mode_records_the_gates_true_verdict(world: dict) -> None:
     settings = world["settings"]
     reset_aliases(settings)
     result = promote.evaluate_and_promote(
         settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="shadow"
     )
+    assert result["decision"] == "shadow" and result["verdict"] == "promoted"
     assert result["gate_passed"] and not result["promoted"] and not result["alias_moved"]
-    assert any("shadow mode" in r for r in result["reasons"])
+    assert any("shadow mode: the gate's verdict is promoted" in r for r in result["reasons"])
     assert registry.champion(settings) is None
-    assert tags_of(settings, world["good"])["flywheel.gate.mode"] == "shadow"
+    tags = tags_of(settings, world["good"])
+    assert tags["flywheel.gate.mode"] == "shadow" and tags["flywheel.gate.decision"] == "shadow"
+    assert tags["flywheel.gate.verdict"] == "promoted" and tags["flywheel.gate.gate_passed"] == "true"
 
     registry.set_champion(settings, world["noise"], reason="test setup")
-    lenient = Settings.from_env(floor_pr_auc=0.0, floor_roc_auc=0.0)
-    result = promote.evaluate_and_promote(
-        lenient, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="shadow"
+    better = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="shadow"
     )
-    assert result["gate_passed"] and not result["promoted"]
+    assert better["verdict"] == "promoted" and better["gate_passed"] and not better["promoted"]
     assert str(registry.champion(settings).version) == world["noise"]
+
+    reset_aliases(settings)
+    registry.set_champion(settings, world["good"], reason="test setup")
+    lenient = Settings.from_env(floor_pr_auc=0.0, floor_roc_auc=0.0)
+    worse = promote.evaluate_and_promote(
+        lenient, candidate_version=world["noise"], snapshot_id=world["snapshot"], mode="shadow"
+    )
+    assert worse["decision"] == "shadow" and worse["verdict"] == "rejected" and not worse["gate_passed"]
+    assert tags_of(settings, world["noise"])["flywheel.gate.gate_passed"] == "false"
+    assert str(registry.champion(settings).version) == world["good"]
     with pytest.raises(promote.PromotionError, match="mode"):
         promote.evaluate_and_promote(
             settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="yolo"
@@ -178,3 +290,74 @@ def test_rollback_swaps_back_one_step(world: dict) -> None:
     assert ("gate", world["noise"]) in events
     assert [e["at"] for e in history] == sorted(e["at"] for e in history)
     assert any(e["is_champion"] for e in history if e["version"] == world["good"])
+    gates = [e for e in history if e["event"] == "gate"]
+    assert {"verdict", "gate_passed", "evidence"} <= set(gates[-1])
+    assert all(e["evidence"]["rows"] for e in gates)  # every evaluation recorded its evidence
+
+
+# --- the paired bootstrap, on numbers ----------------------------------------------------------
+
+
+def test_weighted_metrics_equal_sklearn_on_repeated_rows() -> None:
+    rng = np.random.default_rng(3)
+    labels = (rng.random(400) < 0.15).astype(int)
+    scores = np.round(rng.random(400) * 0.6 + 0.35 * labels, 2)  # rounded: many ties
+    order, starts = promote._score_groups(scores)
+    weights = rng.integers(0, 3, size=(12, 400)).astype(float)
+    weights[0] = 1.0  # the data itself
+    got = promote.weighted_metrics(weights, labels.astype(float), order, starts)
+    for row in range(len(weights)):
+        rows = np.repeat(np.arange(400), weights[row].astype(int))
+        assert got["pr_auc"][row] == pytest.approx(
+            average_precision_score(labels[rows], scores[rows]), abs=1e-12
+        )
+        assert got["roc_auc"][row] == pytest.approx(roc_auc_score(labels[rows], scores[rows]), abs=1e-12)
+
+
+def test_weighted_metrics_nan_without_both_classes() -> None:
+    order, starts = promote._score_groups(np.array([0.9, 0.2, 0.5]))
+    got = promote.weighted_metrics(np.array([[0.0, 2.0, 1.0]]), np.array([1.0, 0.0, 0.0]), order, starts)
+    assert math.isnan(got["pr_auc"][0]) and math.isnan(got["roc_auc"][0])
+
+
+def test_paired_bootstrap_interval() -> None:
+    rng = np.random.default_rng(5)
+    labels = (rng.random(3000) < 0.1).astype(int)
+    strong = rng.random(3000) * 0.5 + 0.5 * labels
+    weak = rng.random(3000) * 0.5 + 0.1 * labels
+    args = {"metric": "pr_auc", "samples": 300, "confidence": 0.9, "seed": 1}
+    low, high, valid = promote.paired_bootstrap_interval(labels, strong, weak, **args)
+    point = average_precision_score(labels, strong) - average_precision_score(labels, weak)
+    assert 0 < low < point < high and valid == 300
+    assert promote.paired_bootstrap_interval(labels, strong, weak, **args) == (low, high, valid)  # seeded
+    reverse = promote.paired_bootstrap_interval(labels, weak, strong, **args)
+    assert reverse[0] == pytest.approx(-high) and reverse[1] == pytest.approx(-low)
+    assert promote.paired_bootstrap_interval(labels, weak, weak, **args) == (0.0, 0.0, 300)  # paired
+    auc = promote.paired_bootstrap_interval(labels, strong, weak, **{**args, "metric": "roc_auc"})
+    assert 0 < auc[0] < auc[1]
+    none = promote.paired_bootstrap_interval(np.zeros(50, dtype=int), strong[:50], weak[:50], **args)
+    assert none == (None, None, 0)
+    with pytest.raises(ValueError):
+        promote.paired_bootstrap_interval(labels, strong, weak[:10], **args)
+    with pytest.raises(ValueError):
+        promote.paired_bootstrap_interval(labels, strong, weak, **{**args, "confidence": 1.0})
+    with pytest.raises(ValueError):
+        promote.paired_bootstrap_interval(labels, strong, weak, **{**args, "metric": "accuracy"})
+
+
+def test_evaluation_holdout_leaves_out_unlabelled_rows(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    end = dt.date(2026, 11, 10)
+    write_validated(lake, SPEC, [end + dt.timedelta(days=1), end + dt.timedelta(days=9)], 20, seed=4)
+    holdout = synthetic_frame(SPEC, end, 10, seed=4)
+    holdout[SPEC.target] = pd.array([None, *holdout[SPEC.target][1:]], dtype="Int64")  # a label not in yet
+    manifest = {
+        "snapshot_id": "s", "dataset": SPEC.name, "target": SPEC.target,
+        "timestamp_column": SPEC.timestamp_column, "end_day": end.isoformat(),
+    }  # fmt: skip
+    rows, record = promote.evaluation_holdout(lake, manifest, holdout, extra_days=7)
+    assert [d["day"] for d in record["extra_days"]] == ["2026-11-11"]  # 2026-11-19 is beyond the 7 days
+    assert record["unlabelled_rows_left_out"] == 1 and len(rows) == record["rows"] == 29
+    assert record["champion_trained_rows_left_out"] == 0 and record["champion_trained_span"] is None
+    with pytest.raises(ValueError, match="extra_days"):
+        promote.evaluation_holdout(lake, manifest, holdout, extra_days=-1)

@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from mlflywheel import ledger, validation
-from mlflywheel.datasets.transactions_spec import (
+from mlflywheel.datasets.upstreams.transactions import (
     CHANNELS,
     COUNTRIES,
     CURRENCIES,

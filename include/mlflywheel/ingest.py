@@ -9,7 +9,9 @@ reads as is:
   ``_coercion_errors`` (a JSON object ``{"column": "text", ...}``, null for clean rows);
 * columns the schema does not know are kept, as strings (the schema check must see them);
   schema columns missing from the file are simply absent;
-* ``_row``: the record's 0-based position in the landing file (0 = first line after the header).
+* ``_row``: the record's 0-based position in the landing file (0 = first line after the header);
+* ``_row_id``, only when the spec declares no id column: ``<YYYY-MM-DD>:<_row>``, the row's id
+  (stable for a delivery; validation keeps it in the validated partition, snapshots sort by it).
 
 Columns whose name starts with ``_`` are meta columns. A file that cannot be read at all goes
 to ``quarantine/`` whole, with a ledger summary; nothing of it reaches ``raw``. Re-running
@@ -33,7 +35,7 @@ from mlflywheel import ledger
 from mlflywheel.datasets.landing import landing_key, landing_marker_key
 from mlflywheel.datasets.spec import Column, DatasetSpec
 from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet, keys
-from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN
+from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN, derived_row_id
 
 GZIP_MAGIC = b"\x1f\x8b"
 UNREADABLE_KIND = "unreadable_file"  # quarantine manifest "kind" of a whole-file quarantine
@@ -81,7 +83,7 @@ def ingest_partition(
     except UnreadableFileError as exc:
         return _quarantine_unreadable(lake, spec, day, data, str(exc), base, ledger_sink=ledger_sink)
 
-    raw, coercion_errors = normalise(text_table, spec)
+    raw, coercion_errors = normalise(text_table, spec, day=day)
     rows_in = len(raw)
     lake.publish_partition(
         keys.RAW, spec.name, day, {keys.DATA_FILE: frame_to_parquet(raw)}, meta={"rows_in": rows_in, **base}
@@ -121,8 +123,11 @@ def read_landing_table(data: bytes, landing_format: str = "csv") -> pd.DataFrame
         raise UnreadableFileError(" ".join(str(exc).split())) from None
 
 
-def normalise(text_table: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
-    """Cast schema columns to their dtypes, keep unknown columns as text, add meta columns.
+def normalise(
+    text_table: pd.DataFrame, spec: DatasetSpec, *, day: dt.date | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Cast schema columns to their dtypes, keep unknown columns as text, add meta columns
+    (``_row_id`` too when the spec has no id column and ``day`` is given).
 
     Returns the frame and the number of rows with at least one coercion error.
     """
@@ -142,6 +147,8 @@ def normalise(text_table: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame
             out[name] = text_table[name].astype(object)  # unknown columns stay text
     frame = pd.DataFrame(out, index=text_table.index)
     frame[ROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
+    if spec.id_column is None and day is not None:
+        frame[ROW_ID_COLUMN] = np.array([derived_row_id(day, row) for row in range(len(frame))], dtype=object)
     error_json = np.full(len(frame), None, dtype=object)
     for position, bad in errors.items():
         error_json[position] = json.dumps(bad)

@@ -1,8 +1,18 @@
-"""Promotion: score candidate and champion on the same holdout, apply the gate, record, move.
+"""Promotion: score candidate and champion on one holdout, weigh the evidence, gate, record, move.
+
+The holdout both models are scored on is the candidate snapshot's holdout split plus the validated
+partitions of up to ``gate_holdout_extra_days`` days after the snapshot's end day that exist at
+evaluation time: rows the candidate never trained on (its window ends with the end day, and its
+holdout split is never trained on). Rows the *champion* trained on (its own snapshot's train and
+validation splits) are taken out, so the champion is not flattered by rows it has seen; the record
+says how many. Both models score every row once; the point metrics and a paired bootstrap of their
+difference on the gate metric (``gate_bootstrap_samples`` resamples of row indices, seeded, an
+interval at ``gate_confidence``) are the evidence :func:`mlflywheel.gate.decide` decides on.
 
 Order matters for crash safety: the decision is written as tags on the candidate version
 first and the ``champion`` alias moves last, so a promoted model always has its record.
-Modes: ``gate`` moves the alias when the gate says so; ``shadow`` scores and records but
+Modes: ``gate`` moves the alias when the gate promotes; ``shadow`` scores and records the gate's
+verdict truthfully (decision ``shadow``, ``verdict`` and ``gate_passed`` as the gate said) but
 never moves it. :func:`rollback` restores ``previous_champion`` (one step).
 """
 
@@ -10,17 +20,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel import gate, registry
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+    from mlflywheel.lake import Lake
     from mlflywheel.settings import Settings
 
+log = logging.getLogger("mlflywheel.promote")
+
 MODES = ("gate", "shadow")
+SHADOW = "shadow"
 GATE_PREFIX = "flywheel.gate."
 ROLLBACK_PREFIX = "flywheel.rollback."
+HOLDOUT_NOTE = (
+    "rows the candidate never trained on: its snapshot's holdout split and validated days after the "
+    "snapshot's end day; rows inside the champion's training and validation splits are left out"
+)
+# Scores are clipped as training.loop.binary_metrics clips them, so the bootstrap's metrics are the
+# point metrics' (clipping can merge near-0 or near-1 scores into ties).
+_SCORE_CLIP = 1e-7
+_BOOTSTRAP_CELLS = 2_000_000  # resamples x rows held in memory at once (~16 MB per float64 array)
 
 
 class PromotionError(RuntimeError):
@@ -39,6 +65,9 @@ class Evidence:
     champion_version: str | None
     candidate_metrics: dict[str, Any]
     champion_metrics: dict[str, Any] | None
+    gate_evidence: gate.Evidence | None = None  # rows, positives, interval of the difference
+    holdout: dict[str, Any] = field(default_factory=dict)  # what the holdout is made of
+    bootstrap: dict[str, Any] = field(default_factory=dict)  # samples, seed, valid resamples
 
 
 def evaluate_and_promote(
@@ -49,9 +78,10 @@ def evaluate_and_promote(
     mode: str = "gate",
     decided_by: str = "",
 ) -> dict[str, Any]:
-    """Gate ``candidate_version`` against the champion on the snapshot's holdout.
+    """Gate ``candidate_version`` against the champion on the evaluation holdout (module docstring).
 
-    Returns the decision as a dict (``promoted`` says whether the alias moved).
+    Returns the decision as a dict (``promoted`` says whether the alias moved, ``decision`` what was
+    done: promoted | rejected | undecided | shadow, ``verdict`` the gate's own outcome).
     """
     if mode not in MODES:
         raise PromotionError(f"mode {mode!r} not in {MODES}")
@@ -62,30 +92,257 @@ def evaluate_and_promote(
         floors=gate.Floors(min_pr_auc=settings.floor_pr_auc, min_roc_auc=settings.floor_roc_auc),
         metric=settings.gate_metric,
         margin=settings.gate_margin,
+        evidence=evidence.gate_evidence,
+        minimum=gate.EvidenceMinimum(
+            rows=settings.gate_min_holdout_rows, positives=settings.gate_min_holdout_positives
+        ),
     )
-    return record_and_move(settings, evidence, decision, snapshot_id=snapshot_id, mode=mode, decided_by=decided_by)
+    return record_and_move(
+        settings, evidence, decision, snapshot_id=snapshot_id, mode=mode, decided_by=decided_by
+    )
 
 
 def score_on_holdout(settings: Settings, candidate_version: str, snapshot_id: str) -> Evidence:
-    """Score the candidate and the current champion (if another version) on the snapshot's holdout."""
-    from mlflywheel.datasets import get_spec
+    """Score the candidate and the current champion (if another version) once on the evaluation
+    holdout; the point metrics and the paired bootstrap interval of their difference."""
+    import numpy as np
+
+    from mlflywheel.datasets import spec_from_manifest
     from mlflywheel.lake import lake_from_settings
-    from mlflywheel.training.loop import evaluate
+    from mlflywheel.training.loop import binary_metrics
     from mlflywheel.training.snapshot import load_snapshot
 
-    manifest, splits = load_snapshot(lake_from_settings(settings), snapshot_id)
-    holdout = splits["holdout"]
-    target = get_spec(manifest["dataset"]).target
-
-    def score(version: str) -> dict[str, Any]:
-        return evaluate(registry.load_model(settings, version), None, holdout, target)
+    lake = lake_from_settings(settings)
+    manifest, splits = load_snapshot(lake, snapshot_id)
+    spec = spec_from_manifest(manifest)  # the spec the snapshot was built with
+    target = spec.target
 
     current = registry.champion(settings)
     champion_version = str(current.version) if current is not None else None
-    champion_metrics = None
-    if champion_version is not None and champion_version != candidate_version:
-        champion_metrics = score(champion_version)
-    return Evidence(candidate_version, champion_version, score(candidate_version), champion_metrics)
+    compare = champion_version is not None and champion_version != candidate_version
+    champion_span = _champion_training_span(settings, lake, manifest, champion_version) if compare else None
+    holdout, record = evaluation_holdout(
+        lake,
+        manifest,
+        splits["holdout"],
+        extra_days=settings.gate_holdout_extra_days,
+        champion_span=champion_span,
+    )
+    labels = holdout[target].astype(int).to_numpy()
+
+    def scores(version: str) -> np.ndarray:
+        return np.asarray(registry.load_model(settings, version).predict_proba(holdout), dtype=np.float64)
+
+    def metrics(values: np.ndarray) -> dict[str, Any]:
+        out = binary_metrics(labels, values)
+        return {**out, "rows": int(out["rows"]), "positives": int(out["positives"])}
+
+    candidate_scores = scores(candidate_version)
+    candidate_metrics, champion_metrics = metrics(candidate_scores), None
+    low = high = None
+    bootstrap: dict[str, Any] = {}
+    if compare:
+        champion_scores = scores(champion_version)  # type: ignore[arg-type]
+        champion_metrics = metrics(champion_scores)
+        low, high, valid = paired_bootstrap_interval(
+            labels, candidate_scores, champion_scores, metric=settings.gate_metric,
+            samples=settings.gate_bootstrap_samples, confidence=settings.gate_confidence, seed=settings.seed,
+        )  # fmt: skip
+        bootstrap = {
+            "samples": settings.gate_bootstrap_samples,
+            "valid_samples": valid,
+            "seed": settings.seed,
+        }
+    gate_evidence = gate.Evidence(
+        rows=len(labels), positives=int(labels.sum()), low=low, high=high, confidence=settings.gate_confidence
+    )
+    return Evidence(
+        candidate_version,
+        champion_version,
+        candidate_metrics,
+        champion_metrics,
+        gate_evidence,
+        record,
+        bootstrap,
+    )
+
+
+def evaluation_holdout(
+    lake: Lake,
+    manifest: dict[str, Any],
+    snapshot_holdout: pd.DataFrame,
+    *,
+    extra_days: int,
+    champion_span: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The snapshot's holdout plus the validated days ``(end_day, end_day + extra_days]`` that
+    exist now, less unlabelled rows and rows in ``champion_span`` (``[start, end)`` of the rows the
+    champion trained or picked its epoch on); returns the rows and a record of what they are."""
+    import pandas as pd
+
+    from mlflywheel.lake import keys
+
+    if extra_days < 0:
+        raise ValueError(f"gate_holdout_extra_days must be >= 0, got {extra_days}")
+    dataset, target, ts_col = manifest["dataset"], manifest["target"], manifest["timestamp_column"]
+    end_day = dt.date.fromisoformat(manifest["end_day"])
+    last_day = end_day + dt.timedelta(days=extra_days)
+    frames, days = [snapshot_holdout], []
+    for day in sorted(d for d in lake.list_partitions(keys.VALIDATED, dataset) if end_day < d <= last_day):
+        partition = lake.manifest(keys.VALIDATED, dataset, day)
+        if partition is None:  # removed between listing and reading
+            continue
+        frame = lake.read_frame(keys.VALIDATED, dataset, day)
+        frames.append(frame)
+        days.append({"day": day.isoformat(), "version": partition["version"], "rows": len(frame)})
+    rows = (
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else snapshot_holdout.reset_index(drop=True)
+    )
+    labelled = rows[target].notna()
+    excluded = pd.Series(False, index=rows.index)
+    if champion_span is not None:
+        timestamps = pd.to_datetime(rows[ts_col], utc=True)
+        excluded = (timestamps >= champion_span[0]) & (timestamps < champion_span[1])
+    kept = rows.loc[labelled & ~excluded].reset_index(drop=True)
+    record = {
+        "snapshot_id": manifest["snapshot_id"],
+        "snapshot_end_day": end_day.isoformat(),
+        "snapshot_holdout_rows": len(snapshot_holdout),
+        "extra_days_limit": extra_days,
+        "extra_days": days,
+        "unlabelled_rows_left_out": int((~labelled).sum()),
+        "champion_trained_span": [t.isoformat() for t in champion_span]
+        if champion_span is not None
+        else None,
+        "champion_trained_rows_left_out": int((labelled & excluded).sum()),
+        "rows": len(kept),
+        "positives": int((pd.to_numeric(kept[target]) == 1).sum()),
+        "note": HOLDOUT_NOTE,
+    }
+    return kept, record
+
+
+def _champion_training_span(
+    settings: Settings, lake: Lake, manifest: dict[str, Any], champion_version: str | None
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """``[start, end)`` of the rows the champion trained (or chose its epoch) on, from its snapshot's
+    manifest: its window's first day up to its holdout boundary. None (nothing left out, logged)
+    when the champion's snapshot cannot be found."""
+    import pandas as pd
+
+    from mlflywheel.lake import keys
+
+    if champion_version is None:
+        return None
+    snapshot_id = dict(registry.get_version(settings, champion_version).tags or {}).get(
+        "flywheel.snapshot_id"
+    )
+    key = keys.snapshot_key(manifest["dataset"], snapshot_id) if snapshot_id else None
+    if key is None or not lake.exists(key):
+        log.warning("champion v%s: snapshot %s not found; its training rows cannot be left out", champion_version,
+                    snapshot_id)  # fmt: skip
+        return None
+    champion_manifest = lake.get_json(key)
+    first_day = dt.date.fromisoformat(champion_manifest["window"]["start_exclusive"]) + dt.timedelta(days=1)
+    start = pd.Timestamp(first_day.isoformat(), tz="UTC")
+    end = pd.Timestamp(champion_manifest["boundaries"]["holdout_start"])
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    return start, end
+
+
+def paired_bootstrap_interval(
+    labels: np.ndarray,
+    candidate_scores: np.ndarray,
+    champion_scores: np.ndarray,
+    *,
+    metric: str,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float | None, float | None, int]:
+    """Percentile interval of ``metric(candidate) - metric(champion)`` over ``samples`` paired
+    resamples of the rows (the same rows for both models in each resample).
+
+    A resample drawn with replacement is a row-count vector, so each metric is computed for a block
+    of resamples at once as a weighted metric over the rows sorted by score (no Python loop per
+    resample). Resamples without both classes are dropped; returns ``(low, high, valid)``, with
+    ``low``/``high`` None when fewer than half the resamples are valid.
+    """
+    import numpy as np
+
+    if metric not in gate.METRICS:
+        raise ValueError(f"metric {metric!r} not in {gate.METRICS}")
+    if samples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need samples >= 1 and confidence in (0, 1), got {samples}, {confidence}")
+    y = np.asarray(labels).astype(np.float64)
+    n = len(y)
+    if n == 0 or len(candidate_scores) != n or len(champion_scores) != n:
+        raise ValueError("labels and both score vectors must be non-empty and of the same length")
+    rng = np.random.default_rng(seed)
+    orders = [_score_groups(np.asarray(s, dtype=np.float64)) for s in (candidate_scores, champion_scores)]
+    block = max(1, _BOOTSTRAP_CELLS // n)
+    diffs = []
+    for first in range(0, samples, block):
+        size = min(block, samples - first)
+        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        weights = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+        cand, champ = (weighted_metrics(weights, y, *order, metrics=(metric,))[metric] for order in orders)
+        diffs.append(cand - champ)
+    values = np.concatenate(diffs)
+    values = values[np.isfinite(values)]
+    if len(values) * 2 < samples:
+        return None, None, len(values)
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high), len(values)
+
+
+def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order by descending (clipped) score and the start of each run of tied scores."""
+    import numpy as np
+
+    clipped = np.clip(scores, _SCORE_CLIP, 1 - _SCORE_CLIP)
+    order = np.argsort(-clipped, kind="mergesort")
+    ranked = clipped[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    return order, starts
+
+
+def weighted_metrics(
+    weights: np.ndarray,
+    labels: np.ndarray,
+    order: np.ndarray,
+    starts: np.ndarray,
+    metrics: tuple[str, ...] = gate.METRICS,
+) -> dict[str, np.ndarray]:
+    """Average precision and/or ROC-AUC for each row of ``weights`` (resamples x rows, counts).
+
+    Equal to scikit-learn's ``average_precision_score`` and ``roc_auc_score`` on the rows repeated
+    by their counts: thresholds are the distinct scores (ties form one step), AP sums precision
+    times the recall step, ROC-AUC counts tied positive/negative pairs as one half. NaN where a
+    resample lacks positives (AP) or either class (ROC-AUC).
+    """
+    import numpy as np
+
+    ranked = weights[:, order]
+    tp_step = ranked * labels[order]  # positives at each score
+    fp_step = ranked - tp_step
+    if len(starts) < len(order):  # ties: one step per distinct score
+        tp_step = np.add.reduceat(tp_step, starts, axis=1)
+        fp_step = np.add.reduceat(fp_step, starts, axis=1)
+    tp, fp = np.cumsum(tp_step, axis=1), np.cumsum(fp_step, axis=1)
+    positives, negatives = tp[:, -1], fp[:, -1]
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "pr_auc" in metrics:
+            predicted = tp + fp  # zero only before the first positive, where tp_step is zero too
+            precision_steps = (tp_step * (tp / np.where(predicted > 0, predicted, 1.0))).sum(axis=1)
+            out["pr_auc"] = np.where(positives > 0, precision_steps / positives, np.nan)
+        if "roc_auc" in metrics:
+            # negatives scored strictly lower than each step, plus half the tied ones
+            below = negatives[:, None] - fp + 0.5 * fp_step
+            pairs = positives * negatives
+            out["roc_auc"] = np.where(pairs > 0, (tp_step * below).sum(axis=1) / pairs, np.nan)
+    return out
 
 
 def record_and_move(
@@ -99,16 +356,20 @@ def record_and_move(
 ) -> dict[str, Any]:
     """Write the decision on the candidate version first, then move the alias if it says so."""
     candidate_version, champion_version = evidence.candidate_version, evidence.champion_version
-    reasons = list(decision.reasons)
+    reasons, verdict = list(decision.reasons), decision.decision
     already_champion = champion_version == candidate_version
     move_alias = decision.promote and mode == "gate" and not already_champion
+    outcome = verdict
     if already_champion:
         reasons.append(f"version {candidate_version} is already the champion; alias unchanged")
-    elif mode == "shadow":
-        verdict = "would promote" if decision.promote else "would reject"
-        reasons.append(f"shadow mode: gate {verdict}; champion alias not moved")
+    elif mode == SHADOW:
+        outcome = SHADOW
+        reasons.append(f"shadow mode: the gate's verdict is {verdict}; champion alias not moved")
+    elif verdict == gate.UNDECIDED:
+        reasons.append(
+            f"undecided: champion {('v' + champion_version) if champion_version else 'alias'} unchanged"
+        )
     promoted = move_alias or (already_champion and decision.promote)
-    outcome = "promoted" if promoted else "rejected"
 
     decided_at = _now()
     tags = decision.as_tags(GATE_PREFIX, outcome=outcome, reasons=reasons)
@@ -122,6 +383,13 @@ def record_and_move(
             f"{GATE_PREFIX}decided_at": decided_at,
         }
     )
+    if evidence.holdout:
+        tags[f"{GATE_PREFIX}holdout"] = json.dumps(evidence.holdout, sort_keys=True)
+        tags[f"{GATE_PREFIX}holdout_days"] = json.dumps(
+            [d["day"] for d in evidence.holdout.get("extra_days", [])]
+        )
+    if evidence.bootstrap:
+        tags[f"{GATE_PREFIX}bootstrap"] = json.dumps(evidence.bootstrap, sort_keys=True)
     registry.tag_version(settings, candidate_version, tags)  # the record first ...
     if move_alias:  # ... the alias last
         registry.set_champion(
@@ -129,6 +397,7 @@ def record_and_move(
             candidate_version,
             reason=f"gate: {'; '.join(decision.reasons)} (snapshot {snapshot_id}, by {decided_by or 'n/a'})",
         )
+    gate_record = decision.as_dict()
     return {
         "model_name": settings.model_name,
         "candidate_version": candidate_version,
@@ -136,12 +405,20 @@ def record_and_move(
         "snapshot_id": snapshot_id,
         "mode": mode,
         "decision": outcome,
+        "verdict": verdict,
         "promoted": promoted,
         "alias_moved": move_alias,
         "gate_passed": decision.promote,
         "reasons": reasons,
         "metric": decision.metric,
         "margin": decision.margin,
+        "difference": gate_record["difference"],
+        "evidence": {
+            **(gate_record["evidence"] or {}),
+            "minimum": gate_record["minimum"],
+            **evidence.bootstrap,
+        },
+        "holdout": evidence.holdout,
         "candidate_metrics": gate.plain_metrics(evidence.candidate_metrics),
         "champion_metrics": (
             gate.plain_metrics(evidence.champion_metrics) if evidence.champion_metrics is not None else None
@@ -201,6 +478,9 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
                     "version": number,
                     "at": tags.get(f"{GATE_PREFIX}decided_at", ""),
                     "decision": tags[f"{GATE_PREFIX}decision"],
+                    # Records written before the gate had a verdict of its own: the decision was it.
+                    "verdict": tags.get(f"{GATE_PREFIX}verdict", tags[f"{GATE_PREFIX}decision"]),
+                    "gate_passed": tags.get(f"{GATE_PREFIX}gate_passed", "") == "true",
                     "mode": tags.get(f"{GATE_PREFIX}mode", ""),
                     "reasons": tags.get(f"{GATE_PREFIX}reasons", ""),
                     "champion_version": tags.get(f"{GATE_PREFIX}champion_version", "none"),
@@ -211,6 +491,7 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
                     ),
                     "decided_by": tags.get(f"{GATE_PREFIX}decided_by", ""),
                     "is_champion": number == current_version,
+                    "evidence": _gate_evidence(tags),
                 }
             )
         if f"{ROLLBACK_PREFIX}restored_at" in tags:
@@ -227,6 +508,28 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
                 }
             )
     return sorted(events, key=lambda e: (e["at"], int(e["version"])))
+
+
+def _gate_evidence(tags: dict[str, str]) -> dict[str, Any]:
+    """The evidence a gate decision was taken on, from its tags (empty for older records)."""
+
+    def number(name: str) -> float | None:
+        text = tags.get(f"{GATE_PREFIX}{name}")
+        try:
+            return float(text) if text not in (None, "") else None
+        except ValueError:
+            return None
+
+    low, high = number("interval_low"), number("interval_high")
+    rows, positives = number("holdout_rows"), number("holdout_positives")
+    return {
+        "rows": int(rows) if rows is not None else None,
+        "positives": int(positives) if positives is not None else None,
+        "difference": number("difference"),
+        "interval": [low, high] if low is not None and high is not None else None,
+        "confidence": number("confidence"),
+        "holdout_days": _json_or_none(tags.get(f"{GATE_PREFIX}holdout_days")) or [],
+    }
 
 
 def _json_or_none(text: str | None) -> Any:

@@ -250,6 +250,11 @@ def get_version(settings: Settings, version: str) -> ModelVersion:
         raise
 
 
+def version_tags(settings: Settings, version: str) -> dict[str, str]:
+    """The tags of model version ``version`` (``flywheel.snapshot_id``, ``flywheel.metrics``, ...)."""
+    return dict(get_version(settings, version).tags or {})
+
+
 def get_alias(settings: Settings, alias: str) -> ModelVersion | None:
     """The version behind ``alias``, or None if the alias (or the model) does not exist."""
     client = configure_mlflow(settings)

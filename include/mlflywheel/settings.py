@@ -39,7 +39,7 @@ class Settings:
     mlflow_artifact_root: str = ""  # default: <data_dir>/mlflow/artifacts
     mlflow_experiment: str = "flywheel"
     model_name: str = ""  # default: flywheel-<dataset>
-    dataset: str = "transactions"  # a built-in spec's name; ignored when dataset_spec is set
+    dataset: str = "transactions"  # the dataset's name: a built-in spec, or the name in dataset_spec
     dataset_spec: str = ""  # path (or lake URI) of a dataset spec file (YAML); see datasets.load_spec
 
     # --- sources and the ingestion ledger ------------------------------------------------
@@ -113,7 +113,7 @@ class Settings:
     drift_window_days: int = 1
     drift_max_rows: int = 5000
     drift_cooldown_hours: float = 24.0
-    drift_retrain_window_days: int = 7  # a drift retrain looks at recent data only
+    drift_retrain_window_days: int = 7  # most days a drift retrain looks back (never before the event)
     drift_retrain_wait_days: int = 2  # post-event days of data a drift retrain waits for
 
     def __post_init__(self) -> None:

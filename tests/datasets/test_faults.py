@@ -8,10 +8,9 @@ import io
 import pandas as pd
 import pytest
 from mlflywheel.datasets import get_spec
-from mlflywheel.datasets.transactions_spec import TRANSACTIONS
 from mlflywheel.datasets.upstreams.csv_replay import LOANS_CSV, day_frame
 from mlflywheel.datasets.upstreams.faults import EXTRA_COLUMN, FAULTS, apply_fault
-from mlflywheel.datasets.upstreams.transactions import generate_day
+from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS, generate_day
 
 ROWS = 200
 

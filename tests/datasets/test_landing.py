@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflywheel.datasets.landing import frame_to_csv_bytes, is_landed, land_bytes, land_frame
-from mlflywheel.datasets.spec import Column, DatasetSpec
+from mlflywheel.datasets.spec import Column, DatasetSpec, SpecError
 from mlflywheel.lake import LocalLake
 
 DAY = dt.date(2026, 11, 3)
@@ -203,11 +203,9 @@ def test_land_frame_does_not_modify_the_frame(lake: LocalLake) -> None:
     pd.testing.assert_frame_equal(df, before)
 
 
-def test_land_frame_unknown_format_lands_nothing(lake: LocalLake) -> None:
-    spec = make_spec("json")
-    with pytest.raises(ValueError, match="unsupported landing format 'json'"):
-        land_frame(lake, spec, DAY, sample_frame())
-    assert lake.list_keys("landing/") == []
+def test_unknown_landing_format_is_refused_by_the_spec(lake: LocalLake) -> None:
+    with pytest.raises(SpecError, match="landing_format must be csv or parquet, not 'json'"):
+        make_spec("json")
 
 
 # --- frame_to_csv_bytes ----------------------------------------------------------------------------

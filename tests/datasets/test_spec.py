@@ -7,10 +7,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from mlflywheel.datasets.loans_spec import LOANS
+from mlflywheel.datasets import get_spec
 from mlflywheel.datasets.spec import DTYPES, Column, DatasetSpec, Expectation
-from mlflywheel.datasets.transactions_spec import TRANSACTIONS
 
+TRANSACTIONS = get_spec("transactions")
+LOANS = get_spec("loans")
 BUILT_IN = [TRANSACTIONS, LOANS]
 
 

@@ -7,8 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from mlflywheel.datasets.transactions_spec import TRANSACTIONS
-from mlflywheel.datasets.upstreams.transactions import DriftSchedule, generate_day
+from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS, DriftSchedule, generate_day
 from scipy.stats import chi2_contingency, ks_2samp
 
 DAY = dt.date(2026, 11, 1)
@@ -127,3 +126,116 @@ def test_concept_drift_breaks_the_old_model(fitted_model):
     auc_before = roc_auc_score(before["is_fraud"], fitted_model(before))
     auc_after = roc_auc_score(after["is_fraud"], fitted_model(after))
     assert auc_after < auc_before - 0.2
+
+
+# --- seasonality, gradual drift, several schedules, base rate ------------------------------------
+
+from itertools import pairwise
+
+from mlflywheel.datasets.upstreams.transactions import (
+    Seasonality,
+    combined_strengths,
+    intercept_for_rate,
+)
+
+SEASON = Seasonality()
+
+
+def test_gradual_ramp_is_monotone_and_reaches_full_strength():
+    ramp = DriftSchedule(start=DAY, covariate=1.0, concept=0.5, ramp_days=5)
+    strengths = [ramp.strengths(DAY + dt.timedelta(days=i)) for i in range(-2, 8)]
+    covariate = [c for c, _ in strengths]
+    assert covariate[:2] == [0.0, 0.0]  # before the start
+    assert 0.0 < covariate[2] < 1.0  # the first day of the ramp is partial
+    assert all(a < b for a, b in pairwise(covariate[2:7]))  # strictly rising
+    assert covariate[6:] == [1.0] * 4  # full from day start + ramp_days - 1 on
+    assert strengths[-1] == (1.0, 0.5)
+    assert DriftSchedule(start=DAY, ramp_days=1).strengths(DAY) == (1.0, 1.0)  # 1 day: abrupt
+    with pytest.raises(ValueError, match="ramp_days"):
+        DriftSchedule(start=DAY, ramp_days=-1)
+
+
+def test_gradual_drift_moves_the_data_step_by_step():
+    ramp = DriftSchedule(start=DAY, covariate=1.0, concept=0.0, ramp_days=8)
+    means = [
+        np.log(generate_day(DAY + dt.timedelta(days=i), 4000, seed=3, drift=ramp)["amount"]).mean()
+        for i in (-1, 1, 3, 5, 7)
+    ]
+    assert all(a < b for a, b in pairwise(means)), means
+
+
+def test_several_schedules_add_up_and_a_negative_one_takes_a_shift_back():
+    shift = DriftSchedule(start=DAY, covariate=1.0, concept=1.0)
+    back = DriftSchedule(start=DAY + dt.timedelta(days=10), covariate=-1.0, concept=-1.0, ramp_days=4)
+    assert combined_strengths((shift, back), DAY + dt.timedelta(days=5)) == (1.0, 1.0)
+    assert combined_strengths((shift, back), DAY + dt.timedelta(days=11)) == (0.5, 0.5)
+    assert combined_strengths((shift, back), DAY + dt.timedelta(days=20)) == (0.0, 0.0)
+    assert combined_strengths(None, DAY) == (0.0, 0.0)
+    later = DAY + dt.timedelta(days=20)  # fully taken back: the undrifted feed again
+    pd.testing.assert_frame_equal(generate_day(later, 200, seed=2, drift=(shift, back)), generate_day(later, 200, seed=2))
+
+
+def test_weekly_pattern_changes_the_weekend_mix_and_volume():
+    monday, saturday = dt.date(2026, 9, 7), dt.date(2026, 9, 12)
+    assert monday.weekday() == 0 and saturday.weekday() == 5
+    weekday_frame = generate_day(monday, 20_000, seed=4, seasonality=SEASON)
+    weekend_frame = generate_day(saturday, 20_000, seed=4, seasonality=SEASON)
+    share = {
+        name: (frame["merchant_category"] == "restaurants").mean()
+        for name, frame in (("weekday", weekday_frame), ("weekend", weekend_frame))
+    }
+    assert share["weekend"] > share["weekday"] + 0.05
+    assert SEASON.volume_factor(saturday) > SEASON.volume_factor(monday)
+    # Without the weekend mix the two days draw from the same distribution.
+    flat = Seasonality(weekend_mix=0.0, yearly_amount=0.0, yearly_fraud=0.0)
+    pd.testing.assert_frame_equal(generate_day(saturday, 300, seed=4, seasonality=flat),
+                                  generate_day(saturday, 300, seed=4))  # fmt: skip
+
+
+def test_yearly_sine_moves_amounts_and_fraud_rate_with_the_season():
+    peak = dt.date(2026, 12, 16)  # day of year 350
+    trough = peak - dt.timedelta(weeks=26)  # half a year back, the same weekday
+    assert SEASON.yearly(peak) == pytest.approx(1.0)
+    assert SEASON.yearly(trough) == pytest.approx(-1.0, abs=1e-3)
+    high = generate_day(peak, 30_000, seed=5, seasonality=SEASON, base_rate=0.1)
+    low = generate_day(trough, 30_000, seed=5, seasonality=SEASON, base_rate=0.1)
+    assert np.log(high["amount"]).mean() > np.log(low["amount"]).mean() + 0.4
+    assert high["is_fraud"].mean() > low["is_fraud"].mean() + 0.02
+
+
+def test_base_rate_sets_the_fraud_rate_and_small_days_have_positives():
+    for rate in (0.01, 0.15, 0.4):
+        frame = generate_day(DAY, 40_000, seed=6, base_rate=rate)
+        assert frame["is_fraud"].mean() == pytest.approx(rate, rel=0.15), rate
+    assert intercept_for_rate(0.15) == intercept_for_rate(0.15)  # same answer every call
+    days = [generate_day(DAY + dt.timedelta(days=i), 50, seed=6, base_rate=0.15) for i in range(20)]
+    positives = [int(day["is_fraud"].sum()) for day in days]
+    assert sum(p > 0 for p in positives) >= 18  # at 50 rows a day nearly every day has positives
+    assert 0.08 < np.mean(positives) / 50 < 0.25
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="base_rate"):
+            generate_day(DAY, 10, seed=6, base_rate=bad)
+
+
+def test_seasonal_drifted_feed_is_reproducible_and_valid():
+    ramp = DriftSchedule(start=DAY, ramp_days=6)
+    first = generate_day(DAY + dt.timedelta(days=2), 800, seed=8, drift=(ramp,), seasonality=SEASON, base_rate=0.2)
+    again = generate_day(DAY + dt.timedelta(days=2), 800, seed=8, drift=(ramp,), seasonality=SEASON, base_rate=0.2)
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first.columns) == TRANSACTIONS.column_names
+    for column in TRANSACTIONS.columns:
+        if column.categories:
+            assert set(first[column.name]) <= set(column.categories), column.name
+        if column.min is not None:
+            assert first[column.name].min() >= column.min and first[column.name].max() <= column.max
+
+
+def test_seasonality_rejects_bad_values():
+    with pytest.raises(ValueError, match="weekly_volume"):
+        Seasonality(weekly_volume=(1.0,) * 6)
+    with pytest.raises(ValueError, match="weekly_volume"):
+        Seasonality(weekly_volume=(1.0,) * 6 + (0.0,))
+    with pytest.raises(ValueError, match="weekend_mix"):
+        Seasonality(weekend_mix=-1)
+    with pytest.raises(ValueError, match="peak_day_of_year"):
+        Seasonality(peak_day_of_year=0)

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg2.errors
 import pytest
 from mlflywheel.datasets.landing import land_bytes, land_frame
-from mlflywheel.datasets.transactions_spec import TRANSACTIONS as SPEC
+from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS as SPEC
 from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import ingest_partition
 from mlflywheel.lake import LocalLake

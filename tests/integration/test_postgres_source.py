@@ -9,7 +9,7 @@ import pandas as pd
 import psycopg2
 import pytest
 from mlflywheel.datasets.landing import is_landed, landing_key
-from mlflywheel.datasets.transactions_spec import TRANSACTIONS as SPEC
+from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS as SPEC
 from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.ingest import ingest_partition, read_raw
 from mlflywheel.lake import LocalLake

@@ -1,14 +1,30 @@
-"""Once per drift event: the pure decision, the backfill range, and the state it keeps."""
+"""Once per drift event, after the wait: the pure decision on every path, the backfill range, and
+the state :func:`request_retraining` keeps in the lake (against a scripted API)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pytest
-from mlflywheel.orchestration.retraining import decide, drift_reason, training_interval_for
+from mlflywheel.lake import LocalLake, keys
+from mlflywheel.ledger import write_summary
+from mlflywheel.orchestration.airflow_api import AirflowApiError
+from mlflywheel.orchestration.retraining import (
+    PENDING,
+    RETRAINING,
+    decide,
+    drift_reason,
+    open_event_for,
+    request_retraining,
+    retrain_window,
+    training_interval_for,
+)
 
 NOW = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)
 COOLDOWN = dt.timedelta(hours=24)
+FIRST = dt.date(2026, 11, 25)
 
 
 def report(status="drift", champion="3", day="2026-11-25"):
@@ -17,10 +33,25 @@ def report(status="drift", champion="3", day="2026-11-25"):
         "day": day,
         "status": status,
         "champion_version": champion,
-        "drifted_features": ["amount", "country"],
-        "prediction_drift": {"is_drift": True, "p_value": 1e-9},
+        "drifted_features": ["amount", "country"] if status == "drift" else [],
+        "prediction_drift": {"is_drift": status == "drift", "p_value": 1e-9},
         "report_key": f"reports/drift/transactions/dt={day}/report.json",
     }
+
+
+def day(offset: int) -> str:
+    return (FIRST + dt.timedelta(days=offset)).isoformat()
+
+
+def pending(wait: int = 2, champion: str = "3") -> dict[str, Any]:
+    return open_event_for(report(champion=champion), wait)
+
+
+def started(champion: str = "3") -> dict[str, Any]:
+    return {**pending(champion=champion), "status": RETRAINING, "backfill_id": 7, "window_end": day(2)}
+
+
+# --- the pure decision, wait 0: the behaviour before the wait existed -----------------------------
 
 
 def test_first_drift_creates_a_backfill():
@@ -28,34 +59,143 @@ def test_first_drift_creates_a_backfill():
     assert d.create
     assert "amount" in d.reason and "prediction drift" in d.reason
     assert d.event_id == "transactions:champion-v3:2026-11-25"
+    assert d.event["first_day"] == d.event["retrain_after"] == "2026-11-25" and d.event["status"] == PENDING
 
 
 @pytest.mark.parametrize("status", ["no_drift", "skipped"])
 def test_no_drift_no_backfill(status):
-    assert not decide(report(status), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN).create
+    d = decide(report(status), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN)
+    assert not d.create and d.event is None
 
 
 def test_same_event_is_not_retrained_twice():
-    state = {"open_event": {"event_id": "e1", "champion_version": "3", "backfill_id": 7}}
+    state = {"open_event": {"event_id": "e1", "champion_version": "3", "backfill_id": 7}}  # a pre-wait record
     d = decide(report(day="2026-11-26"), state, active_backfills=0, now=NOW, cooldown=dt.timedelta(0))
-    assert not d.create and "already handled" in d.reason
+    assert not d.create and "already handled" in d.reason and d.event == state["open_event"]
 
 
 def test_active_backfill_blocks_a_second_one():
     d = decide(report(), {}, active_backfills=1, now=NOW, cooldown=COOLDOWN)
-    assert not d.create and "active" in d.reason
+    assert not d.create and "active" in d.reason and d.event["status"] == PENDING
 
 
 def test_cooldown_after_last_backfill():
     state = {"last_backfill_at": (NOW - dt.timedelta(hours=3)).isoformat()}
-    assert not decide(report(), state, active_backfills=0, now=NOW, cooldown=COOLDOWN).create
+    blocked = decide(report(), state, active_backfills=0, now=NOW, cooldown=COOLDOWN)
+    assert not blocked.create and "cooldown" in blocked.reason and "stays pending" in blocked.reason
     state = {"last_backfill_at": (NOW - dt.timedelta(hours=30)).isoformat()}
     assert decide(report(), state, active_backfills=0, now=NOW, cooldown=COOLDOWN).create
 
 
 def test_new_champion_opens_a_new_event():
-    state = {"open_event": {"event_id": "e1", "champion_version": "3"}, "last_backfill_at": "2026-11-01T00:00:00+00:00"}
-    assert decide(report(champion="4"), state, active_backfills=0, now=NOW, cooldown=COOLDOWN).create
+    state = {
+        "open_event": {"event_id": "e1", "champion_version": "3"},
+        "last_backfill_at": "2026-11-01T00:00:00+00:00",
+    }
+    d = decide(report(champion="4"), state, active_backfills=0, now=NOW, cooldown=COOLDOWN)
+    assert d.create and d.event_id == "transactions:champion-v4:2026-11-25"
+
+
+# --- the pure decision with a wait ----------------------------------------------------------------
+
+
+def test_opening_check_records_a_pending_retrain():
+    d = decide(report(), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
+    assert not d.create
+    assert d.event["status"] == PENDING and d.event["retrain_after"] == day(2) and d.event["wait_days"] == 2
+    assert d.event["reason"].startswith("drift on 2026-11-25") and "2 more day(s)" in d.reason
+
+
+@pytest.mark.parametrize("status", ["drift", "no_drift", "skipped"])
+def test_pending_retrain_waits_whatever_the_check_says(status):
+    state = {"open_event": pending()}
+    d = decide(report(status, day=day(1)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
+    assert not d.create and d.event == state["open_event"] and "1 more day(s)" in d.reason
+
+
+@pytest.mark.parametrize("status", ["drift", "no_drift", "skipped"])
+def test_wait_over_creates_the_backfill_whatever_the_check_says(status):
+    state = {"open_event": pending()}
+    for offset in (2, 5):  # on the day the wait ends, or later (a missed check)
+        d = decide(
+            report(status, day=day(offset)),
+            state,
+            active_backfills=0,
+            now=NOW,
+            cooldown=COOLDOWN,
+            wait_days=2,
+        )
+        assert d.create and d.event_id == state["open_event"]["event_id"]
+        # The reason is the event's (its first day's drift), with the post-event data it waited for.
+        assert d.reason.startswith("drift on 2026-11-25") and "amount" in d.reason
+        assert f"after {offset} day(s) of post-event data (window ends {day(offset)})" in d.reason
+
+
+def test_the_event_keeps_the_wait_it_was_opened_with():
+    state = {"open_event": pending(wait=1)}
+    assert decide(
+        report(day=day(1)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=5
+    ).create
+
+
+@pytest.mark.parametrize(
+    "state_extra, blocker",
+    [({"last_backfill_at": (NOW - dt.timedelta(hours=3)).isoformat()}, "cooldown"), ({}, "active")],
+)
+def test_due_retrain_blocked_stays_pending(state_extra, blocker):
+    state = {"open_event": pending(), **state_extra}
+    active = 1 if blocker == "active" else 0
+    d = decide(
+        report("no_drift", day=day(2)),
+        state,
+        active_backfills=active,
+        now=NOW,
+        cooldown=COOLDOWN,
+        wait_days=2,
+    )
+    assert not d.create and blocker in d.reason and d.event == state["open_event"]
+
+
+def test_new_champion_closes_a_pending_event():
+    state = {"open_event": pending()}
+    quiet = decide(
+        report("no_drift", champion="4", day=day(2)),
+        state,
+        active_backfills=0,
+        now=NOW,
+        cooldown=COOLDOWN,
+        wait_days=2,
+    )
+    assert not quiet.create and quiet.event is None
+    drifting = decide(
+        report(champion="4", day=day(2)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2
+    )
+    assert not drifting.create and drifting.event["champion_version"] == "4"  # a new event, waiting anew
+    assert drifting.event["retrain_after"] == day(4)
+
+
+def test_retraining_event_closes_on_no_drift_and_ignores_drift():
+    state = {"open_event": started()}
+    closed = decide(
+        report("no_drift", day=day(3)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2
+    )
+    assert not closed.create and closed.event is None and "closed" in closed.reason
+    again = decide(report(day=day(3)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
+    assert (
+        not again.create
+        and "already handled by backfill 7" in again.reason
+        and again.event == state["open_event"]
+    )
+
+
+def test_skipped_check_without_champion_opens_nothing():
+    d = decide(report("drift", champion=None), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN)
+    assert not d.create and d.event is None
+
+
+def test_negative_wait_is_refused():
+    with pytest.raises(ValueError, match="wait_days"):
+        decide(report(), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=-1)
 
 
 def test_backfill_range_holds_one_daily_train_run():
@@ -67,3 +207,135 @@ def test_backfill_range_holds_one_daily_train_run():
 def test_reason_without_details():
     r = {"day": "d", "champion_version": "1", "drifted_features": [], "prediction_drift": {"is_drift": False}}
     assert "thresholds crossed" in drift_reason(r)
+
+
+def test_reason_names_a_performance_trigger():
+    r = {**report(), "drifted_features": [], "prediction_drift": None}
+    r["performance"] = {"triggered": True, "reason": "pr_auc 0.41 on 300 labelled rows vs holdout 0.80"}
+    assert "performance: pr_auc 0.41" in drift_reason(r)
+
+
+# --- request_retraining: the I/O around the decision ----------------------------------------------
+
+
+class ScriptedApi:
+    def __init__(self, active: int = 0, refuse: bool = False):
+        self.active, self.refuse = active, refuse
+        self.created: list[dict[str, Any]] = []
+        self.asked = 0
+
+    def active_backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        self.asked += 1
+        return [{"id": 99, "dag_id": dag_id}] * self.active
+
+    def create_backfill(self, dag_id: str, *, from_date: str, to_date: str, conf: dict[str, Any]) -> dict:
+        if self.refuse:
+            raise AirflowApiError("conflict", status=409, body={"detail": "active"})
+        self.created.append({"dag_id": dag_id, "from_date": from_date, "to_date": to_date, "conf": conf})
+        return {"id": 10 + len(self.created)}
+
+
+def run(api, lake, r, wait=2, now=NOW):
+    return request_retraining(api, lake, r, cooldown_hours=24, retrain_window_days=7, wait_days=wait, now=now)
+
+
+def state_of(lake) -> dict[str, Any]:
+    return lake.get_json(keys.drift_state_key("transactions"))
+
+
+def test_one_event_through_its_wait(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    opened = run(api, lake, report(day=day(0)))
+    assert opened["action"] == "retrain_pending" and opened["retrain_after"] == day(2)
+    assert state_of(lake)["open_event"]["status"] == PENDING and api.asked == 0 and not api.created
+
+    assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"  # not closed
+    created = run(api, lake, report("no_drift", day=day(2)), now=NOW + dt.timedelta(days=2))
+    assert created["action"] == "backfill_created" and api.asked == 1
+    # The window ends with the check's day and holds the event's first day and the two days after it,
+    # nothing older (the retrain learns the new regime only).
+    assert (created["from_date"], created["to_date"]) == training_interval_for(FIRST + dt.timedelta(days=2))
+    conf = created["conf"]
+    assert conf["trigger"] == "drift_check" and conf["window_days"] == 3
+    assert conf["drift_event_id"] == "transactions:champion-v3:2026-11-25"
+    assert conf["drift_report"] == report(day=day(0))["report_key"]  # the report that opened the event
+    event = state_of(lake)["open_event"]
+    assert event["status"] == RETRAINING and event["backfill_id"] == 11 and event["window_end"] == day(2)
+    assert state_of(lake)["last_backfill_id"] == 11
+
+    assert run(api, lake, report(day=day(3)))["action"] == "none"  # once per event
+    assert run(api, lake, report("no_drift", day=day(4)))["action"] == "none"
+    assert state_of(lake)["open_event"] is None and len(api.created) == 1
+
+
+def test_wait_zero_creates_at_once(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    created = run(api, lake, report(), wait=0)
+    assert created["action"] == "backfill_created"
+    assert (created["from_date"], created["to_date"]) == training_interval_for(FIRST)
+    assert "post-event" not in created["conf"]["reason"]
+
+
+def test_refused_or_blocked_backfill_stays_pending(tmp_path: Path):
+    lake = LocalLake(tmp_path / "lake")
+    assert run(ScriptedApi(active=1), lake, report(), wait=0)["action"] == "retrain_pending"
+    assert state_of(lake)["open_event"]["status"] == PENDING
+    assert (
+        run(ScriptedApi(refuse=True), lake, report("no_drift", day=day(1)), wait=0)["action"]
+        == "retrain_pending"
+    )
+    api = ScriptedApi()
+    assert run(api, lake, report("no_drift", day=day(2)), wait=0)["action"] == "backfill_created"
+    assert api.created[0]["conf"]["drift_event_id"].endswith(":2026-11-25")
+
+
+def test_quiet_check_without_event_writes_nothing(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    assert run(api, lake, report("no_drift"))["action"] == "none"
+    assert not lake.exists(keys.drift_state_key("transactions")) and api.asked == 0
+
+
+def test_retrain_window_never_reaches_before_the_event():
+    event = {"first_day": FIRST.isoformat()}
+    assert retrain_window(event, FIRST + dt.timedelta(days=2), 7) == [FIRST + dt.timedelta(days=i) for i in range(3)]
+    late = FIRST + dt.timedelta(days=20)
+    assert retrain_window(event, late, 7) == [late - dt.timedelta(days=6 - i) for i in range(7)]
+    assert retrain_window(event, FIRST, 7) == [FIRST]
+
+
+def _ledger_rows(lake, days_and_rows: dict[dt.date, int]) -> None:
+    for d, rows in days_and_rows.items():
+        write_summary(lake, {"dataset": "transactions", "partition": d.isoformat(), "status": "validated",
+                             "rows_in": rows, "rows_validated": rows, "rows_quarantined": 0, "run_id": "r"})
+
+
+def test_retrain_waits_for_enough_post_event_rows(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    _ledger_rows(lake, {FIRST - dt.timedelta(days=1): 10_000, FIRST: 50, FIRST + dt.timedelta(days=1): 50})
+
+    def check(offset: int) -> dict:
+        return request_retraining(
+            api, lake, report("no_drift" if offset else "drift", day=day(offset)), cooldown_hours=24,
+            retrain_window_days=7, wait_days=1, min_rows=120, now=NOW + dt.timedelta(days=offset),
+        )  # fmt: skip
+
+    assert check(0)["action"] == "retrain_pending"
+    waiting = check(1)  # the wait in days is over, but the new regime has 100 rows (the old day's don't count)
+    assert waiting["action"] == "retrain_pending" and "100 validated rows" in waiting["reason"]
+    assert not api.created and api.asked == 0
+    _ledger_rows(lake, {FIRST + dt.timedelta(days=2): 50})
+    created = check(2)
+    assert created["action"] == "backfill_created" and created["conf"]["window_days"] == 3
+
+
+def test_an_earlier_drifting_day_checked_later_starts_the_event_earlier(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    assert run(api, lake, report(day=day(3)))["action"] == "retrain_pending"  # the latest day came first
+    assert state_of(lake)["open_event"]["retrain_after"] == day(5)
+    assert run(api, lake, report(day=day(0)))["action"] == "retrain_pending"  # then the catch-up
+    event = state_of(lake)["open_event"]
+    assert (event["first_day"], event["retrain_after"]) == (day(0), day(2))
+    assert event["event_id"] == "transactions:champion-v3:2026-11-28"  # one event, same id
+    assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"
+    created = run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))
+    assert created["action"] == "backfill_created" and created["conf"]["window_days"] == 3

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflywheel.datasets import get_spec
+from mlflywheel.datasets import get_spec, spec_from_manifest, spec_to_dict
+from mlflywheel.datasets.spec import DriftPolicy
 from mlflywheel.devstack.synthetic import synthetic_frame, write_validated
 from mlflywheel.lake import LocalLake, frame_to_parquet
+from mlflywheel.lake.keys import ROW_ID_COLUMN
 from mlflywheel.training.snapshot import SPLITS, SnapshotError, build_snapshot, load_snapshot
 
 SPEC = get_spec("transactions")
@@ -121,3 +124,45 @@ def test_load_unknown_snapshot(lake: LocalLake) -> None:
         load_snapshot(lake, "transactions-20261110-w4-000000000000")
     with pytest.raises(SnapshotError, match="no snapshot"):
         load_snapshot(lake, "../etc")
+
+
+# --- the spec travels with the snapshot; datasets without an id column -----------------------
+
+
+def test_manifest_embeds_the_spec_and_the_id_follows_it(lake: LocalLake) -> None:
+    manifest = build_snapshot(lake, SPEC, end_day=END, window_days=4, min_rows=100)
+    assert manifest["spec"] == spec_to_dict(SPEC)
+    assert spec_from_manifest(manifest) == SPEC
+    edited = dataclasses.replace(SPEC, drift=DriftPolicy(exclude=("channel",)))
+    other = build_snapshot(lake, edited, end_day=END, window_days=4, min_rows=100)
+    assert other["snapshot_id"] != manifest["snapshot_id"]  # same data, edited spec: a new snapshot
+    assert spec_from_manifest(other).drift.exclude == ("channel",)
+
+
+def test_without_an_id_column_the_order_is_by_time_then_derived_id(tmp_path: Path) -> None:
+    spec = dataclasses.replace(SPEC, id_column=None)
+    lake = LocalLake(tmp_path / "lake")
+    frame = synthetic_frame(spec, END, 300, seed=1)
+    # Ten distinct timestamps: ties everywhere; the derived id decides within a tie.
+    frame[spec.timestamp_column] = frame[spec.timestamp_column].dt.floor("D") + pd.to_timedelta(
+        (frame.index % 10) * 3600, unit="s"
+    )
+    frame[spec.target] = pd.array((frame.index % 3 == 0).astype(int), dtype="Int64")
+    frame[ROW_ID_COLUMN] = [f"{END.isoformat()}:{i}" for i in range(len(frame))]
+    lake.publish_partition("validated", spec.name, END, {"data.parquet": frame_to_parquet(frame)})
+    manifest = build_snapshot(lake, spec, end_day=END, window_days=1, min_rows=100)
+    _, splits = load_snapshot(lake, manifest["snapshot_id"])
+    whole = pd.concat([splits[s] for s in SPLITS], ignore_index=True)
+    expected = frame.sort_values([spec.timestamp_column, ROW_ID_COLUMN], kind="mergesort")
+    assert whole[ROW_ID_COLUMN].tolist() == expected[ROW_ID_COLUMN].tolist()
+
+
+def test_validated_rows_without_a_derived_id_are_numbered_as_stored(tmp_path: Path) -> None:
+    spec = dataclasses.replace(SPEC, id_column=None)
+    lake = LocalLake(tmp_path / "lake")
+    write_validated(lake, spec, days_back(2), 150, seed=4)  # a writer that leaves _row_id out
+    first = build_snapshot(lake, spec, end_day=END, window_days=2, min_rows=100)
+    _, splits = load_snapshot(lake, first["snapshot_id"])
+    ids = pd.concat([splits[s][ROW_ID_COLUMN] for s in SPLITS])
+    assert ids.is_unique and len(ids) == 300
+    assert set(ids) == {f"{day.isoformat()}:{i}" for day in days_back(2) for i in range(150)}

@@ -93,6 +93,13 @@ def test_trains_logs_and_registers(env: dict[str, str], monkeypatch: pytest.Monk
     assert run.data.tags["flywheel.snapshot_id"] == env["SNAPSHOT_ID"]
     assert run.data.tags["flywheel.dataset"] == "transactions"
     assert run.data.params["epochs"] == "2"
+    # The batch adapts to the small split: 315 training rows, at least 8 steps an epoch.
+    train_rows = int(run.data.params["train_rows"])
+    assert train_rows == 315
+    assert run.data.params["batch_size_requested"] == "64"
+    assert run.data.params["batch_size"] == str(train_rows // 8) == "39"
+    assert run.data.params["min_steps_per_epoch"] == "8" and run.data.params["steps_per_epoch"] == "9"
+    assert "batch size 39 (requested 64; 315 training rows, at least 8 steps per epoch)" in proc.stderr
     assert run.data.metrics["holdout_pr_auc"] == pytest.approx(result["metrics"]["holdout_pr_auc"])
     artifacts = {a.path for a in client.list_artifacts(result["run_id"], "snapshot")}
     assert "snapshot/manifest.json" in artifacts

@@ -1,8 +1,10 @@
 """The dataset spec: everything the pipeline needs to know about a dataset.
 
-A new dataset plugs in by declaring a :class:`DatasetSpec` (schema, types, vocabularies,
-target, timestamp, features, extra expectations) and a landing source, and registering both
-in :mod:`mlflywheel.datasets`. No DAG code changes. Standard library only.
+A dataset is declared in a spec file (YAML, see :mod:`mlflywheel.datasets.spec_file`) that maps
+onto these dataclasses key for key: schema, types, vocabularies, target, timestamp, features,
+extra expectations, the drift and performance policies. The dataclasses are the one place where
+a spec's invariants are checked; :class:`SpecError` names the offending field, and the file
+layer adds the file's name. Standard library only (plus the lake's key module).
 """
 
 from __future__ import annotations
@@ -10,8 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlflywheel.lake.keys import META_PREFIX, ROW_ID_COLUMN
+
 DType = Literal["string", "int", "float", "datetime"]
 DTYPES = ("string", "int", "float", "datetime")
+CATEGORICAL_DTYPES = ("string", "int")  # dtypes a closed vocabulary can be declared for
+_CATEGORY_TYPES = {"string": (str,), "int": (int,)}
+
+
+class SpecError(ValueError):
+    """A spec breaks an invariant. ``field`` is the offending field's dotted path, when known
+    (e.g. ``timestamp_column``, ``categories``, ``drift.monitored``)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -21,12 +36,44 @@ class Column:
     nullable: bool = False
     min: float | None = None
     max: float | None = None
-    categories: tuple[str, ...] | None = None  # closed vocabulary for categorical columns
+    # Closed vocabulary of a categorical column, of the column's own type: text for a
+    # ``string`` column, whole numbers for an ``int`` column.
+    categories: tuple[str | int, ...] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
+        where = f"column {self.name!r}"
         if self.dtype not in DTYPES:
-            raise ValueError(f"column {self.name!r}: dtype {self.dtype!r} not in {DTYPES}")
+            raise SpecError(f"{where}: dtype {self.dtype!r} not in {DTYPES}", field="dtype")
+        if (self.min is not None or self.max is not None) and self.dtype not in ("int", "float"):
+            raise SpecError(f"{where}: min and max apply to int and float columns, not {self.dtype}", field="min")
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise SpecError(f"{where}: {bound} must be a number, got {value!r}", field=bound)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise SpecError(f"{where}: min {self.min} is above max {self.max}", field="min")
+        if self.categories is not None:
+            self._check_categories(where)
+
+    def _check_categories(self, where: str) -> None:
+        if self.dtype not in CATEGORICAL_DTYPES:
+            raise SpecError(
+                f"{where}: categories are for string or int columns, not {self.dtype}", field="categories"
+            )
+        wanted = _CATEGORY_TYPES[self.dtype]
+        for value in self.categories or ():
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                if self.dtype == "string":
+                    rule, hint = "a string column must be text", " (quote it in YAML to keep it text)"
+                else:
+                    rule, hint = "an int column must be whole numbers", " (write them without quotes)"
+                raise SpecError(
+                    f"{where}: categories of {rule}, got {value!r} ({type(value).__name__}){hint}",
+                    field="categories",
+                )
+        if len(set(self.categories or ())) != len(self.categories or ()):
+            raise SpecError(f"{where}: categories has duplicates", field="categories")
 
 
 @dataclass(frozen=True)
@@ -67,7 +114,7 @@ class DriftPolicy:
 
     monitored: tuple[str, ...] | None = None  # features tested; None: every feature
     exclude: tuple[str, ...] = ()  # features never tested (e.g. a day-of-week feature)
-    p_value: float | None = None  # None: FLYWHEEL_DRIFT_P_VALUE
+    p_value: float | None = 0.01  # bounds a change-free day's alarm chance; None: FLYWHEEL_DRIFT_P_VALUE
     effect_size: str = "psi"  # psi | wasserstein (scaled by the reference spread) | ks (the statistic)
     effect_threshold: float = 0.2
     min_drifted_features: int = 1
@@ -75,24 +122,24 @@ class DriftPolicy:
     prediction_drift: bool = True
     reference: str = "training_window"  # training_window: the champion's training rows | sample
     window_days: int | None = None  # current window; None: FLYWHEEL_DRIFT_WINDOW_DAYS
-    seasonality: str = "none"  # none | day_of_week | hour_of_day: compare like with like
+    seasonality: str = "day_of_week"  # none | day_of_week | hour_of_day: compare like with like
     seasonal_period_days: int = 0  # e.g. 7 for a weekly rhythm: the current window spans >= a period
 
     def __post_init__(self) -> None:
         checks = (
-            (self.effect_size in EFFECT_SIZES, f"effect_size must be one of {EFFECT_SIZES}"),
-            (self.seasonality in SEASONALITIES, f"seasonality must be one of {SEASONALITIES}"),
-            (self.reference in REFERENCES, f"reference must be one of {REFERENCES}"),
-            (self.effect_threshold >= 0, "effect_threshold must be >= 0"),
-            (self.min_drifted_features >= 1, "min_drifted_features must be >= 1"),
-            (0.0 <= self.min_drifted_share <= 1.0, "min_drifted_share must be in [0, 1]"),
-            (self.p_value is None or 0 < self.p_value < 1, "p_value must be in (0, 1)"),
-            (self.window_days is None or self.window_days >= 1, "window_days must be >= 1"),
-            (self.seasonal_period_days >= 0, "seasonal_period_days must be >= 0"),
+            (self.effect_size in EFFECT_SIZES, "effect_size", f"must be one of {EFFECT_SIZES}"),
+            (self.seasonality in SEASONALITIES, "seasonality", f"must be one of {SEASONALITIES}"),
+            (self.reference in REFERENCES, "reference", f"must be one of {REFERENCES}"),
+            (self.effect_threshold >= 0, "effect_threshold", "must be >= 0"),
+            (self.min_drifted_features >= 1, "min_drifted_features", "must be >= 1"),
+            (0.0 <= self.min_drifted_share <= 1.0, "min_drifted_share", "must be in [0, 1]"),
+            (self.p_value is None or 0 < self.p_value < 1, "p_value", "must be in (0, 1)"),
+            (self.window_days is None or self.window_days >= 1, "window_days", "must be >= 1"),
+            (self.seasonal_period_days >= 0, "seasonal_period_days", "must be >= 0"),
         )
-        for ok, message in checks:
+        for ok, name, message in checks:
             if not ok:
-                raise ValueError(f"drift policy: {message}")
+                raise SpecError(f"drift policy: {name} {message}", field=name)
 
 
 @dataclass(frozen=True)
@@ -113,18 +160,30 @@ class PerformancePolicy:
     label_delay_days: int = 1
 
     def __post_init__(self) -> None:
-        if self.tolerance < 0 or self.min_rows < 1 or self.min_positives < 1:
-            raise ValueError("performance policy: tolerance >= 0, min_rows >= 1 and min_positives >= 1")
-        if self.window_days < 1 or self.label_delay_days < 0:
-            raise ValueError("performance policy: window_days >= 1 and label_delay_days >= 0")
+        checks = (
+            (self.tolerance >= 0, "tolerance", "must be >= 0"),
+            (self.min_rows >= 1, "min_rows", "must be >= 1"),
+            (self.min_positives >= 1, "min_positives", "must be >= 1"),
+            (self.window_days >= 1, "window_days", "must be >= 1"),
+            (self.label_delay_days >= 0, "label_delay_days", "must be >= 0"),
+        )
+        for ok, name, message in checks:
+            if not ok:
+                raise SpecError(f"performance policy: {name} {message}", field=name)
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset: its schema and the roles of its columns.
+
+    ``id_column`` is optional: without one, every row gets a derived id from its partition day
+    and its position in the landed file (:attr:`row_id_column`, written by ingest).
+    """
+
     name: str
     description: str
     columns: tuple[Column, ...]
-    id_column: str
+    id_column: str | None
     timestamp_column: str
     target: str
     categorical_features: tuple[str, ...]
@@ -135,20 +194,89 @@ class DatasetSpec:
     performance: PerformancePolicy = field(default_factory=PerformancePolicy)
 
     def __post_init__(self) -> None:
+        self._check_name_and_columns()
+        self._check_roles()
+        self._check_features()
+        self._check_drift_policy()
+
+    def _fail(self, message: str, field: str) -> SpecError:
+        return SpecError(f"dataset {self.name!r}: {message}", field=field)
+
+    def _check_name_and_columns(self) -> None:
+        # The name becomes lake folders, the model's name and DAG tags: keep it to safe characters.
+        if not self.name or not all(ch.isalnum() or ch in "_-" for ch in self.name) or not self.name[0].isalnum():
+            raise self._fail("name must be letters, digits, '_' or '-', starting with a letter or digit", "name")
+        if self.landing_format not in ("csv", "parquet"):
+            raise self._fail(f"landing_format must be csv or parquet, not {self.landing_format!r}", "landing_format")
+        if not self.columns:
+            raise self._fail("a spec needs at least one column", "columns")
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
-            raise ValueError(f"dataset {self.name!r}: duplicate column names")
-        for role in (self.id_column, self.timestamp_column, self.target, *self.features):
-            if role not in names:
-                raise ValueError(f"dataset {self.name!r}: {role!r} is not a column")
+            raise self._fail("duplicate column names", "columns")
+        for name in names:
+            if not name or name.startswith(META_PREFIX):
+                raise self._fail(
+                    f"column name {name!r} is not allowed: names starting with {META_PREFIX!r} are the "
+                    "pipeline's meta columns",
+                    "columns",
+                )
+
+    def _check_roles(self) -> None:
+        roles = {"timestamp_column": self.timestamp_column, "target": self.target}
+        if self.id_column is not None:
+            roles = {"id_column": self.id_column, **roles}
+        for field_name, role in roles.items():
+            self._require_column(role, field_name)
         if self.column(self.timestamp_column).dtype != "datetime":
-            raise ValueError(f"dataset {self.name!r}: timestamp column must have dtype datetime")
+            raise self._fail("timestamp column must have dtype datetime", "timestamp_column")
+        if self.column(self.target).dtype != "int":
+            raise self._fail(
+                f"target {self.target!r} must have dtype int (0/1 labels), not {self.column(self.target).dtype}",
+                "target",
+            )
+        if self.id_column is not None:
+            id_column = self.column(self.id_column)
+            if id_column.dtype not in ("string", "int"):
+                raise self._fail(f"id column must have dtype string or int, not {id_column.dtype}", "id_column")
+            if id_column.nullable:
+                raise self._fail(f"id column {self.id_column!r} cannot be nullable", "id_column")
+
+    def _check_features(self) -> None:
+        for field_name in ("categorical_features", "numeric_features"):
+            for name in getattr(self, field_name):
+                self._require_column(name, field_name)
         for name in self.categorical_features:
             if not self.column(name).categories:
-                raise ValueError(f"dataset {self.name!r}: categorical feature {name!r} needs categories")
+                raise self._fail(f"categorical feature {name!r} needs categories", "categorical_features")
         for name in self.numeric_features:
             if self.column(name).dtype not in ("int", "float"):
-                raise ValueError(f"dataset {self.name!r}: numeric feature {name!r} must be int or float")
+                raise self._fail(f"numeric feature {name!r} must be int or float", "numeric_features")
+        repeated = sorted({n for n in self.features if self.features.count(n) > 1})
+        if repeated:
+            raise self._fail(f"features listed twice: {', '.join(repeated)}", "numeric_features")
+        for field_name, role in (("target", self.target), ("id_column", self.id_column)):
+            if role in self.features:
+                raise self._fail(f"{field_name} {role!r} cannot also be a feature", field_name)
+
+    def _check_drift_policy(self) -> None:
+        for field_name in ("monitored", "exclude"):
+            for name in getattr(self.drift, field_name) or ():
+                if name not in self.features:
+                    raise self._fail(
+                        f"drift.{field_name} names {name!r}, which is not a feature "
+                        f"(features: {', '.join(self.features)})",
+                        f"drift.{field_name}",
+                    )
+
+    def _require_column(self, name: str, field_name: str) -> None:
+        if name not in self.column_names:
+            raise self._fail(f"{field_name} {name!r} is not a column", field_name)
+
+    @property
+    def row_id_column(self) -> str:
+        """The column that identifies a row: the declared id, else the derived id that ingest
+        writes (``<YYYY-MM-DD>:<position in the landed file>``, see :mod:`mlflywheel.lake.keys`)."""
+        return self.id_column if self.id_column is not None else ROW_ID_COLUMN
 
     @property
     def column_names(self) -> list[str]:
@@ -202,10 +330,11 @@ class DatasetSpec:
                         column=c.name, value_set=list(c.categories),
                     )
                 )
-        out.append(
-            Expectation.rows(
-                "expect_column_values_to_be_unique", f"duplicate {self.id_column}", column=self.id_column
+        if self.id_column is not None:  # a derived id is unique by construction
+            out.append(
+                Expectation.rows(
+                    "expect_column_values_to_be_unique", f"duplicate {self.id_column}", column=self.id_column
+                )
             )
-        )
         out.extend(self.extra_expectations)
         return out

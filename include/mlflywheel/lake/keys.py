@@ -50,6 +50,14 @@ META_PREFIX = "_"
 ROW_COLUMN = "_row"  # the record's 0-based position in the landing file
 COERCION_ERRORS_COLUMN = "_coercion_errors"  # JSON {column: original text} of values that did not cast
 QUARANTINE_REASONS_COLUMN = "_quarantine_reasons"  # why a quarantined row failed
+# A row's id when the dataset declares no id column: "<YYYY-MM-DD>:<_row>", stable across
+# re-runs on the same delivery; written by ingest, kept in validated partitions and snapshots.
+ROW_ID_COLUMN = "_row_id"
+
+
+def derived_row_id(day: dt.date, row: int) -> str:
+    """The id of the ``row``-th record (0-based) of ``day``'s landed file."""
+    return f"{day.isoformat()}:{row}"
 
 
 def is_meta_column(name: object) -> bool:

@@ -96,7 +96,8 @@ def lake(settings: Settings) -> Lake:
 
 
 def spec(settings: Settings) -> DatasetSpec:
-    """The spec of the configured dataset."""
-    from mlflywheel.datasets import get_spec
+    """The spec of the configured dataset: ``FLYWHEEL_DATASET_SPEC``'s file, else the built-in
+    ``FLYWHEEL_DATASET`` (:func:`mlflywheel.datasets.load_spec`, as every process loads it)."""
+    from mlflywheel.datasets import load_spec
 
-    return get_spec(settings.dataset)
+    return load_spec(settings)

@@ -1,29 +1,48 @@
-"""Turn a drift report into at most one retraining backfill per drift event.
+"""Turn drift reports into at most one retraining backfill per drift event, once the event has data.
 
-A *drift event* is a run of consecutive drifting checks against the same champion. The first
-drifting check of an event asks Airflow for a backfill of the ``train`` DAG covering exactly
-one training interval (the one that ends with the drifting day), with the reason and the
-report in the run's conf. Later checks of the same event do nothing; a check without drift
-closes the event. Independently of events, no backfill is created while one of ``train`` is
-still active (Airflow also answers 409 then), nor within the cooldown after the last one.
+A *drift event* starts with a drifting check (``report["status"] == "drift"``: some retraining
+trigger fired) against a champion that has no open event. A retrain right then would train on a
+window that ends with the first drifting day, so the candidate would have seen almost nothing of
+the new regime. So the event waits: the check that opens it records a *pending* retrain in the
+drift state, due once ``wait_days`` days of data after the event's first day exist; the first daily
+check (drifting or not) whose day is at least ``first_day + wait_days`` asks Airflow for a backfill
+of ``train`` covering the one training interval whose window ends with that check's day (the last
+complete day). The retrain's window (:func:`retrain_window`) never reaches back before the event's
+first day, so the candidate learns the new regime only, and the wait also lasts until that window
+holds ``min_rows`` validated rows (a small daily volume waits longer). With ``wait_days=0`` the
+check that opens the event creates the backfill at once (given the rows).
+
+Once the backfill exists the event is *retraining*: later drifting checks do nothing; a check
+without drift closes it. A new champion (the retrain promoted, or any other promotion) closes any
+event of the old champion, pending or not; a drifting check against the new champion opens a new
+one. Independently of events, no backfill is created while one of ``train`` is still active
+(Airflow also answers 409 then) nor within the cooldown after the last one: a due retrain that is
+blocked stays pending and is tried again at the next check.
 
 The decision (:func:`decide`) is pure; :func:`request_retraining` does the I/O around it.
-State lives in the lake at ``state/drift/<dataset>.json``.
+State lives in the lake at ``keys.drift_state_key(dataset)``::
+
+    {"open_event": {"event_id", "champion_version", "first_day", "reason", "report_key",
+                    "wait_days", "retrain_after", "status": "pending" | "retraining",
+                    "backfill_id", "window_end"} | null,
+     "last_backfill_at", "last_backfill_id"}
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflywheel.lake import Lake, keys
+from mlflywheel.ledger import read_summary
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 
 log = logging.getLogger("mlflywheel.orchestration")
 
 TRAIN_DAG_ID = "train"
+PENDING, RETRAINING = "pending", "retraining"
 
 
 @dataclass(frozen=True)
@@ -31,10 +50,34 @@ class RetrainDecision:
     create: bool
     reason: str
     event_id: str | None
+    event: dict[str, Any] | None = field(default=None)  # the open event after this check (None: none)
 
 
 def event_id_for(report: dict[str, Any]) -> str:
     return f"{report['dataset']}:champion-v{report['champion_version']}:{report['day']}"
+
+
+def retrain_started(event: dict[str, Any]) -> bool:
+    """Whether the event's backfill exists (events recorded before the wait have no status: they
+    were only ever recorded with their backfill)."""
+    return event.get("status", RETRAINING) == RETRAINING
+
+
+def open_event_for(report: dict[str, Any], wait_days: int) -> dict[str, Any]:
+    """A new event opened by the drifting ``report``: its retrain is due ``wait_days`` days later."""
+    first_day = dt.date.fromisoformat(report["day"])
+    return {
+        "event_id": event_id_for(report),
+        "champion_version": report.get("champion_version"),
+        "first_day": first_day.isoformat(),
+        "reason": drift_reason(report),
+        "report_key": report.get("report_key"),
+        "wait_days": wait_days,
+        "retrain_after": (first_day + dt.timedelta(days=wait_days)).isoformat(),
+        "status": PENDING,
+        "backfill_id": None,
+        "window_end": None,
+    }
 
 
 def decide(
@@ -44,34 +87,109 @@ def decide(
     active_backfills: int,
     now: dt.datetime,
     cooldown: dt.timedelta,
+    wait_days: int = 0,
+    post_event_rows: int | None = None,
+    min_rows: int = 0,
 ) -> RetrainDecision:
-    """Should this drift report start a retraining backfill? Pure function."""
-    if report.get("status") != "drift":
-        return RetrainDecision(False, f"no drift ({report.get('status')})", None)
-    open_event = state.get("open_event")
-    if open_event and open_event.get("champion_version") == report.get("champion_version"):
+    """Should this check start a retraining backfill, and what is the open event after it? Pure.
+
+    ``create`` means: a backfill of the training interval whose window ends with ``report["day"]``.
+    ``event`` is the open event to keep in the state (the caller adds the backfill's id on create).
+    ``post_event_rows`` (validated rows of the retrain window, when known) must reach ``min_rows``:
+    the wait is over only when there are both enough days and enough rows of the new regime.
+    """
+    if wait_days < 0:
+        raise ValueError(f"wait_days must be >= 0, got {wait_days}")
+    event = state.get("open_event") or None
+    champion = report.get("champion_version")
+    status = report.get("status")
+    if event and champion is not None and event.get("champion_version") != champion:
+        log.info("drift event %s closed: v%s is the champion now", event.get("event_id"), champion)
+        event = None  # a new champion closes the old champion's event, pending or not
+
+    if event is None:
+        if status != "drift" or champion is None:
+            return RetrainDecision(False, f"no drift ({status})", None, None)
+        event = open_event_for(report, wait_days)
+    elif retrain_started(event):
+        if status != "drift":
+            return RetrainDecision(
+                False, f"no drift ({status}): drift event {event['event_id']} closed", None, None
+            )
         return RetrainDecision(
             False,
-            f"drift event {open_event['event_id']} already handled by backfill {open_event.get('backfill_id')}",
-            open_event["event_id"],
+            f"drift event {event['event_id']} already handled by backfill {event.get('backfill_id')}",
+            event["event_id"],
+            event,
         )
-    event_id = event_id_for(report)
+
+    # The event's retrain is pending: is the wait over, and may a backfill start now?
+    day = dt.date.fromisoformat(report["day"])
+    if status == "drift" and day < dt.date.fromisoformat(event["first_day"]):
+        # Checks can arrive out of day order (a catch-up after the latest run): the event starts
+        # on its earliest drifting day, and its wait counts from there.
+        event = {**open_event_for(report, wait_days), "event_id": event["event_id"]}
+    retrain_after = dt.date.fromisoformat(event["retrain_after"])
+    if day < retrain_after:
+        return RetrainDecision(
+            False,
+            f"drift event {event['event_id']}: retrain waits for data up to {retrain_after} "
+            f"({(retrain_after - day).days} more day(s))",
+            event["event_id"],
+            event,
+        )
+    if post_event_rows is not None and post_event_rows < min_rows:
+        return RetrainDecision(
+            False,
+            f"drift event {event['event_id']}: retrain waits for more post-event data "
+            f"({post_event_rows} validated rows since {event['first_day']}, {min_rows} needed)",
+            event["event_id"],
+            event,
+        )
     if active_backfills:
-        return RetrainDecision(False, f"{active_backfills} backfill(s) of {TRAIN_DAG_ID} still active", event_id)
+        why = f"{active_backfills} backfill(s) of {TRAIN_DAG_ID} still active"
+        return RetrainDecision(
+            False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
+        )
     last = state.get("last_backfill_at")
     if last and now - dt.datetime.fromisoformat(last) < cooldown:
-        return RetrainDecision(False, f"cooldown: last retraining backfill at {last}", event_id)
-    return RetrainDecision(True, drift_reason(report), event_id)
+        why = f"cooldown: last retraining backfill at {last}"
+        return RetrainDecision(
+            False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
+        )
+    return RetrainDecision(True, retrain_reason(event, day), event["event_id"], event)
+
+
+def retrain_reason(event: dict[str, Any], window_end: dt.date) -> str:
+    """The event's own reason, and how much post-event data the window holds."""
+    reason = event.get("reason") or f"drift event {event['event_id']}"
+    waited = (window_end - dt.date.fromisoformat(event["first_day"])).days
+    if waited <= 0:
+        return reason
+    return f"{reason}; retrained after {waited} day(s) of post-event data (window ends {window_end})"
+
+
+def retrain_window(event: dict[str, Any], window_end: dt.date, max_days: int) -> list[dt.date]:
+    """The days a drift retrain trains on: the most recent ``max_days`` up to ``window_end``, never
+    before the event's first day, so the candidate learns the new regime only."""
+    post_event = (window_end - dt.date.fromisoformat(event["first_day"])).days + 1
+    return keys.window_days(window_end, max(1, min(max_days, post_event)))
 
 
 def drift_reason(report: dict[str, Any]) -> str:
-    """One readable line: which features drifted, and whether the predictions did."""
+    """One readable line: which features drifted, whether the predictions did, whether performance fell."""
     parts = []
     if report.get("drifted_features"):
         parts.append("data drift in " + ", ".join(report["drifted_features"]))
     prediction = report.get("prediction_drift") or {}
     if prediction.get("is_drift"):
-        parts.append(f"prediction drift (p={prediction.get('p_value'):.2g})")
+        p_value = prediction.get("p_value")
+        parts.append(
+            f"prediction drift (p={p_value:.2g})" if isinstance(p_value, float | int) else "prediction drift"
+        )
+    performance = report.get("performance") or {}
+    if performance.get("triggered"):
+        parts.append(f"performance: {performance.get('reason') or 'dropped beyond the tolerance'}")
     return f"drift on {report.get('day')} vs champion v{report.get('champion_version')}: " + "; ".join(
         parts or ["thresholds crossed"]
     )
@@ -99,56 +217,61 @@ def request_retraining(
     *,
     cooldown_hours: float,
     retrain_window_days: int,
+    wait_days: int = 0,
+    min_rows: int = 0,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Apply :func:`decide` to ``report`` and create the backfill when it says so."""
+    """Apply :func:`decide` to ``report``, keep the event in the drift state, and create the
+    backfill when it says so. Airflow is asked for its active backfills only when one is due.
+
+    The retrain's window (conf ``window_days``) is :func:`retrain_window`; it must hold at least
+    ``min_rows`` validated rows (the ingestion ledger's counts), else the retrain keeps waiting.
+    """
     now = now or dt.datetime.now(dt.UTC)
     key = keys.drift_state_key(report["dataset"])
     state = lake.get_json(key) if lake.exists(key) else {}
-
-    if report.get("status") != "drift":
-        if state.get("open_event"):
-            log.info("drift event %s closed: today's check shows no drift", state["open_event"]["event_id"])
-            state = {**state, "open_event": None}
-            lake.put_json(key, state)
-        return {"action": "none", "reason": f"no drift ({report.get('status')})"}
-
-    active = api.active_backfills(TRAIN_DAG_ID)
-    decision = decide(
-        report, state, active_backfills=len(active), now=now, cooldown=dt.timedelta(hours=cooldown_hours)
-    )
+    window_end = dt.date.fromisoformat(report["day"])
+    options = {"now": now, "cooldown": dt.timedelta(hours=cooldown_hours), "wait_days": wait_days}
+    decision = decide(report, state, active_backfills=0, **options)
+    window: list[dt.date] = []
+    if decision.create:
+        window = retrain_window(decision.event or {}, window_end, retrain_window_days)
+        rows = _validated_rows(lake, report["dataset"], window)
+        options.update(post_event_rows=rows, min_rows=min_rows)
+        decision = decide(report, state, active_backfills=0, **options)
+    if decision.create:
+        active = api.active_backfills(TRAIN_DAG_ID)
+        decision = decide(report, state, active_backfills=len(active), **options)
     if not decision.create:
+        _keep_event(lake, key, state, decision.event)
         log.info("no retraining backfill: %s", decision.reason)
-        return {"action": "none", "reason": decision.reason, "event_id": decision.event_id}
+        return _no_backfill(decision.reason, decision)
 
-    from_date, to_date = training_interval_for(dt.date.fromisoformat(report["day"]))
+    event = dict(decision.event or {})
+    from_date, to_date = training_interval_for(window_end)
     conf = {
         "reason": decision.reason,
         "trigger": "drift_check",
         "drift_event_id": decision.event_id,
-        "drift_report": report.get("report_key"),
-        "window_days": retrain_window_days,
+        "drift_report": event.get("report_key") or report.get("report_key"),
+        "window_days": len(window),
     }
     try:
         backfill = api.create_backfill(TRAIN_DAG_ID, from_date=from_date, to_date=to_date, conf=conf)
     except AirflowApiError as exc:
         if exc.status == 409:  # another backfill became active between our check and our request
             log.info("Airflow refused the backfill (409, one is active): %s", exc.body)
-            return {"action": "none", "reason": "a backfill of train is already active (409)"}
+            _keep_event(lake, key, state, event)  # still pending: the next check tries again
+            return _no_backfill("a backfill of train is already active (409)", decision)
         raise
-    state = {
-        "open_event": {
-            "event_id": decision.event_id,
-            "champion_version": report.get("champion_version"),
-            "first_day": report["day"],
-            "backfill_id": backfill.get("id"),
-            "report_key": report.get("report_key"),
-        },
-        "last_backfill_at": now.isoformat(),
-        "last_backfill_id": backfill.get("id"),
-    }
-    lake.put_json(key, state)
-    log.info("created backfill %s of %s (%s .. %s): %s", backfill.get("id"), TRAIN_DAG_ID, from_date, to_date, conf)
+    event.update(status=RETRAINING, backfill_id=backfill.get("id"), window_end=window_end.isoformat())
+    lake.put_json(
+        key,
+        {"open_event": event, "last_backfill_at": now.isoformat(), "last_backfill_id": backfill.get("id")},
+    )
+    log.info(
+        "created backfill %s of %s (%s .. %s): %s", backfill.get("id"), TRAIN_DAG_ID, from_date, to_date, conf
+    )
     return {
         "action": "backfill_created",
         "backfill_id": backfill.get("id"),
@@ -157,3 +280,25 @@ def request_retraining(
         "conf": conf,
         "event_id": decision.event_id,
     }
+
+
+def _validated_rows(lake: Lake, dataset: str, days: list[dt.date]) -> int:
+    """Validated rows of ``days``, from the ingestion ledger (no partition is read)."""
+    summaries = (read_summary(lake, dataset, day) for day in days)
+    return sum(int(s.get("rows_validated", 0)) for s in summaries if s)
+
+
+def _keep_event(lake: Lake, key: str, state: dict[str, Any], event: dict[str, Any] | None) -> None:
+    """Write the state only when the open event changed (opened, closed)."""
+    if event != (state.get("open_event") or None):
+        lake.put_json(key, {**state, "open_event": event})
+
+
+def _no_backfill(reason: str, decision: RetrainDecision) -> dict[str, Any]:
+    pending = decision.event is not None and not retrain_started(decision.event)
+    out: dict[str, Any] = {"action": "retrain_pending" if pending else "none", "reason": reason}
+    if decision.event_id is not None:
+        out["event_id"] = decision.event_id
+    if pending:
+        out["retrain_after"] = decision.event["retrain_after"]  # type: ignore[index]
+    return out

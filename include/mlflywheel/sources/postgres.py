@@ -59,7 +59,7 @@ def _day_select(spec: DatasetSpec, table: str) -> sql.Composed:
         columns=sql.SQL(", ").join(sql.Identifier(name) for name in spec.column_names),
         table=table_identifier(table),
         ts=ts,
-        id=sql.Identifier(spec.id_column),
+        id=sql.Identifier(spec.id_column or spec.timestamp_column),  # no id declared: time order
     )
 
 

@@ -42,7 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snapshot-id", required=True, help="id written by build_snapshot")
     parser.add_argument("--epochs", type=int, default=settings.epochs)
     parser.add_argument("--learning-rate", type=float, default=settings.learning_rate)
-    parser.add_argument("--batch-size", type=int, default=settings.batch_size)
+    parser.add_argument(
+        "--batch-size", type=int, default=settings.batch_size,
+        help="rows per optimiser step, at most (smaller on a small training split, see --min-steps-per-epoch)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-steps-per-epoch", type=int, default=settings.min_steps_per_epoch,
+        help="the batch size is capped so that every epoch takes at least this many optimiser steps",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=settings.seed)
     parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if available)")
     parser.add_argument(
@@ -60,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--tag expects KEY=VALUE, got {item!r}")
         tags[key.strip()] = value
     args.tags = tags
-    if args.epochs < 1 or args.batch_size < 1 or not args.learning_rate > 0:
-        parser.error("--epochs and --batch-size must be >= 1 and --learning-rate > 0")
+    if args.epochs < 1 or args.batch_size < 1 or args.min_steps_per_epoch < 1 or not args.learning_rate > 0:
+        parser.error("--epochs, --batch-size and --min-steps-per-epoch must be >= 1 and --learning-rate > 0")
     return args
 
 
@@ -74,12 +81,14 @@ class TrainingOutcome:
     history: dict[str, Any]
     metrics: dict[str, float]
     device: Any
+    batch_size: int  # the one trained with (the requested one capped for small splits)
+    min_steps_per_epoch: int
 
 
 def run_training(args: argparse.Namespace) -> dict[str, Any]:
     """Snapshot -> model -> one MLflow run -> a registered version (the last step)."""
     from mlflywheel import registry
-    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets import spec_from_manifest
     from mlflywheel.lake import lake_from_settings
     from mlflywheel.settings import Settings
     from mlflywheel.training.snapshot import load_snapshot
@@ -87,7 +96,7 @@ def run_training(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     lake = lake_from_settings(settings)
     manifest, splits = load_snapshot(lake, args.snapshot_id)
-    spec = get_spec(manifest["dataset"])
+    spec = spec_from_manifest(manifest)  # the spec the snapshot was built with
     outcome = train_and_evaluate(args, spec, splits)
     record = training_record(args, settings, spec, manifest, splits, outcome, lake.url(
         keys.snapshot_prefix(spec.name, args.snapshot_id)
@@ -107,13 +116,26 @@ def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, An
     validation and holdout."""
     import torch
 
-    from mlflywheel.training.loop import default_device, evaluate, make_tensors, train_model
+    from mlflywheel.training.loop import (
+        default_device,
+        effective_batch_size,
+        evaluate,
+        make_tensors,
+        train_model,
+    )
     from mlflywheel.training.model import Preprocessor, build_model
 
     device = torch.device(args.device) if args.device else default_device()
     log.info(
         "snapshot %s: train=%d validation=%d holdout=%d rows; device=%s",
         args.snapshot_id, len(splits["train"]), len(splits["validation"]), len(splits["holdout"]), device,
+    )  # fmt: skip
+    train_rows = len(splits["train"])
+    min_steps = _min_steps_per_epoch(args)
+    batch_size = effective_batch_size(args.batch_size, train_rows, min_steps)
+    log.info(
+        "batch size %d (requested %d; %d training rows, at least %d steps per epoch): %d steps per epoch",
+        batch_size, args.batch_size, train_rows, min_steps, -(-train_rows // batch_size),
     )  # fmt: skip
     preprocessor = Preprocessor.fit(spec, splits["train"])
     model = build_model(preprocessor, seed=args.seed)
@@ -123,7 +145,7 @@ def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, An
         make_tensors(preprocessor, splits["validation"], spec.target),
         epochs=args.epochs,
         lr=args.learning_rate,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         seed=args.seed,
         device=device,
     )
@@ -135,7 +157,17 @@ def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, An
             metrics[f"{prefix}_{key}"] = values[key]
     metrics["train_seconds"] = history["seconds"]
     metrics["best_epoch"] = history["best_epoch"]
-    return TrainingOutcome(preprocessor, model, history, metrics, device)
+    return TrainingOutcome(preprocessor, model, history, metrics, device, batch_size, min_steps)
+
+
+def _min_steps_per_epoch(args: argparse.Namespace) -> int:
+    # Arguments built by hand (benchmarks, notebooks) may predate the option: the setting then.
+    value = getattr(args, "min_steps_per_epoch", None)
+    if value is None:
+        from mlflywheel.settings import Settings
+
+        value = Settings.from_env().min_steps_per_epoch
+    return int(value)
 
 
 def training_record(
@@ -166,7 +198,10 @@ def training_record(
         params={
             "epochs": args.epochs,
             "learning_rate": args.learning_rate,
-            "batch_size": args.batch_size,
+            "batch_size": outcome.batch_size,  # the one trained with
+            "batch_size_requested": args.batch_size,
+            "min_steps_per_epoch": outcome.min_steps_per_epoch,
+            "steps_per_epoch": -(-len(splits["train"]) // outcome.batch_size),
             "seed": args.seed,
             "device": str(outcome.device),
             "pos_weight": round(history["pos_weight"], 6),

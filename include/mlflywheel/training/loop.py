@@ -81,6 +81,27 @@ def binary_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return out
 
 
+MIN_BATCH_SIZE = 16  # below this a step's gradient is mostly noise, and the per-step overhead dominates
+
+
+def effective_batch_size(requested: int, train_rows: int, min_steps_per_epoch: int) -> int:
+    """The batch size to train with: ``requested`` at most, small enough that an epoch over
+    ``train_rows`` takes at least ``min_steps_per_epoch`` optimiser steps, never below 16 (nor
+    above ``requested``).
+
+    ``min(requested, max(16, train_rows // min_steps_per_epoch))``: the floor division (rather
+    than rounding up) is what guarantees the minimum, e.g. 2,050 rows and 100 steps give batches of
+    20 (103 steps), where 21 would give 98. A 940-row split with the defaults (1024, 8) trains with
+    batches of 117 (9 steps per epoch) instead of one step of 940.
+    """
+    if requested < 1 or train_rows < 0 or min_steps_per_epoch < 1:
+        raise ValueError(
+            f"need requested >= 1, train_rows >= 0, min_steps_per_epoch >= 1 "
+            f"(got {requested}, {train_rows}, {min_steps_per_epoch})"
+        )
+    return min(requested, max(MIN_BATCH_SIZE, train_rows // min_steps_per_epoch))
+
+
 def train_model(
     model: nn.Module,
     tensors_train: Tensors,

@@ -50,7 +50,7 @@ class Preprocessor:
             stds[col] = std if std > 1e-12 else 1.0
         return cls(
             categorical=list(spec.categorical_features),
-            vocab={c: list(spec.column(c).categories or ()) for c in spec.categorical_features},
+            vocab={c: [category_key(v) for v in spec.column(c).categories or ()] for c in spec.categorical_features},
             numeric=list(spec.numeric_features),
             means=means,
             stds=stds,
@@ -78,9 +78,9 @@ class Preprocessor:
         n = len(df)
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
-            values = df[col].astype(object).where(df[col].notna(), None)
             # Codes are -1 for values outside the vocabulary (and for nulls): shift to 0.
-            cat[:, j] = pd.Categorical(values, categories=self.vocab[col]).codes.astype(np.int64) + 1
+            codes = pd.Categorical(category_keys(df[col]), categories=self.vocab[col]).codes
+            cat[:, j] = codes.astype(np.int64) + 1
         num = np.zeros((n, self.n_numeric), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             values = _as_float(df[col])
@@ -110,12 +110,42 @@ class Preprocessor:
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(
             categorical=list(data["categorical"]),
-            vocab={k: list(v) for k, v in data["vocab"].items()},
+            vocab={k: [category_key(c) for c in v] for k, v in data["vocab"].items()},
             numeric=list(data["numeric"]),
             means={k: float(v) for k, v in data["means"].items()},
             stds={k: float(v) for k, v in data["stds"].items()},
             missing_indicators=list(data["missing_indicators"]),
         )
+
+
+def category_key(value: Any) -> str | None:
+    """A category as the vocabulary's text key: ``3``, ``3.0`` and ``"3"`` are all ``"3"``.
+
+    Vocabularies are kept as text (JSON-stable, the same whether a column is declared ``string``
+    or ``int``); a whole number, however it arrives (Int64, float after a null, text), maps to
+    its integer text. Nulls map to None.
+    """
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def category_keys(values: pd.Series) -> np.ndarray:
+    """:func:`category_key` of every value (vectorised for text and integer columns)."""
+    if pd.api.types.is_integer_dtype(values):  # int64 or nullable Int64
+        text = values.astype("Int64").astype(str).to_numpy(dtype=object)
+        return np.where(values.isna().to_numpy(), None, text)
+    if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+        array = values.to_numpy(dtype=object)
+        if all(isinstance(v, str) for v in array):  # the usual case: text categories
+            return array
+    return np.array([category_key(v) for v in values.to_numpy(dtype=object)], dtype=object)
 
 
 def _as_float(series: pd.Series) -> np.ndarray:

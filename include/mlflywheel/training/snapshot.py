@@ -5,9 +5,12 @@ splits the rows by time (train is the oldest, then validation, then holdout) and
 ``snapshots/<dataset>/<snapshot_id>/{train,validation,holdout}.parquet`` and, last,
 ``manifest.json``. Readers trust only the manifest, as with partitions.
 
-The snapshot id is derived from the dataset, the window and the versions of the partitions
-read, so re-running on unchanged data yields the same id (and the same files), while any
-re-published partition yields a new one.
+The snapshot id is derived from the dataset, the window, the versions of the partitions read
+and the spec, so re-running on unchanged data yields the same id (and the same files), while any
+re-published partition or edited spec yields a new one. The manifest embeds the spec (as a plain
+dict): training and promotion read it back with
+:func:`mlflywheel.datasets.spec_from_manifest`, so they use exactly the spec the snapshot was
+built with, also where the spec file is not at hand (a training pod).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlflywheel.datasets import MANIFEST_SPEC_KEY
 from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.datasets.spec_file import spec_digest, spec_to_dict
 from mlflywheel.lake import Lake, frame_from_parquet, frame_to_parquet, keys
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,12 +42,15 @@ def make_snapshot_id(
     window_days: int,
     partitions: Sequence[dict[str, Any]],
     fractions: Sequence[float],
+    *,
+    spec: DatasetSpec | None = None,
 ) -> str:
-    """Deterministic id: same inputs (partition versions included) give the same id."""
+    """Deterministic id: same inputs (partition versions and spec included) give the same id."""
     content = json.dumps(
         {
             "partitions": [[p["partition"], p["version"]] for p in partitions],
             "fractions": [round(float(f), 6) for f in fractions],
+            **({"spec": spec_digest(spec)} if spec is not None else {}),
         },
         sort_keys=True,
     )
@@ -70,7 +78,7 @@ def build_snapshot(
 
     start_exclusive = end_day - dt.timedelta(days=window_days)
     frames, partitions = _read_window(lake, spec, start_exclusive, end_day)
-    snapshot_id = make_snapshot_id(spec.name, end_day, window_days, partitions, fractions)
+    snapshot_id = make_snapshot_id(spec.name, end_day, window_days, partitions, fractions, spec=spec)
     manifest_key = keys.snapshot_key(spec.name, snapshot_id)
     if lake.exists(manifest_key):
         # Same partition versions, same split: the existing snapshot is this snapshot.
@@ -100,6 +108,7 @@ def build_snapshot(
         "splits": split_info,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "lake_uri": lake.uri,
+        MANIFEST_SPEC_KEY: spec_to_dict(spec),
     }
     for name in SPLITS:  # data first, manifest last (the commit point)
         lake.put_bytes(keys.snapshot_key(spec.name, snapshot_id, f"{name}.parquet"), frame_to_parquet(splits[name]))
@@ -124,6 +133,9 @@ def _read_window(
         if manifest is None:  # removed between listing and reading
             continue
         frame = lake.read_frame(keys.VALIDATED, spec.name, day)
+        if spec.id_column is None and keys.ROW_ID_COLUMN not in frame.columns:
+            # Written by a writer that left the derived id out: number the rows as stored.
+            frame[keys.ROW_ID_COLUMN] = [keys.derived_row_id(day, row) for row in range(len(frame))]
         frames.append(frame)
         partitions.append({"partition": day.isoformat(), "version": manifest["version"], "rows": len(frame)})
     return frames, partitions
@@ -135,8 +147,8 @@ def split_by_time(
     """Train (oldest), validation, holdout (newest), cut at the cumulative-fraction quantiles of time."""
     total = len(data)
     ts_col = spec.timestamp_column
-    # Sort by time, then id, so the split is deterministic when timestamps tie.
-    data = data.sort_values([ts_col, spec.id_column], kind="mergesort").reset_index(drop=True)
+    # Sort by time, then id (declared or derived), so the split is deterministic when timestamps tie.
+    data = data.sort_values([ts_col, spec.row_id_column], kind="mergesort").reset_index(drop=True)
     timestamps = data[ts_col]
     # Rows equal to a boundary go to the later split, so no later row is older than an earlier one.
     validation_start = timestamps.iloc[min(int(total * fractions[0]), total - 1)]

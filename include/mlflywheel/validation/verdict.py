@@ -208,7 +208,8 @@ def suite_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_schema_types(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """Exactly the schema's columns, in schema order, with the schema's pandas dtypes."""
+    """Exactly the schema's columns, in schema order, with the schema's pandas dtypes; plus the
+    derived row id (``_row_id``) when the spec declares no id column and ingest wrote one."""
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
@@ -218,6 +219,8 @@ def to_schema_types(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
             out[column.name] = pd.to_datetime(values, utc=True).astype(_PANDAS_DTYPES["datetime"])
         else:
             out[column.name] = values.astype(_PANDAS_DTYPES[column.dtype])
+    if spec.id_column is None and keys.ROW_ID_COLUMN in frame.columns:
+        out[keys.ROW_ID_COLUMN] = frame[keys.ROW_ID_COLUMN].astype(object)
     return out.reset_index(drop=True)
 
 

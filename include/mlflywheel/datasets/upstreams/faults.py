@@ -42,7 +42,7 @@ def apply_fault(
     """Return ``df`` as the faulty upstream would deliver it.
 
     ``spec`` says which columns are ids, numeric, bounded or required; without it the spec is
-    looked up by matching ``df``'s columns against the registered datasets, or guessed.
+    looked up by matching ``df``'s columns against the built-in datasets, or guessed.
     """
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; faults are {', '.join(FAULTS)}")
@@ -73,6 +73,8 @@ def apply_fault(
         _put_out_of_range(out, rows, spec, rng)
     elif fault == "duplicate_ids":
         id_column = spec.id_column if spec else _guess_id_column(out)
+        if id_column is None:
+            raise ValueError(f"dataset {spec.name!r} declares no id column: there are no ids to duplicate")
         # Copy ids from other rows onto the chosen ones: each copied id now appears twice.
         others = np.setdiff1d(np.arange(len(out)), rows)
         if len(others):
@@ -168,15 +170,12 @@ def _guess_id_column(df: pd.DataFrame) -> str:
 
 
 def _infer_spec(df: pd.DataFrame) -> DatasetSpec | None:
-    """The registered spec whose columns best cover ``df``'s columns, if any does."""
-    from mlflywheel.datasets import _SPECS, get_spec  # late: the registry imports spec modules
+    """The built-in spec whose columns best cover ``df``'s columns, if any does."""
+    from mlflywheel.datasets import built_in_names, get_spec
 
     best, best_overlap = None, 0
-    for name in _SPECS:
-        try:
-            spec = get_spec(name)
-        except (ImportError, AttributeError):  # a registered module that is not there yet
-            continue
+    for name in built_in_names():
+        spec = get_spec(name)
         overlap = len(set(spec.column_names) & set(df.columns))
         if overlap > best_overlap:
             best, best_overlap = spec, overlap

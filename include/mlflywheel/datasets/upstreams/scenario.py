@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlflywheel.datasets import get_spec
 from mlflywheel.datasets.landing import land_bytes, land_frame
-from mlflywheel.datasets.upstreams.csv_replay import CSV_SOURCES, day_frame
+from mlflywheel.datasets.upstreams.csv_replay import BUILT_IN_CSVS, day_frame
 from mlflywheel.datasets.upstreams.faults import FAULTS, apply_fault
 from mlflywheel.datasets.upstreams.transactions import DriftSchedule, generate_day
 from mlflywheel.lake import Lake
@@ -117,9 +117,9 @@ def scenario_frame(scenario: Scenario, day: dt.date) -> pd.DataFrame:
     """The clean rows the upstream has for ``day`` (before any fault)."""
     if scenario.dataset == "transactions":
         return generate_day(day, scenario.rows_per_day, seed=scenario.seed, drift=scenario.drift)
-    if scenario.dataset in CSV_SOURCES:
+    if scenario.dataset in BUILT_IN_CSVS:
         # Replayed datasets deliver what the CSV holds; rows_per_day and drift do not apply.
-        return day_frame(get_spec(scenario.dataset), CSV_SOURCES[scenario.dataset], day)
+        return day_frame(get_spec(scenario.dataset), BUILT_IN_CSVS[scenario.dataset], day)
     raise ValueError(f"no upstream for dataset {scenario.dataset!r} in scenarios")
 
 

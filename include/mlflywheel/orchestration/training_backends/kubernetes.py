@@ -185,6 +185,7 @@ POD_SETTINGS = (
     "mlflow_experiment",
     "model_name",
     "dataset",
+    "dataset_spec",
     "reference_sample_size",
     "seed",
 )

