@@ -10,8 +10,10 @@ MLflow server, unpauses the DAGs and lets Airflow's scheduler do the work:
 
 1. ``ingest`` catches up on every day (the late partition is delivered while it waits);
 2. ``train`` runs its nightly interval and promotes the first model through the gate;
-3. ``drift_check`` (unpaused once a champion exists) finds drift and creates a backfill of
-   ``train`` through the REST API; the retrained candidate meets the gate.
+3. ``drift_check`` (unpaused once a champion exists) checks its latest day, and a backfill of it
+   catches up on the week before: the stable days pass, the first drifting day opens a drift
+   event, and once the post-event wait is over a check creates a backfill of ``train`` through
+   the REST API; the retrained candidate meets the gate.
 
 It then prints a summary, writes it as JSON, stops every process it started (unless
 ``--keep-running``) and exits 0 only if the loop closed: drift detected, backfill created, a
@@ -40,6 +42,7 @@ log = logging.getLogger("mlflywheel.demo")
 
 DEFAULT_HOME = PROJECT_ROOT / "data" / "demo"
 TERMINAL = {"success", "failed"}
+GATE_OUTCOMES = ("promoted", "rejected", "undecided", "shadow")  # any recorded gate decision
 
 
 class DemoFailed(RuntimeError):
@@ -142,7 +145,9 @@ def land_demo_scenario(
     return scenario, lake
 
 
-def drive_loop(stack: EmbeddedStack, lake: Any, scenario: Any, *, remaining: Callable[[], float]) -> None:
+def drive_loop(
+    stack: EmbeddedStack, lake: Any, scenario: Any, *, remaining: Callable[[], float], checked_days: int = 7
+) -> None:
     """Unpause the DAGs in turn and wait for each step of the loop to happen."""
     api = stack.api()
     settings = stack.settings()
@@ -164,13 +169,26 @@ def drive_loop(stack: EmbeddedStack, lake: Any, scenario: Any, *, remaining: Cal
         raise DemoFailed("the first train run finished but promoted no champion (see its gate decision)")
     log.info("champion: version %s", champion.version)
 
-    # 3. drift_check runs its latest interval and requests retraining on drift.
+    # 3. drift_check runs its latest interval, and a backfill catches it up on the days before
+    #    (the stack was not running then): the checks open a drift event on its first day and
+    #    request one retraining once the post-event wait is over.
     api.set_paused("drift_check", False)
-    drift_run = _wait("drift_check", lambda: _first_finished(api, "drift_check"), timeout=remaining())
-    if drift_run["state"] != "success":
-        raise DemoFailed(f"drift_check run {drift_run['dag_run_id']} failed: see the task logs in the UI")
-    reports = _drift_reports(lake, settings.dataset)
-    if reports and reports[-1]["status"] == "drift":
+    latest = _wait("drift_check", lambda: _first_finished(api, "drift_check"), timeout=remaining())
+    if latest["state"] != "success":
+        raise DemoFailed(f"drift_check run {latest['dag_run_id']} failed: see the task logs in the UI")
+    first_checked = scenario.end - dt.timedelta(days=checked_days - 1)
+    api.create_backfill(
+        "drift_check",
+        from_date=f"{first_checked + dt.timedelta(days=1)}T00:00:00+00:00",  # a check fires the day after
+        to_date=f"{scenario.end}T23:59:59+00:00",
+        reprocess_behavior="none",
+    )
+    log.info("backfill of drift_check over %s..%s created", first_checked, scenario.end - dt.timedelta(days=1))
+    runs = _wait("the drift checks", lambda: _backfill_done(api, "drift_check"), timeout=remaining())
+    failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+    if failed:
+        raise DemoFailed(f"drift_check runs {failed} failed: see the task logs in the UI")
+    if any(r["status"] == "drift" for r in _drift_reports(lake, settings.dataset)):
         _wait("the retraining backfill", lambda: _backfill_progress(api), timeout=remaining())
 
 
@@ -195,6 +213,15 @@ def _ingest_progress(api: Any, days: int) -> tuple[Any, str]:
 def _first_finished(api: Any, dag_id: str) -> tuple[Any, str]:
     runs = [r for r in api.dag_runs(dag_id) if r["state"] in TERMINAL]
     return (runs[0] if runs else None), f"{dag_id} run in progress"
+
+
+def _backfill_done(api: Any, dag_id: str) -> tuple[Any, str]:
+    """All runs of ``dag_id`` once its latest backfill completed and every run finished."""
+    backfills = api.backfills(dag_id)
+    runs = api.dag_runs(dag_id)
+    done = [r for r in runs if r["state"] in TERMINAL]
+    finished = bool(backfills) and backfills[-1].get("completed_at") and len(done) == len(runs)
+    return (runs if finished else None), f"{len(done)}/{len(runs)} {dag_id} runs finished"
 
 
 def _backfill_progress(api: Any) -> tuple[Any, str]:
@@ -252,8 +279,8 @@ def collect_summary(stack: EmbeddedStack, lake: Any) -> dict[str, Any]:
         "rows_quarantined": sum(p["rows_quarantined"] for p in parts),
     }
     out["drift_reports"] = [
-        {k: r.get(k) for k in ("day", "status", "reason", "champion_version", "backend", "drifted_features",
-                               "prediction_drift", "report_key", "html_key")}
+        {k: r.get(k) for k in ("day", "status", "triggers", "reason", "champion_version", "backend",
+                               "drifted_features", "prediction_drift", "performance", "report_key", "html_key")}
         for r in _drift_reports(lake, settings.dataset)
     ]  # fmt: skip
     if stack.processes:
@@ -285,7 +312,7 @@ def loop_closed(summary: dict[str, Any]) -> bool:
     backfill = bool(summary.get("backfills"))
     retrained = [
         v for v in summary.get("model_versions", [])
-        if v.get("trigger") == "drift_check" and v.get("decision") in ("promoted", "rejected")
+        if v.get("trigger") == "drift_check" and v.get("decision") in GATE_OUTCOMES
     ]  # fmt: skip
     summary["checks"] = {"drift_detected": drift, "backfill_created": backfill, "retrained_model_gated": bool(retrained)}
     return drift and backfill and bool(retrained)
@@ -310,7 +337,10 @@ def render_summary(s: dict[str, Any]) -> str:
         )
     lines.append(f"champion now: v{s.get('champion')}")
     for r in s.get("drift_reports", []):
-        lines.append(f"drift {r['day']}: {r['status']} {r.get('drifted_features') or ''} ({r.get('html_key')})")
+        lines.append(
+            f"drift {r['day']}: {r['status']} {r.get('triggers') or ''} {r.get('drifted_features') or ''} "
+            f"({r.get('html_key')})"
+        )
     for b in s.get("backfills", []):
         lines.append(f"backfill {b['id']} of train {b['from_date']}..{b['to_date']} completed_at={b.get('completed_at')}")
     for r in s.get("train_runs", []):

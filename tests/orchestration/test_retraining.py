@@ -339,3 +339,24 @@ def test_an_earlier_drifting_day_checked_later_starts_the_event_earlier(tmp_path
     assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"
     created = run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))
     assert created["action"] == "backfill_created" and created["conf"]["window_days"] == 3
+
+
+def test_a_retrain_that_was_not_promoted_is_tried_again_up_to_the_limit(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    run(api, lake, report(day=day(0)))
+    first = run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))
+    assert first["action"] == "backfill_created" and first["conf"]["window_days"] == 3
+    # Same champion, still drifting: the retrain was not promoted. Before the wait: nothing.
+    assert run(api, lake, report(day=day(3)), now=NOW + dt.timedelta(days=3))["action"] == "none"
+    second = run(api, lake, report(day=day(4)), now=NOW + dt.timedelta(days=4))
+    assert second["action"] == "backfill_created" and second["conf"]["window_days"] == 5  # more data
+    assert "attempt 2 of 3" in second["conf"]["reason"]
+    assert second["event_id"] == first["event_id"]
+    third = run(api, lake, report(day=day(6)), now=NOW + dt.timedelta(days=6))
+    assert third["action"] == "backfill_created" and "attempt 3 of 3" in third["conf"]["reason"]
+    assert run(api, lake, report(day=day(9)), now=NOW + dt.timedelta(days=9))["action"] == "none"  # the limit
+    assert len(api.created) == 3
+    # A promoted retrain (a new champion) closes the event instead.
+    assert run(api, lake, report(champion="4", day=day(10)), now=NOW + dt.timedelta(days=10))["action"] == (
+        "retrain_pending"
+    )

@@ -13,7 +13,10 @@ holds ``min_rows`` validated rows (a small daily volume waits longer). With ``wa
 check that opens the event creates the backfill at once (given the rows).
 
 Once the backfill exists the event is *retraining*: later drifting checks do nothing; a check
-without drift closes it. A new champion (the retrain promoted, or any other promotion) closes any
+without drift closes it. If the checks still drift against the same champion ``wait_days`` (at
+least one) days after the retrain's window ended, that retrain was not promoted (rejected, or
+undecided on too little evidence): the event retrains once more on the larger window, at most
+:data:`MAX_ATTEMPTS` times in all, so a gate that keeps refusing cannot leave the loop stuck. A new champion (the retrain promoted, or any other promotion) closes any
 event of the old champion, pending or not; a drifting check against the new champion opens a new
 one. Independently of events, no backfill is created while one of ``train`` is still active
 (Airflow also answers 409 then) nor within the cooldown after the last one: a due retrain that is
@@ -42,6 +45,7 @@ from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 log = logging.getLogger("mlflywheel.orchestration")
 
 TRAIN_DAG_ID = "train"
+MAX_ATTEMPTS = 3  # retrains of one drift event when the earlier ones were not promoted
 PENDING, RETRAINING = "pending", "retraining"
 
 
@@ -116,12 +120,18 @@ def decide(
             return RetrainDecision(
                 False, f"no drift ({status}): drift event {event['event_id']} closed", None, None
             )
-        return RetrainDecision(
-            False,
-            f"drift event {event['event_id']} already handled by backfill {event.get('backfill_id')}",
-            event["event_id"],
-            event,
-        )
+        retry_after = _retry_day(event, wait_days)
+        if retry_after is None or dt.date.fromisoformat(report["day"]) < retry_after:
+            return RetrainDecision(
+                False,
+                f"drift event {event['event_id']} already handled by backfill {event.get('backfill_id')}",
+                event["event_id"],
+                event,
+            )
+        # Still drifting against the same champion: that retrain was not promoted. Try once more
+        # with the data that arrived since (a larger window, a larger holdout).
+        event = {**event, "status": PENDING, "retrain_after": retry_after.isoformat(),
+                 "attempt": int(event.get("attempt", 1)) + 1}  # fmt: skip
 
     # The event's retrain is pending: is the wait over, and may a backfill start now?
     day = dt.date.fromisoformat(report["day"])
@@ -160,10 +170,20 @@ def decide(
     return RetrainDecision(True, retrain_reason(event, day), event["event_id"], event)
 
 
+def _retry_day(event: dict[str, Any], wait_days: int) -> dt.date | None:
+    """When an event whose retrain was not promoted may retrain again; None after the last attempt."""
+    if int(event.get("attempt", 1)) >= MAX_ATTEMPTS or not event.get("window_end"):
+        return None
+    return dt.date.fromisoformat(event["window_end"]) + dt.timedelta(days=max(wait_days, 1))
+
+
 def retrain_reason(event: dict[str, Any], window_end: dt.date) -> str:
     """The event's own reason, and how much post-event data the window holds."""
     reason = event.get("reason") or f"drift event {event['event_id']}"
     waited = (window_end - dt.date.fromisoformat(event["first_day"])).days
+    attempt = int(event.get("attempt", 1))
+    if attempt > 1:
+        reason = f"{reason}; attempt {attempt} of {MAX_ATTEMPTS} (the earlier retrain was not promoted)"
     if waited <= 0:
         return reason
     return f"{reason}; retrained after {waited} day(s) of post-event data (window ends {window_end})"
