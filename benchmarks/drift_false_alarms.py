@@ -1,7 +1,7 @@
 """False alarms of the daily drift check on a seasonal stream, before and after the drift policy
 (a report, not a test).
 
-The stream (:mod:`mlflywheel.drift.streams`): a day-of-week feature, a numeric feature with a
+The stream (:mod:`mlflywheel.datasets.upstreams.seasonal`): a day-of-week feature, a numeric feature with a
 weekend offset and a yearly sine, a stable heavy-tailed feature and a stable categorical one;
 after ``--stable-days`` days an abrupt covariate shift. The champion is retrained every 7 days on
 the 14 days before (its training rows: the oldest 70%, as the snapshot splits them), and scores
@@ -91,8 +91,8 @@ def performance(spec, replay, day, first_retrain, model, policy) -> str:
 
 
 def run(rows_per_day: int, stable_days: int, methods: dict) -> None:
+    from mlflywheel.datasets.upstreams.seasonal import SEASONAL_SPEC, Replay, SeasonalStream, StreamModel
     from mlflywheel.drift.backends import get_backend
-    from mlflywheel.drift.streams import SEASONAL_SPEC, Replay, SeasonalStream, StreamModel
 
     first_check = FIRST_DAY + dt.timedelta(days=WARMUP_DAYS)
     shift_day = first_check + dt.timedelta(days=stable_days)
@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--stable-days", type=int, default=364, help="stable days checked before the shift")
     args = parser.parse_args()
 
-    from mlflywheel.drift.streams import SEASONAL_SPEC
+    from mlflywheel.datasets.upstreams.seasonal import SEASONAL_SPEC
 
     default = SEASONAL_SPEC.drift
     no_effect = dataclasses.replace(default, effect_threshold=0.0)

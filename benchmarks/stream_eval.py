@@ -75,7 +75,7 @@ log = logging.getLogger("stream_eval")
 
 POLICY_KINDS = ("never", "schedule", "flywheel")
 SYNTHETIC_STREAMS = ("seasonal_abrupt", "small_abrupt", "gradual", "stable")
-EXTRA_STREAMS = ("weekday_feature",)  # synthetic, from mlflywheel.drift.streams (has a day-of-week feature)
+EXTRA_STREAMS = ("weekday_feature",)  # synthetic, from mlflywheel.datasets.upstreams.seasonal (has a day-of-week feature)
 REAL_STREAMS = ("rainfall",)
 ALL_STREAMS = SYNTHETIC_STREAMS + EXTRA_STREAMS + REAL_STREAMS
 RUN_ID = "stream-eval"
@@ -291,10 +291,10 @@ class DayFunctionStream:
 
 
 def weekday_feature_case(sizes: StreamSizes, settings: Any, fit_windows: bool) -> StreamCase:
-    """The drift policy's own benchmark stream (``mlflywheel.drift.streams``): a day-of-week feature,
+    """The drift policy's own benchmark stream (``mlflywheel.datasets.upstreams.seasonal``): a day-of-week feature,
     a weekend offset and a yearly sine on a numeric feature; an abrupt covariate shift at the change
     point and a concept shift a week later. ~``small_rows_per_day`` rows a day (base rate ~10%)."""
-    from mlflywheel.drift import streams as drift_streams
+    from mlflywheel.datasets.upstreams import seasonal as drift_streams
 
     rows = sizes.small_rows_per_day
     overrides = fitted_windows(settings, rows, 0.1) if fit_windows else {}

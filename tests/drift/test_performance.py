@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflywheel.datasets.spec import PerformancePolicy
+from mlflywheel.datasets.upstreams.seasonal import SEASONAL_SPEC, SeasonalStream, StreamModel
 from mlflywheel.drift.performance import (
     check_performance,
     holdout_baseline,
@@ -17,7 +18,6 @@ from mlflywheel.drift.performance import (
     metric_value,
     upper_bound,
 )
-from mlflywheel.drift.streams import SEASONAL_SPEC, SeasonalStream, StreamModel
 from mlflywheel.lake import LocalLake, frame_to_parquet
 
 POLICY = PerformancePolicy()  # tolerance 0.1, 200 rows, 10 positives, 7 days, 1 day of delay

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflywheel.datasets.spec import DriftPolicy
+from mlflywheel.datasets.upstreams.seasonal import SEASONAL_SPEC, StreamModel
 from mlflywheel.drift.backends import get_backend
 from mlflywheel.drift.check import assess
 from mlflywheel.drift.policy import (
@@ -19,7 +20,6 @@ from mlflywheel.drift.policy import (
     phases,
     split_significance,
 )
-from mlflywheel.drift.streams import SEASONAL_SPEC, StreamModel
 
 SPEC = SEASONAL_SPEC
 SCIPY = get_backend("scipy")
@@ -212,7 +212,7 @@ def test_backends_give_the_same_verdicts_under_the_policy() -> None:
 
 def test_days_are_dates() -> None:
     # The stream's day helper keeps rows inside their UTC day (the phase of every row is its day's).
-    from mlflywheel.drift.streams import SeasonalStream
+    from mlflywheel.datasets.upstreams.seasonal import SeasonalStream
 
     rows = SeasonalStream().day(dt.date(2025, 3, 8), 50, seed=1)  # a Saturday
     assert set(phases(rows["event_time"], "day_of_week")) == {5} and set(rows["day_of_week"]) == {"sat"}

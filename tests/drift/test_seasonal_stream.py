@@ -1,6 +1,6 @@
 """The default drift policy on a seasonal stream: quiet on stable days, loud on the first shifted day.
 
-The stream (:mod:`mlflywheel.drift.streams`) has a day-of-week feature, a weekend offset and a
+The stream (:mod:`mlflywheel.datasets.upstreams.seasonal`) has a day-of-week feature, a weekend offset and a
 yearly sine in a numeric feature; the champion is retrained weekly on the 14 days before, and
 every day is checked against its training rows with the spec's default policy (the function the
 daily check calls, :func:`mlflywheel.drift.check.assess`, scipy backend).
@@ -12,9 +12,9 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from mlflywheel.datasets.upstreams.seasonal import SEASONAL_SPEC, Replay, SeasonalStream, StreamModel
 from mlflywheel.drift.backends import get_backend
 from mlflywheel.drift.check import assess
-from mlflywheel.drift.streams import SEASONAL_SPEC, Replay, SeasonalStream, StreamModel
 
 ORIGIN = dt.date(2025, 1, 1)
 FIRST_CHECK = ORIGIN + dt.timedelta(days=14)

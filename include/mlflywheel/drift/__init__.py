@@ -11,6 +11,6 @@ Modules (imported on demand, so importing this package stays cheap):
 * :mod:`mlflywheel.drift.performance`: the gate metric on late-labelled rows vs the holdout figure;
 * :mod:`mlflywheel.drift.report`: the HTML rendering of a drift report;
 * :mod:`mlflywheel.drift.check`: ``run_drift_check``, the daily check;
-* :mod:`mlflywheel.drift.streams`: a seasonal synthetic stream with known change points (tests,
+* :mod:`mlflywheel.datasets.upstreams.seasonal`: a seasonal synthetic stream with known change points (tests,
   benchmarks).
 """
