@@ -5,20 +5,27 @@ Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went th
 
 1. **wait_for_partition** waits for the day's ledger summary (the partition was validated or
    quarantined), so the check never runs on half-ingested data.
-2. **check_drift** tests the validated rows of the last `FLYWHEEL_DRIFT_WINDOW_DAYS` days
-   against the reference sample stored with the champion model: per-feature KS (numeric) and
-   chi-square (categorical) tests with multiple-test correction, plus drift of the champion's
-   prediction scores. Backend: `FLYWHEEL_DRIFT_BACKEND` = `alibi` (alibi-detect, Business
-   Source License: non-production use) or `scipy` (BSD). Writes a JSON and an HTML report to
+2. **check_drift** tests the validated rows of the recent window (the spec's `drift.window_days`,
+   else `FLYWHEEL_DRIFT_WINDOW_DAYS`) against the champion's own training rows, matched to the
+   window's weekday (or hour) mix when the spec declares a seasonality: per-feature KS (numeric)
+   and chi-square (categorical) tests, and a feature drifts only when its test is significant and
+   its effect size (PSI by default) reaches the spec's threshold; the dataset drifts by the spec's
+   rule (how many or what share of the monitored features), plus prediction drift (switchable).
+   It also scores the champion on the newly labelled rows it did not train on: a drop of the gate
+   metric beyond the spec's `performance.tolerance` is a trigger of its own. Backend:
+   `FLYWHEEL_DRIFT_BACKEND` = `alibi` (alibi-detect, Business Source License: non-production use)
+   or `scipy` (BSD). Writes a JSON and an HTML report (with the triggers that fired) to
    `reports/drift/` in the lake and to MLflow. Skips when there is no champion yet.
 3. **request_retraining** handles drift events, once per event. The check that opens an event
    records a pending retrain in `state/drift/`; once `FLYWHEEL_DRIFT_RETRAIN_WAIT_DAYS` days of
    data after the event's first day exist, the day's check (drifting or not) creates, through
    Airflow's REST API (credentials from the connection `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of
-   `train` whose window ends with that day, so the candidate sees the new regime (wait 0: at once,
-   ending with the drifting day). Never while a backfill of `train` is active, never within
+   `train` whose window ends with that day and never reaches before the event, so the candidate
+   learns the new regime (it also waits for `FLYWHEEL_MIN_TRAINING_ROWS` rows of it; wait 0: at
+   once, ending with the drifting day). Never while a backfill of `train` is active, never within
    `FLYWHEEL_DRIFT_COOLDOWN_HOURS` of the last one (a due retrain then waits for the next check);
-   a new champion closes the event. The run's conf carries the reason and the report; the
+   a new champion closes the event; a retrain that was not promoted is tried again (at most three
+   times per event). The run's conf carries the reason and the report; the
    retrained candidate passes the same gate.
 """
 
