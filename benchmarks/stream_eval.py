@@ -676,6 +676,7 @@ class FlywheelLoop(Policy):
         from mlflywheel.orchestration.retraining import request_retraining
 
         day = self.arena.stream.date(index)
+        self._regate_undecided(record)  # as the drift_check DAG does, beside the check
         report = run_drift_check(self.settings, self.arena.lake, self.arena.spec, day=day)
         self.reports.append(_report_digest(report))
         record.checked = True
@@ -701,6 +702,21 @@ class FlywheelLoop(Policy):
             self.train(end, record, window_days=int(conf.get("window_days") or self.settings.drift_retrain_window_days),
                        reason=str(conf.get("trigger", "drift_check")))  # fmt: skip
             backfill["completed_at"] = checked_at.isoformat()
+
+
+    def _regate_undecided(self, record: DayRecord) -> None:
+        from mlflywheel import promote
+
+        if not hasattr(promote, "regate_undecided"):  # older versions of the package
+            return
+        outcome = promote.regate_undecided(self.settings, decided_by="stream_eval:regate")
+        if outcome is None:
+            return
+        record.actions.append(f"undecided v{outcome['candidate_version']} gated again: {outcome['decision']}")
+        for event in self.trainings:  # the training that made this version now carries the decision
+            if str(event.version) == str(outcome["candidate_version"]):
+                event.promoted = bool(outcome.get("promoted"))
+                event.decision = str(outcome.get("decision"))
 
 
 def _trigger_names(report: dict[str, Any]) -> list[str]:

@@ -27,6 +27,10 @@ Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went th
    a new champion closes the event; a retrain that was not promoted is tried again (at most three
    times per event). The run's conf carries the reason and the report; the
    retrained candidate passes the same gate.
+4. **regate_undecided** gates again the newest candidate the gate left `undecided` (too little
+   evidence, or a difference within noise) once validated days that arrived after it extend its
+   holdout (up to `FLYWHEEL_GATE_HOLDOUT_EXTRA_DAYS`): small datasets get their decision later
+   instead of never.
 """
 
 from __future__ import annotations
@@ -85,4 +89,13 @@ with DAG(
             min_rows=settings.min_training_rows,
         )
 
-    request_retraining(wait_for_partition() >> check_drift())
+    @task
+    def regate_undecided(run_id=None) -> dict | None:
+        """Gate again the newest `undecided` candidate once later validated days extend its holdout."""
+        from mlflywheel.promote import regate_undecided as regate
+
+        return regate(settings, decided_by=f"airflow:drift_check/{run_id}")
+
+    arrived = wait_for_partition()
+    arrived >> regate_undecided()
+    request_retraining(arrived >> check_drift())

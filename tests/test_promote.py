@@ -264,6 +264,25 @@ def test_candidate_already_champion_is_a_no_op(world: dict) -> None:
     assert registry.previous_champion(settings) is None
 
 
+def test_an_undecided_candidate_is_gated_again_once_later_days_exist(world: dict) -> None:
+    no_later_days = Settings.from_env(gate_holdout_extra_days=0)
+    reset_aliases(no_later_days)
+    undecided = promote.evaluate_and_promote(
+        no_later_days, candidate_version=world["good"], snapshot_id=world["snapshot"]
+    )
+    assert undecided["decision"] == "undecided"
+    assert promote.regate_undecided(no_later_days) is None  # nothing new to decide on
+
+    settings = Settings.from_env()  # the later days count now
+    again = promote.regate_undecided(settings, decided_by="test:regate")
+    assert again is not None and again["candidate_version"] == world["good"]
+    assert again["decision"] == "promoted" and again["holdout"]["extra_days"]
+    assert str(registry.champion(settings).version) == world["good"]
+    assert tags_of(settings, world["good"])["flywheel.gate.decided_by"] == "test:regate"
+    assert promote.regate_undecided(settings) is None  # decided: nothing left to gate again
+    reset_aliases(settings)
+
+
 def test_rollback_swaps_back_one_step(world: dict) -> None:
     settings = world["settings"]
     reset_aliases(settings)

@@ -428,6 +428,49 @@ def record_and_move(
     }
 
 
+def regate_undecided(settings: Settings, *, decided_by: str = "") -> dict[str, Any] | None:
+    """Gate again the newest candidate left ``undecided``, once validated days arrived after it.
+
+    An undecided candidate had too little evidence, or a difference within noise; the days that
+    arrived since its last decision extend its holdout (up to ``gate_holdout_extra_days`` after its
+    snapshot), so the same gate may now decide. The newest undecided version newer than the
+    champion (gated in ``gate`` mode), only when more later days exist than its last decision
+    used; else None.
+    """
+    from mlflywheel.lake import keys, lake_from_settings
+
+    current = registry.champion(settings)
+    newer_than = int(current.version) if current is not None else 0
+    undecided = [
+        v for v in registry.list_versions(settings)
+        if int(v.version) > newer_than
+        and (v.tags or {}).get(f"{GATE_PREFIX}decision") == "undecided"
+        and (v.tags or {}).get(f"{GATE_PREFIX}mode") == "gate"
+    ]  # fmt: skip
+    if not undecided:
+        return None
+    version = undecided[-1]  # the newest: it saw the most data
+    tags = dict(version.tags or {})
+    snapshot_id = tags.get(f"{GATE_PREFIX}snapshot_id", "")
+    lake = lake_from_settings(settings)
+    manifest_key = keys.snapshot_key(settings.dataset, snapshot_id)
+    if not snapshot_id or not lake.exists(manifest_key):
+        log.warning("version %s: its snapshot %r is gone; not gated again", version.version, snapshot_id)
+        return None
+    end_day = dt.date.fromisoformat(lake.get_json(manifest_key)["end_day"])
+    last_day = end_day + dt.timedelta(days=settings.gate_holdout_extra_days)
+    available = [d for d in lake.list_partitions(keys.VALIDATED, settings.dataset) if end_day < d <= last_day]
+    used = _json_or_none(tags.get(f"{GATE_PREFIX}holdout_days")) or []
+    if len(available) <= len(used):
+        return None
+    log.info("version %s was undecided on %d later day(s); %d exist now: gating it again",
+             version.version, len(used), len(available))  # fmt: skip
+    return evaluate_and_promote(
+        settings, candidate_version=str(version.version), snapshot_id=snapshot_id, mode="gate",
+        decided_by=decided_by,
+    )  # fmt: skip
+
+
 def rollback(settings: Settings, *, reason: str, decided_by: str = "") -> dict[str, Any]:
     """One step back: ``champion`` <- ``previous_champion``; the ``previous_champion``
     alias is then removed, so a second rollback fails instead of flip-flopping."""
