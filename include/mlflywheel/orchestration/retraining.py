@@ -116,22 +116,10 @@ def decide(
             return RetrainDecision(False, f"no drift ({status})", None, None)
         event = open_event_for(report, wait_days)
     elif retrain_started(event):
-        if status != "drift":
-            return RetrainDecision(
-                False, f"no drift ({status}): drift event {event['event_id']} closed", None, None
-            )
-        retry_after = _retry_day(event, wait_days)
-        if retry_after is None or dt.date.fromisoformat(report["day"]) < retry_after:
-            return RetrainDecision(
-                False,
-                f"drift event {event['event_id']} already handled by backfill {event.get('backfill_id')}",
-                event["event_id"],
-                event,
-            )
-        # Still drifting against the same champion: that retrain was not promoted. Try once more
-        # with the data that arrived since (a larger window, a larger holdout).
-        event = {**event, "status": PENDING, "retrain_after": retry_after.isoformat(),
-                 "attempt": int(event.get("attempt", 1)) + 1}  # fmt: skip
+        after = _after_retrain(event, report, wait_days)
+        if isinstance(after, RetrainDecision):
+            return after
+        event = after
 
     # The event's retrain is pending: is the wait over, and may a backfill start now?
     day = dt.date.fromisoformat(report["day"])
@@ -168,6 +156,28 @@ def decide(
             False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
         )
     return RetrainDecision(True, retrain_reason(event, day), event["event_id"], event)
+
+
+def _after_retrain(
+    event: dict[str, Any], report: dict[str, Any], wait_days: int
+) -> RetrainDecision | dict[str, Any]:
+    """A check after the event's backfill: closes it, leaves it, or re-opens it for one more attempt
+    (the returned event, pending again)."""
+    status = report.get("status")
+    if status != "drift":
+        return RetrainDecision(False, f"no drift ({status}): drift event {event['event_id']} closed", None, None)
+    retry_after = _retry_day(event, wait_days)
+    if retry_after is None or dt.date.fromisoformat(report["day"]) < retry_after:
+        return RetrainDecision(
+            False,
+            f"drift event {event['event_id']} already handled by backfill {event.get('backfill_id')}",
+            event["event_id"],
+            event,
+        )
+    # Still drifting against the same champion: that retrain was not promoted. Try once more with
+    # the data that arrived since (a larger window, a larger holdout).
+    return {**event, "status": PENDING, "retrain_after": retry_after.isoformat(),
+            "attempt": int(event.get("attempt", 1)) + 1}  # fmt: skip
 
 
 def _retry_day(event: dict[str, Any], wait_days: int) -> dt.date | None:
