@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from mlflywheel.lake import LocalLake
 from mlflywheel.settings import Settings
 from mlflywheel.training.entrypoint import parse_args, run_training
 from mlflywheel.training.snapshot import build_snapshot, load_snapshot
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 
 SPEC = get_spec("transactions")
 GOOD_END = dt.date(2026, 11, 10)
@@ -315,28 +314,6 @@ def test_rollback_swaps_back_one_step(world: dict) -> None:
 
 
 # --- the paired bootstrap, on numbers ----------------------------------------------------------
-
-
-def test_weighted_metrics_equal_sklearn_on_repeated_rows() -> None:
-    rng = np.random.default_rng(3)
-    labels = (rng.random(400) < 0.15).astype(int)
-    scores = np.round(rng.random(400) * 0.6 + 0.35 * labels, 2)  # rounded: many ties
-    order, starts = promote._score_groups(scores)
-    weights = rng.integers(0, 3, size=(12, 400)).astype(float)
-    weights[0] = 1.0  # the data itself
-    got = promote.weighted_metrics(weights, labels.astype(float), order, starts)
-    for row in range(len(weights)):
-        rows = np.repeat(np.arange(400), weights[row].astype(int))
-        assert got["pr_auc"][row] == pytest.approx(
-            average_precision_score(labels[rows], scores[rows]), abs=1e-12
-        )
-        assert got["roc_auc"][row] == pytest.approx(roc_auc_score(labels[rows], scores[rows]), abs=1e-12)
-
-
-def test_weighted_metrics_nan_without_both_classes() -> None:
-    order, starts = promote._score_groups(np.array([0.9, 0.2, 0.5]))
-    got = promote.weighted_metrics(np.array([[0.0, 2.0, 1.0]]), np.array([1.0, 0.0, 0.0]), order, starts)
-    assert math.isnan(got["pr_auc"][0]) and math.isnan(got["roc_auc"][0])
 
 
 def test_paired_bootstrap_interval() -> None:

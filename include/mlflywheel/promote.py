@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlflywheel import gate, registry
+from mlflywheel import gate, metrics, registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -46,7 +46,6 @@ HOLDOUT_NOTE = (
 # Scores are clipped as training.loop.binary_metrics clips them, so the bootstrap's metrics are the
 # point metrics' (clipping can merge near-0 or near-1 scores into ties).
 _SCORE_CLIP = 1e-7
-_BOOTSTRAP_CELLS = 2_000_000  # resamples x rows held in memory at once (~16 MB per float64 array)
 
 
 class PromotionError(RuntimeError):
@@ -133,17 +132,17 @@ def score_on_holdout(settings: Settings, candidate_version: str, snapshot_id: st
     def scores(version: str) -> np.ndarray:
         return np.asarray(registry.load_model(settings, version).predict_proba(holdout), dtype=np.float64)
 
-    def metrics(values: np.ndarray) -> dict[str, Any]:
+    def point_metrics(values: np.ndarray) -> dict[str, Any]:
         out = binary_metrics(labels, values)
         return {**out, "rows": int(out["rows"]), "positives": int(out["positives"])}
 
     candidate_scores = scores(candidate_version)
-    candidate_metrics, champion_metrics = metrics(candidate_scores), None
+    candidate_metrics, champion_metrics = point_metrics(candidate_scores), None
     low = high = None
     bootstrap: dict[str, Any] = {}
     if compare:
         champion_scores = scores(champion_version)  # type: ignore[arg-type]
-        champion_metrics = metrics(champion_scores)
+        champion_metrics = point_metrics(champion_scores)
         low, high, valid = paired_bootstrap_interval(
             labels, candidate_scores, champion_scores, metric=settings.gate_metric,
             samples=settings.gate_bootstrap_samples, confidence=settings.gate_confidence, seed=settings.seed,
@@ -263,9 +262,8 @@ def paired_bootstrap_interval(
     """Percentile interval of ``metric(candidate) - metric(champion)`` over ``samples`` paired
     resamples of the rows (the same rows for both models in each resample).
 
-    A resample drawn with replacement is a row-count vector, so each metric is computed for a block
-    of resamples at once as a weighted metric over the rows sorted by score (no Python loop per
-    resample). Resamples without both classes are dropped; returns ``(low, high, valid)``, with
+    Resamples are blocks of row counts (:mod:`mlflywheel.metrics`: no Python loop per resample).
+    Resamples without both classes are dropped; returns ``(low, high, valid)``, with
     ``low``/``high`` None when fewer than half the resamples are valid.
     """
     import numpy as np
@@ -279,14 +277,12 @@ def paired_bootstrap_interval(
     if n == 0 or len(candidate_scores) != n or len(champion_scores) != n:
         raise ValueError("labels and both score vectors must be non-empty and of the same length")
     rng = np.random.default_rng(seed)
-    orders = [_score_groups(np.asarray(s, dtype=np.float64)) for s in (candidate_scores, champion_scores)]
-    block = max(1, _BOOTSTRAP_CELLS // n)
+    orders = [metrics.score_order(s, clip=_SCORE_CLIP) for s in (candidate_scores, champion_scores)]
     diffs = []
-    for first in range(0, samples, block):
-        size = min(block, samples - first)
-        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        weights = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
-        cand, champ = (weighted_metrics(weights, y, *order, metrics=(metric,))[metric] for order in orders)
+    for weights in metrics.bootstrap_counts(rng, n, samples):
+        cand, champ = (
+            metrics.weighted_metrics(weights, y, *order, metrics=(metric,))[metric] for order in orders
+        )
         diffs.append(cand - champ)
     values = np.concatenate(diffs)
     values = values[np.isfinite(values)]
@@ -294,55 +290,6 @@ def paired_bootstrap_interval(
         return None, None, len(values)
     low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high), len(values)
-
-
-def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row order by descending (clipped) score and the start of each run of tied scores."""
-    import numpy as np
-
-    clipped = np.clip(scores, _SCORE_CLIP, 1 - _SCORE_CLIP)
-    order = np.argsort(-clipped, kind="mergesort")
-    ranked = clipped[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    return order, starts
-
-
-def weighted_metrics(
-    weights: np.ndarray,
-    labels: np.ndarray,
-    order: np.ndarray,
-    starts: np.ndarray,
-    metrics: tuple[str, ...] = gate.METRICS,
-) -> dict[str, np.ndarray]:
-    """Average precision and/or ROC-AUC for each row of ``weights`` (resamples x rows, counts).
-
-    Equal to scikit-learn's ``average_precision_score`` and ``roc_auc_score`` on the rows repeated
-    by their counts: thresholds are the distinct scores (ties form one step), AP sums precision
-    times the recall step, ROC-AUC counts tied positive/negative pairs as one half. NaN where a
-    resample lacks positives (AP) or either class (ROC-AUC).
-    """
-    import numpy as np
-
-    ranked = weights[:, order]
-    tp_step = ranked * labels[order]  # positives at each score
-    fp_step = ranked - tp_step
-    if len(starts) < len(order):  # ties: one step per distinct score
-        tp_step = np.add.reduceat(tp_step, starts, axis=1)
-        fp_step = np.add.reduceat(fp_step, starts, axis=1)
-    tp, fp = np.cumsum(tp_step, axis=1), np.cumsum(fp_step, axis=1)
-    positives, negatives = tp[:, -1], fp[:, -1]
-    out: dict[str, np.ndarray] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if "pr_auc" in metrics:
-            predicted = tp + fp  # zero only before the first positive, where tp_step is zero too
-            precision_steps = (tp_step * (tp / np.where(predicted > 0, predicted, 1.0))).sum(axis=1)
-            out["pr_auc"] = np.where(positives > 0, precision_steps / positives, np.nan)
-        if "roc_auc" in metrics:
-            # negatives scored strictly lower than each step, plus half the tied ones
-            below = negatives[:, None] - fp + 0.5 * fp_step
-            pairs = positives * negatives
-            out["roc_auc"] = np.where(pairs > 0, (tp_step * below).sum(axis=1) / pairs, np.nan)
-    return out
 
 
 def record_and_move(

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlflywheel import metrics
 from mlflywheel.lake import keys
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 METRICS_TAG = "flywheel.metrics"
 BOOTSTRAP_SAMPLES = 200
-BOOTSTRAP_CELLS = 2_000_000  # resamples x rows held in memory at once
 CONFIDENCE = 0.95  # one-sided: the figure is at most its upper bound with this confidence
 OK, DEGRADED, INSUFFICIENT, NO_BASELINE, DISABLED = (
     "ok", "degraded", "insufficient_labels", "no_baseline", "disabled",
@@ -74,33 +74,6 @@ def holdout_baseline(version_tags: dict[str, str], metric: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def _by_score(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Labels in decreasing score order, and the last position of each distinct score (a
-    threshold: tied scores are one, as in scikit-learn)."""
-    y = np.asarray(labels).astype(np.int64).ravel()
-    p = np.asarray(scores, dtype=np.float64).ravel()
-    order = np.argsort(-p, kind="mergesort")
-    ends = np.append(np.flatnonzero(np.diff(p[order])), y.size - 1)
-    return y[order].astype(np.float64), ends
-
-
-def _ranking_metric(metric: str, y: np.ndarray, ends: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``metric`` for each row of ``weights`` (one weight per row, in score order; a bootstrap
-    resample is a row of counts), from :func:`_by_score`'s sorted labels and thresholds."""
-    tp = np.cumsum(weights * y, axis=1)[:, ends]
-    fp = np.cumsum(weights, axis=1)[:, ends] - tp
-    positives, negatives = tp[:, -1:], fp[:, -1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tpr = tp / positives
-        if metric == "pr_auc":  # average precision: sum of (R_k - R_k-1) * P_k
-            precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
-            return np.sum(np.diff(tpr, prepend=0.0, axis=1) * precision, axis=1)
-        fpr = fp / negatives
-    zeros = np.zeros((weights.shape[0], 1))
-    tpr, fpr = np.hstack([zeros, tpr]), np.hstack([zeros, fpr])
-    return np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2.0, axis=1)  # trapezoids
-
-
 def _check_metric(metric: str) -> None:
     if metric not in ("pr_auc", "roc_auc"):
         raise ValueError(f"metric must be pr_auc or roc_auc, got {metric!r}")
@@ -109,25 +82,21 @@ def _check_metric(metric: str) -> None:
 def metric_value(metric: str, labels: Any, scores: Any) -> float:
     """PR-AUC (average precision) or ROC-AUC of ``scores`` for the 0/1 ``labels``."""
     _check_metric(metric)
-    y, ends = _by_score(labels, scores)
-    return float(_ranking_metric(metric, y, ends, np.ones((1, y.size)))[0])
+    y = np.asarray(labels).astype(np.float64).ravel()
+    order, starts = metrics.score_order(scores)
+    return float(metrics.weighted_metrics(np.ones((1, y.size)), y, order, starts, (metric,))[metric][0])
 
 
 def upper_bound(metric: str, labels: Any, scores: Any, *, seed: int = 0) -> float:
     """One-sided ``CONFIDENCE`` upper bound of the metric, from a bootstrap of the rows."""
     _check_metric(metric)
-    y, ends = _by_score(labels, scores)
+    y = np.asarray(labels).astype(np.float64).ravel()
+    order, starts = metrics.score_order(scores)
     rng = np.random.default_rng(seed)
-    chunk = max(1, BOOTSTRAP_CELLS // y.size)  # resamples at a time: bounded memory on large windows
-    values = []
-    for done in range(0, BOOTSTRAP_SAMPLES, chunk):
-        # A resample as counts: how often each row was drawn (n draws with replacement). Drawing
-        # positions of the score-sorted rows is drawing rows: no reordering needed.
-        counts = np.stack(
-            [np.bincount(rng.integers(0, y.size, y.size), minlength=y.size)
-             for _ in range(min(chunk, BOOTSTRAP_SAMPLES - done))]
-        )  # fmt: skip
-        values.append(_ranking_metric(metric, y, ends, counts))
+    values = [
+        metrics.weighted_metrics(counts, y, order, starts, (metric,))[metric]
+        for counts in metrics.bootstrap_counts(rng, y.size, BOOTSTRAP_SAMPLES)
+    ]
     return float(np.nanquantile(np.concatenate(values), CONFIDENCE))  # no positives drawn: NaN, left out
 
 
