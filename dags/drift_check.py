@@ -20,12 +20,14 @@ Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went th
    records a pending retrain in `state/drift/`; once `FLYWHEEL_DRIFT_RETRAIN_WAIT_DAYS` days of
    data after the event's first day exist, the day's check (drifting or not) creates, through
    Airflow's REST API (credentials from the connection `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of
-   `train` whose window ends with that day and never reaches before the event, so the candidate
+   `train`'s latest scheduled run (any `FLYWHEEL_TRAIN_SCHEDULE`) whose conf sets the window to end
+   with that day and never reach before the event, so the candidate
    learns the new regime (it also waits for `FLYWHEEL_MIN_TRAINING_ROWS` rows of it; wait 0: at
    once, ending with the drifting day). Never while a backfill of `train` is active, never within
    `FLYWHEEL_DRIFT_COOLDOWN_HOURS` of the last one (a due retrain then waits for the next check);
-   a new champion closes the event; a retrain that was not promoted is tried again (at most three
-   times per event). The run's conf carries the reason and the report; the
+   a new champion closes the event; a retrain that was not promoted is tried again only when
+   `FLYWHEEL_DRIFT_RETRAIN_MAX_ATTEMPTS` is above 1 (default 1: one retraining per drift event;
+   an undecided candidate is decided by `regate_undecided` instead). The run's conf carries the reason and the report; the
    retrained candidate passes the same gate.
 4. **regate_undecided** gates again the newest candidate the gate left `undecided` (too little
    evidence, or a difference within noise) once validated days that arrived after it extend its
@@ -86,6 +88,8 @@ with DAG(
             cooldown_hours=settings.drift_cooldown_hours,
             retrain_window_days=settings.drift_retrain_window_days,
             wait_days=settings.drift_retrain_wait_days,
+            max_attempts=settings.drift_retrain_max_attempts,
+            train_schedule=settings.train_schedule,
             min_rows=settings.min_training_rows,
         )
 

@@ -5,8 +5,8 @@ Nightly (`FLYWHEEL_TRAIN_SCHEDULE`, no catchup), on manual trigger with the Para
 as a backfill created by `drift_check` when drift crosses its thresholds.
 
 1. **wait_for_window** waits until `ingest` has recorded every day of the window.
-2. **build_snapshot** reads the validated partitions of the `window_days` days ending with the
-   last complete day before the run and splits them by time into train / validation /
+2. **build_snapshot** reads the validated partitions of the `window_days` days ending with
+   `window_end` (by default the last complete day before the run) and splits them by time into train / validation /
    holdout, written to `snapshots/` with their lineage (partitions and versions).
 3. **train_model** runs the one training entrypoint, `python -m mlflywheel.training`: as a
    local process (`FLYWHEEL_TRAINING_BACKEND=local`) or in a Kubernetes pod. The run is
@@ -38,7 +38,12 @@ settings = Settings.from_env()
 PARAMS = {
     "window_days": Param(
         settings.window_days, type="integer", minimum=1, maximum=365, title="Window (days)",
-        description="Validated days used, ending with the last complete day.",
+        description="Validated days used, ending with the window's last day.",
+    ),
+    "window_end": Param(
+        None, type=["null", "string"], format="date", title="Window end",
+        description="Last day of the window (YYYY-MM-DD), a day that has ended; "
+        "empty: the last complete day before the run. drift_check sets it on its backfills.",
     ),
     "epochs": Param(
         settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs",
@@ -92,7 +97,7 @@ with DAG(
         from mlflywheel.lake.keys import window_days
         from mlflywheel.ledger import days_without_summary
 
-        days = window_days(dag_support.last_complete_day(data_interval_end), params["window_days"])
+        days = window_days(dag_support.window_end(params, data_interval_end), params["window_days"])
         missing = days_without_summary(dag_support.lake(settings), settings.dataset, days)
         if missing:
             logging.getLogger("mlflywheel").info("waiting for ingest of %s", ", ".join(map(str, missing)))
@@ -106,7 +111,7 @@ with DAG(
         manifest = build(
             dag_support.lake(settings),
             dag_support.spec(settings),
-            end_day=dag_support.last_complete_day(data_interval_end),
+            end_day=dag_support.window_end(params, data_interval_end),
             window_days=params["window_days"],
             fractions=settings.split_fraction_values,
             min_rows=settings.min_training_rows,

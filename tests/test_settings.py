@@ -164,6 +164,13 @@ def test_choice_is_checked_for_overrides_and_direct_construction_too(data_dir: P
         Settings(data_dir=data_dir, drift_backend="nope")
 
 
+def test_drift_retrain_max_attempts_is_at_least_one(data_dir: Path) -> None:
+    assert Settings.from_env(env_for(data_dir)).drift_retrain_max_attempts == 1  # one retrain per event
+    assert Settings.from_env(env_for(data_dir, drift_retrain_max_attempts="3")).drift_retrain_max_attempts == 3
+    with pytest.raises(SettingsError, match="FLYWHEEL_DRIFT_RETRAIN_MAX_ATTEMPTS"):
+        Settings.from_env(env_for(data_dir, drift_retrain_max_attempts="0"))
+
+
 @pytest.mark.parametrize("value", ["0.8,0.1,0.1", "0.6, 0.2, 0.2", "0.5,0.25,0.25"])
 def test_split_fractions_accepted(data_dir: Path, value: str) -> None:
     s = Settings.from_env(env_for(data_dir, split_fractions=value))

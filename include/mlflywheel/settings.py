@@ -115,6 +115,7 @@ class Settings:
     drift_cooldown_hours: float = 24.0
     drift_retrain_window_days: int = 7  # most days a drift retrain looks back (never before the event)
     drift_retrain_wait_days: int = 2  # post-event days of data a drift retrain waits for
+    drift_retrain_max_attempts: int = 1  # retrains of one drift event while none is promoted
 
     def __post_init__(self) -> None:
         # Derived defaults that depend on data_dir or dataset.
@@ -156,6 +157,10 @@ class Settings:
             )
         if not 0 < self.drift_p_value < 1:
             raise SettingsError(f"{PREFIX}DRIFT_P_VALUE must be in (0, 1), got {self.drift_p_value}")
+        if self.drift_retrain_max_attempts < 1:
+            raise SettingsError(
+                f"{PREFIX}DRIFT_RETRAIN_MAX_ATTEMPTS must be at least 1, got {self.drift_retrain_max_attempts}"
+            )
 
     @property
     def split_fraction_values(self) -> tuple[float, ...]:

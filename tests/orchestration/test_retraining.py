@@ -19,7 +19,7 @@ from mlflywheel.orchestration.retraining import (
     open_event_for,
     request_retraining,
     retrain_window,
-    training_interval_for,
+    training_run_range,
 )
 
 NOW = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)
@@ -198,10 +198,18 @@ def test_negative_wait_is_refused():
         decide(report(), {}, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=-1)
 
 
-def test_backfill_range_holds_one_daily_train_run():
-    start, end = training_interval_for(dt.date(2026, 11, 25))
-    assert start == "2026-11-26T00:00:00+00:00"
-    assert end == "2026-11-26T23:59:59+00:00"
+@pytest.mark.parametrize(
+    ("schedule", "now", "tick"),
+    [
+        ("0 2 * * *", "2026-11-26T04:00:00+00:00", "2026-11-26T02:00:00+00:00"),  # nightly, checked at 04:00
+        ("0 2 * * *", "2026-11-26T01:59:00+00:00", "2026-11-25T02:00:00+00:00"),  # before tonight's tick
+        ("0 2 * * *", "2026-11-26T02:00:00+00:00", "2026-11-26T02:00:00+00:00"),  # on the tick
+        ("0 2 * * 1", "2026-11-26T04:00:00+00:00", "2026-11-23T02:00:00+00:00"),  # weekly, on Mondays
+        ("0 2 * * *", "2026-11-26T09:30:00+05:30", "2026-11-26T02:00:00+00:00"),  # any offset: UTC ticks
+    ],
+)
+def test_backfill_range_holds_exactly_the_latest_train_run(schedule, now, tick):
+    assert training_run_range(schedule, dt.datetime.fromisoformat(now)) == (tick, tick)
 
 
 def test_reason_without_details():
@@ -235,8 +243,9 @@ class ScriptedApi:
         return {"id": 10 + len(self.created)}
 
 
-def run(api, lake, r, wait=2, now=NOW):
-    return request_retraining(api, lake, r, cooldown_hours=24, retrain_window_days=7, wait_days=wait, now=now)
+def run(api, lake, r, wait=2, now=NOW, max_attempts=1):
+    return request_retraining(api, lake, r, cooldown_hours=24, retrain_window_days=7, wait_days=wait, now=now,
+                              max_attempts=max_attempts)  # fmt: skip
 
 
 def state_of(lake) -> dict[str, Any]:
@@ -254,9 +263,9 @@ def test_one_event_through_its_wait(tmp_path: Path):
     assert created["action"] == "backfill_created" and api.asked == 1
     # The window ends with the check's day and holds the event's first day and the two days after it,
     # nothing older (the retrain learns the new regime only).
-    assert (created["from_date"], created["to_date"]) == training_interval_for(FIRST + dt.timedelta(days=2))
+    assert (created["from_date"], created["to_date"]) == training_run_range("0 2 * * *", NOW + dt.timedelta(days=2))
     conf = created["conf"]
-    assert conf["trigger"] == "drift_check" and conf["window_days"] == 3
+    assert conf["trigger"] == "drift_check" and conf["window_days"] == 3 and conf["window_end"] == day(2)
     assert conf["drift_event_id"] == "transactions:champion-v3:2026-11-25"
     assert conf["drift_report"] == report(day=day(0))["report_key"]  # the report that opened the event
     event = state_of(lake)["open_event"]
@@ -272,7 +281,8 @@ def test_wait_zero_creates_at_once(tmp_path: Path):
     lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
     created = run(api, lake, report(), wait=0)
     assert created["action"] == "backfill_created"
-    assert (created["from_date"], created["to_date"]) == training_interval_for(FIRST)
+    assert (created["from_date"], created["to_date"]) == training_run_range("0 2 * * *", NOW)
+    assert created["conf"]["window_end"] == day(0) and created["conf"]["window_days"] == 1
     assert "post-event" not in created["conf"]["reason"]
 
 
@@ -342,21 +352,47 @@ def test_an_earlier_drifting_day_checked_later_starts_the_event_earlier(tmp_path
 
 
 def test_a_retrain_that_was_not_promoted_is_tried_again_up_to_the_limit(tmp_path: Path):
+    attempts = 3
     lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
     run(api, lake, report(day=day(0)))
-    first = run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))
+    first = run(api, lake, report(day=day(2)), max_attempts=attempts, now=NOW + dt.timedelta(days=2))
     assert first["action"] == "backfill_created" and first["conf"]["window_days"] == 3
     # Same champion, still drifting: the retrain was not promoted. Before the wait: nothing.
-    assert run(api, lake, report(day=day(3)), now=NOW + dt.timedelta(days=3))["action"] == "none"
-    second = run(api, lake, report(day=day(4)), now=NOW + dt.timedelta(days=4))
+    assert run(api, lake, report(day=day(3)), max_attempts=attempts, now=NOW + dt.timedelta(days=3))["action"] == "none"
+    second = run(api, lake, report(day=day(4)), max_attempts=attempts, now=NOW + dt.timedelta(days=4))
     assert second["action"] == "backfill_created" and second["conf"]["window_days"] == 5  # more data
     assert "attempt 2 of 3" in second["conf"]["reason"]
     assert second["event_id"] == first["event_id"]
-    third = run(api, lake, report(day=day(6)), now=NOW + dt.timedelta(days=6))
+    third = run(api, lake, report(day=day(6)), max_attempts=attempts, now=NOW + dt.timedelta(days=6))
     assert third["action"] == "backfill_created" and "attempt 3 of 3" in third["conf"]["reason"]
-    assert run(api, lake, report(day=day(9)), now=NOW + dt.timedelta(days=9))["action"] == "none"  # the limit
+    assert run(api, lake, report(day=day(9)), max_attempts=attempts, now=NOW + dt.timedelta(days=9))["action"] == "none"  # the limit
     assert len(api.created) == 3
     # A promoted retrain (a new champion) closes the event instead.
-    assert run(api, lake, report(champion="4", day=day(10)), now=NOW + dt.timedelta(days=10))["action"] == (
+    assert run(api, lake, report(champion="4", day=day(10)), max_attempts=attempts, now=NOW + dt.timedelta(days=10))["action"] == (
         "retrain_pending"
     )
+
+
+def test_by_default_one_retraining_per_drift_event(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    run(api, lake, report(day=day(0)))
+    assert run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))["action"] == "backfill_created"
+    # Still drifting against the same champion long after: that retrain was not promoted, and
+    # still no second retraining for the event.
+    for n in range(3, 12):
+        assert run(api, lake, report(day=day(n)), now=NOW + dt.timedelta(days=n))["action"] == "none"
+    assert len(api.created) == 1
+    assert "attempt" not in api.created[0]["conf"]["reason"]
+
+
+def test_max_attempts_below_one_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="max_attempts"):
+        run(ScriptedApi(), LocalLake(tmp_path / "lake"), report(day=day(0)), max_attempts=0)
+
+
+def test_the_backfill_follows_the_train_schedule(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    weekly = request_retraining(api, lake, report(), cooldown_hours=24, retrain_window_days=7, wait_days=0,
+                                train_schedule="0 2 * * 1", now=NOW)  # fmt: skip
+    assert (weekly["from_date"], weekly["to_date"]) == ("2026-11-23T02:00:00+00:00",) * 2  # last Monday's run
+    assert weekly["conf"]["window_end"] == day(0)  # the window does not follow the run's own interval

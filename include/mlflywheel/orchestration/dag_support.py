@@ -45,6 +45,24 @@ def last_complete_day(data_interval_end: dt.datetime) -> dt.date:
     return data_interval_end.date() - dt.timedelta(days=1)
 
 
+def window_end(params: dict[str, Any], data_interval_end: dt.datetime, *, now: dt.datetime | None = None) -> dt.date:
+    """The last day of ``train``'s window: the ``window_end`` Param when set, else the last complete
+    day before the run. A drift retrain sets it on a backfill of the latest scheduled run, whose
+    own interval may be older (a weekly schedule), so the Param is bounded by the clock: any day
+    that has ended, never today or later."""
+    chosen = params.get("window_end")
+    if not chosen:
+        return last_complete_day(data_interval_end)
+    try:
+        day = dt.date.fromisoformat(str(chosen))
+    except ValueError as exc:
+        raise ValueError(f"window_end must be a date (YYYY-MM-DD), got {chosen!r}") from exc
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    if day >= today:
+        raise ValueError(f"window_end {day} has not ended yet (today is {today} UTC)")
+    return day
+
+
 def validated_asset_name(settings: Settings) -> str:
     return f"flywheel_validated_{settings.dataset}"
 

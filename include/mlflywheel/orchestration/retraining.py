@@ -6,8 +6,8 @@ window that ends with the first drifting day, so the candidate would have seen a
 the new regime. So the event waits: the check that opens it records a *pending* retrain in the
 drift state, due once ``wait_days`` days of data after the event's first day exist; the first daily
 check (drifting or not) whose day is at least ``first_day + wait_days`` asks Airflow for a backfill
-of ``train`` covering the one training interval whose window ends with that check's day (the last
-complete day). The retrain's window (:func:`retrain_window`) never reaches back before the event's
+of ``train`` (one run, whatever its schedule) whose conf sets the window to end with that check's
+day (the last complete day). The retrain's window (:func:`retrain_window`) never reaches back before the event's
 first day, so the candidate learns the new regime only, and the wait also lasts until that window
 holds ``min_rows`` validated rows (a small daily volume waits longer). With ``wait_days=0`` the
 check that opens the event creates the backfill at once (given the rows).
@@ -15,8 +15,11 @@ check that opens the event creates the backfill at once (given the rows).
 Once the backfill exists the event is *retraining*: later drifting checks do nothing; a check
 without drift closes it. If the checks still drift against the same champion ``wait_days`` (at
 least one) days after the retrain's window ended, that retrain was not promoted (rejected, or
-undecided on too little evidence): the event retrains once more on the larger window, at most
-:data:`MAX_ATTEMPTS` times in all, so a gate that keeps refusing cannot leave the loop stuck. A new champion (the retrain promoted, or any other promotion) closes any
+undecided on too little evidence): with ``max_attempts`` above 1 the event retrains once more on
+the larger window, at most ``max_attempts`` times in all (a gate that keeps refusing cannot
+leave the loop retraining for ever). The default, 1, is one retraining per drift event: an
+undecided candidate is decided later by ``promote.regate_undecided`` as its holdout grows. A new
+champion (the retrain promoted, or any other promotion) closes any
 event of the old champion, pending or not; a drifting check against the new champion opens a new
 one. Independently of events, no backfill is created while one of ``train`` is still active
 (Airflow also answers 409 then) nor within the cooldown after the last one: a due retrain that is
@@ -45,7 +48,6 @@ from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 log = logging.getLogger("mlflywheel.orchestration")
 
 TRAIN_DAG_ID = "train"
-MAX_ATTEMPTS = 3  # retrains of one drift event when the earlier ones were not promoted
 PENDING, RETRAINING = "pending", "retraining"
 
 
@@ -94,6 +96,7 @@ def decide(
     wait_days: int = 0,
     post_event_rows: int | None = None,
     min_rows: int = 0,
+    max_attempts: int = 1,
 ) -> RetrainDecision:
     """Should this check start a retraining backfill, and what is the open event after it? Pure.
 
@@ -101,9 +104,12 @@ def decide(
     ``event`` is the open event to keep in the state (the caller adds the backfill's id on create).
     ``post_event_rows`` (validated rows of the retrain window, when known) must reach ``min_rows``:
     the wait is over only when there are both enough days and enough rows of the new regime.
+    ``max_attempts``: retrains of one event in all, when the earlier ones were not promoted.
     """
     if wait_days < 0:
         raise ValueError(f"wait_days must be >= 0, got {wait_days}")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     event = state.get("open_event") or None
     champion = report.get("champion_version")
     status = report.get("status")
@@ -116,7 +122,7 @@ def decide(
             return RetrainDecision(False, f"no drift ({status})", None, None)
         event = open_event_for(report, wait_days)
     elif retrain_started(event):
-        after = _after_retrain(event, report, wait_days)
+        after = _after_retrain(event, report, wait_days, max_attempts)
         if isinstance(after, RetrainDecision):
             return after
         event = after
@@ -155,18 +161,18 @@ def decide(
         return RetrainDecision(
             False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
         )
-    return RetrainDecision(True, retrain_reason(event, day), event["event_id"], event)
+    return RetrainDecision(True, retrain_reason(event, day, max_attempts), event["event_id"], event)
 
 
 def _after_retrain(
-    event: dict[str, Any], report: dict[str, Any], wait_days: int
+    event: dict[str, Any], report: dict[str, Any], wait_days: int, max_attempts: int
 ) -> RetrainDecision | dict[str, Any]:
     """A check after the event's backfill: closes it, leaves it, or re-opens it for one more attempt
     (the returned event, pending again)."""
     status = report.get("status")
     if status != "drift":
         return RetrainDecision(False, f"no drift ({status}): drift event {event['event_id']} closed", None, None)
-    retry_after = _retry_day(event, wait_days)
+    retry_after = _retry_day(event, wait_days, max_attempts)
     if retry_after is None or dt.date.fromisoformat(report["day"]) < retry_after:
         return RetrainDecision(
             False,
@@ -180,20 +186,20 @@ def _after_retrain(
             "attempt": int(event.get("attempt", 1)) + 1}  # fmt: skip
 
 
-def _retry_day(event: dict[str, Any], wait_days: int) -> dt.date | None:
+def _retry_day(event: dict[str, Any], wait_days: int, max_attempts: int) -> dt.date | None:
     """When an event whose retrain was not promoted may retrain again; None after the last attempt."""
-    if int(event.get("attempt", 1)) >= MAX_ATTEMPTS or not event.get("window_end"):
+    if int(event.get("attempt", 1)) >= max_attempts or not event.get("window_end"):
         return None
     return dt.date.fromisoformat(event["window_end"]) + dt.timedelta(days=max(wait_days, 1))
 
 
-def retrain_reason(event: dict[str, Any], window_end: dt.date) -> str:
+def retrain_reason(event: dict[str, Any], window_end: dt.date, max_attempts: int = 1) -> str:
     """The event's own reason, and how much post-event data the window holds."""
     reason = event.get("reason") or f"drift event {event['event_id']}"
     waited = (window_end - dt.date.fromisoformat(event["first_day"])).days
     attempt = int(event.get("attempt", 1))
     if attempt > 1:
-        reason = f"{reason}; attempt {attempt} of {MAX_ATTEMPTS} (the earlier retrain was not promoted)"
+        reason = f"{reason}; attempt {attempt} of {max_attempts} (the earlier retrain was not promoted)"
     if waited <= 0:
         return reason
     return f"{reason}; retrained after {waited} day(s) of post-event data (window ends {window_end})"
@@ -225,19 +231,20 @@ def drift_reason(report: dict[str, Any]) -> str:
     )
 
 
-def training_interval_for(day: dt.date) -> tuple[str, str]:
-    """The backfill range holding the one daily ``train`` run whose window ends with ``day``.
+def training_run_range(train_schedule: str, now: dt.datetime) -> tuple[str, str]:
+    """The backfill range holding exactly one ``train`` run: the latest tick of its cron schedule
+    (UTC) at or before ``now``.
 
-    ``train`` fires once a day on a cron trigger with a one-day data interval: the run that
-    fires on day ``day + 1`` trains on data up to and including ``day``. Airflow 3.3 picks the
-    runs of a backfill of such a DAG by the time they fire (checked against a real scheduler:
-    the range of day ``day + 1`` yields exactly that run), so the range is that whole day. In
-    steady state the nightly run exists already, so the backfill re-runs it
-    (``reprocess_behavior=completed``) with the drift conf.
+    The run is only the vehicle: the retrain's window travels in its conf (``window_end``,
+    ``window_days``), so this works for any schedule (nightly, weekly, ...). Airflow 3.3 selects a
+    backfill's runs by logical date, both ends included; a cron-triggered run's logical date is its
+    tick. That run has usually happened already (the nightly run of the day), so the backfill
+    re-runs it (``reprocess_behavior=completed``) with the drift conf.
     """
-    start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
-    end = start + dt.timedelta(days=1) - dt.timedelta(seconds=1)
-    return start.isoformat(), end.isoformat()
+    from croniter import croniter
+
+    tick = croniter(train_schedule, now.astimezone(dt.UTC) + dt.timedelta(microseconds=1)).get_prev(dt.datetime)
+    return tick.isoformat(), tick.isoformat()
 
 
 def request_retraining(
@@ -249,6 +256,8 @@ def request_retraining(
     retrain_window_days: int,
     wait_days: int = 0,
     min_rows: int = 0,
+    max_attempts: int = 1,
+    train_schedule: str = "0 2 * * *",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Apply :func:`decide` to ``report``, keep the event in the drift state, and create the
@@ -256,12 +265,15 @@ def request_retraining(
 
     The retrain's window (conf ``window_days``) is :func:`retrain_window`; it must hold at least
     ``min_rows`` validated rows (the ingestion ledger's counts), else the retrain keeps waiting.
+    The backfill re-runs the latest run of ``train`` (its cron ``train_schedule``, see
+    :func:`training_run_range`) with the window in its conf.
     """
     now = now or dt.datetime.now(dt.UTC)
     key = keys.drift_state_key(report["dataset"])
     state = lake.get_json(key) if lake.exists(key) else {}
     window_end = dt.date.fromisoformat(report["day"])
-    options = {"now": now, "cooldown": dt.timedelta(hours=cooldown_hours), "wait_days": wait_days}
+    options = {"now": now, "cooldown": dt.timedelta(hours=cooldown_hours), "wait_days": wait_days,
+               "max_attempts": max_attempts}  # fmt: skip
     decision = decide(report, state, active_backfills=0, **options)
     window: list[dt.date] = []
     if decision.create:
@@ -278,12 +290,13 @@ def request_retraining(
         return _no_backfill(decision.reason, decision)
 
     event = dict(decision.event or {})
-    from_date, to_date = training_interval_for(window_end)
+    from_date, to_date = training_run_range(train_schedule, now)
     conf = {
         "reason": decision.reason,
         "trigger": "drift_check",
         "drift_event_id": decision.event_id,
         "drift_report": event.get("report_key") or report.get("report_key"),
+        "window_end": window_end.isoformat(),
         "window_days": len(window),
     }
     try:
