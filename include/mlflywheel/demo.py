@@ -9,11 +9,15 @@ one corrupt partition, one late one, one with bad rows), starts Airflow standalo
 MLflow server, unpauses the DAGs and lets Airflow's scheduler do the work:
 
 1. ``ingest`` catches up on every day (the late partition is delivered while it waits);
-2. ``train`` runs its nightly interval and promotes the first model through the gate;
+2. ``train`` runs its latest scheduled interval and promotes the first model through the gate.
+   The demo trains weekly, on the weekday the drift began (``FLYWHEEL_TRAIN_SCHEDULE``), so
+   that run is the one of the drift's first morning: the champion has never seen the drift,
+   as in production when the world changes after the last retrain;
 3. ``drift_check`` (unpaused once a champion exists) checks its latest day, and a backfill of it
    catches up on the week before: the stable days pass, the first drifting day opens a drift
-   event, and once the post-event wait is over a check creates a backfill of ``train`` through
-   the REST API; the retrained candidate meets the gate.
+   event (the data drifted, and on the labelled drifting days the champion's own performance
+   fell), and once the post-event wait is over a check creates a backfill of ``train`` through
+   the REST API, with the window on the post-event days; the retrained candidate meets the gate.
 
 It then prints a summary, writes it as JSON, stops every process it started (unless
 ``--keep-running``) and exits 0 only if the loop closed: drift detected, backfill created, a
@@ -37,6 +41,7 @@ from typing import Any
 
 from mlflywheel.devstack.production import ProductionBackends, seed_postgres_source
 from mlflywheel.devstack.stack import PROJECT_ROOT, EmbeddedStack, StackError, stop_from_pid_file
+from mlflywheel.orchestration.airflow_api import AirflowApiError
 
 log = logging.getLogger("mlflywheel.demo")
 
@@ -49,11 +54,13 @@ class DemoFailed(RuntimeError):
     pass
 
 
-def _wait(what: str, check, *, timeout: float, every: float = 10.0) -> Any:
-    """Poll ``check()`` until it returns something truthy; log progress; fail after ``timeout``."""
+def _wait(what: str, check, *, timeout: float, stack: EmbeddedStack, every: float = 10.0) -> Any:
+    """Poll ``check()`` until it returns something truthy; log progress; fail at once when a
+    process of the stack exits, and after ``timeout`` with the runs that did not finish."""
     deadline = time.monotonic() + timeout
     last_note = ""
     while time.monotonic() < deadline:
+        stack.check_alive()
         value, note = check()
         if value:
             return value
@@ -61,7 +68,24 @@ def _wait(what: str, check, *, timeout: float, every: float = 10.0) -> Any:
             log.info("waiting for %s: %s", what, note)
             last_note = note
         time.sleep(every)
-    raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what} ({last_note})")
+    try:
+        stuck = "; ".join(_unfinished(stack.api())) or "no unfinished run"
+    except AirflowApiError as exc:  # the timeout is the failure to report, not this
+        stuck = f"(could not list the runs: {exc})"
+    raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what} ({last_note}); unfinished: {stuck}")
+
+
+def _unfinished(api: Any, dag_ids: tuple[str, ...] = ("ingest", "train", "drift_check")) -> list[str]:
+    """Each unfinished run with its unfinished tasks and their states (what a stall waits on)."""
+    found = []
+    for dag_id in dag_ids:
+        for run in api.dag_runs(dag_id):
+            if run["state"] in TERMINAL:
+                continue
+            tasks = [f"{t['task_id']}={t['state']}" for t in api.task_instances(dag_id, run["dag_run_id"])
+                     if t["state"] not in ("success", "failed", "skipped", "upstream_failed")]  # fmt: skip
+            found.append(f"{dag_id}/{run['dag_run_id']} {run['state']} [{', '.join(tasks)}]")
+    return found
 
 
 def run_demo(
@@ -91,6 +115,7 @@ def run_demo(
 
     scenario, lake = land_demo_scenario(home, days, rows_per_day, drift_days, backends)
     env = {
+        **train_schedule_env(scenario),
         "FLYWHEEL_START_DATE": scenario.start.isoformat(),
         "FLYWHEEL_LANDING_POKE_SECONDS": "10",
         "FLYWHEEL_RETRY_DELAY_SECONDS": "10",
@@ -112,12 +137,22 @@ def run_demo(
         drive_loop(stack, lake, scenario, remaining=lambda: max(60.0, deadline - time.monotonic()))
     except (DemoFailed, StackError) as exc:
         summary["error"] = str(exc)
+        summary["problems"] = stack.problems()  # the logs' error lines, for whoever reads the summary
         log.error("%s", exc)
     finally:
         _finish(stack, lake, summary, summary_path, keep_running=keep_running)
     print(render_summary(summary))
     print(f"summary written to {summary_path}")
     return summary
+
+
+def train_schedule_env(scenario: Any) -> dict[str, str]:
+    """Weekly training on the drift's first weekday (02:00 UTC): the latest scheduled ``train``
+    run is then the one of the drift's first morning, whose window ends the day before it."""
+    if scenario.drift is None:
+        return {}
+    weekday = scenario.drift.start.isoweekday() % 7  # cron: 0 is Sunday
+    return {"FLYWHEEL_TRAIN_SCHEDULE": f"0 2 * * {weekday}"}
 
 
 def land_demo_scenario(
@@ -156,10 +191,10 @@ def drive_loop(
     api.set_paused("train", False)
     log.info("unpaused ingest and train; the scheduler takes it from here (UI: %s)", stack.api_url)
     threading.Thread(target=_deliver_late, args=(lake, scenario), daemon=True).start()
-    _wait("ingest catch-up", lambda: _ingest_progress(api, scenario.days), timeout=remaining())
+    _wait("ingest catch-up", lambda: _ingest_progress(api, scenario.days), timeout=remaining(), stack=stack)
 
-    # 2. the nightly train run promotes the first champion.
-    first_train = _wait("the first train run", lambda: _first_finished(api, "train"), timeout=remaining())
+    # 2. the latest scheduled train run (the drift's first morning) promotes the first champion.
+    first_train = _wait("the first train run", lambda: _first_finished(api, "train"), timeout=remaining(), stack=stack)
     if first_train["state"] != "success":
         raise DemoFailed(f"train run {first_train['dag_run_id']} failed: see the task logs in the UI")
     from mlflywheel import registry
@@ -173,7 +208,7 @@ def drive_loop(
     #    (the stack was not running then): the checks open a drift event on its first day and
     #    request one retraining once the post-event wait is over.
     api.set_paused("drift_check", False)
-    latest = _wait("drift_check", lambda: _first_finished(api, "drift_check"), timeout=remaining())
+    latest = _wait("drift_check", lambda: _first_finished(api, "drift_check"), timeout=remaining(), stack=stack)
     if latest["state"] != "success":
         raise DemoFailed(f"drift_check run {latest['dag_run_id']} failed: see the task logs in the UI")
     first_checked = scenario.end - dt.timedelta(days=checked_days - 1)
@@ -184,12 +219,12 @@ def drive_loop(
         reprocess_behavior="none",
     )
     log.info("backfill of drift_check over %s..%s created", first_checked, scenario.end - dt.timedelta(days=1))
-    runs = _wait("the drift checks", lambda: _backfill_done(api, "drift_check"), timeout=remaining())
+    runs = _wait("the drift checks", lambda: _backfill_done(api, "drift_check"), timeout=remaining(), stack=stack)
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
     if failed:
         raise DemoFailed(f"drift_check runs {failed} failed: see the task logs in the UI")
     if any(r["status"] == "drift" for r in _drift_reports(lake, settings.dataset)):
-        _wait("the retraining backfill", lambda: _backfill_progress(api), timeout=remaining())
+        _wait("the retraining backfill", lambda: _backfill_progress(api), timeout=remaining(), stack=stack)
 
 
 def _deliver_late(lake: Any, scenario: Any) -> None:
@@ -348,6 +383,7 @@ def render_summary(s: dict[str, Any]) -> str:
     lines.append(f"checks: {s.get('checks')}")
     if s.get("error"):
         lines.append(f"error: {s['error']}")
+        lines += ["error lines in the stack's logs:"] + [f"  {line}" for line in s.get("problems") or ["(none)"]]
     lines.append("LOOP CLOSED" if s.get("loop_closed") else "LOOP NOT CLOSED")
     return "\n".join(lines)
 

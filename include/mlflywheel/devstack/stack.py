@@ -15,9 +15,11 @@ Started and stopped as process groups so that nothing is left behind. Used by ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,6 +141,10 @@ class EmbeddedStack:
         }
         if self.airflow_db_uri:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.airflow_db_uri
+        else:
+            # SQLite: wait up to a minute for a lock instead of failing after the driver's 5 s
+            # (Airflow answers 503 to a backfill request that meets one).
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "mlflywheel.devstack.sqlite.CONNECT_ARGS"
         env.update(self.extra_env)
         return env
 
@@ -184,6 +190,7 @@ class EmbeddedStack:
             for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
                 self._spawn(f"airflow-{component}", [airflow, component], env)
         else:
+            prepare_sqlite(airflow_home / "airflow.db")
             self._spawn("airflow", [airflow, "standalone"], env)
         self._write_pid_file()
         try:
@@ -216,9 +223,7 @@ class EmbeddedStack:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name, proc in self.processes.items():
-                if proc.poll() is not None:
-                    raise StackError(f"{name} exited with {proc.returncode}; see {self.home / 'logs' / name}.log")
+            self.check_alive()
             try:
                 if requests.get(url, timeout=5).status_code < 500:
                     return
@@ -226,6 +231,21 @@ class EmbeddedStack:
                 pass
             time.sleep(2)
         raise StackError(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+    def check_alive(self) -> None:
+        """Raise :class:`StackError` when a process of the stack has exited (with its log's tail)."""
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                log_file = self.home / "logs" / f"{name}.log"
+                tail = "\n".join(log_tail(log_file, 20))
+                raise StackError(f"{name} exited with {proc.returncode}; see {log_file}:\n{tail}")
+
+    def problems(self, limit: int = 30) -> list[str]:
+        """The last ``limit`` error lines of the stack's logs: what to read when the loop stalls."""
+        found: list[str] = []
+        for log_file in sorted((self.home / "logs").glob("*.log")):
+            found += [line for line in log_tail(log_file, 20_000) if PROBLEM_LINE.search(line)]
+        return found[-limit:]
 
     def stop(self) -> None:
         stop_pids({name: p.pid for name, p in self.processes.items()})
@@ -261,6 +281,29 @@ class EmbeddedStack:
                 return
             time.sleep(3)
         raise StackError(f"DAGs not parsed within {timeout:.0f}s: {', '.join(missing)}")
+
+
+PROBLEM_LINE = re.compile(r"\[(error|critical)\s*\]|Traceback|database is locked|OperationalError", re.IGNORECASE)
+
+
+def log_tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a text file (empty when it does not exist)."""
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - lines * 400))
+        return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+
+
+def prepare_sqlite(path: Path) -> None:
+    """Put a new SQLite metadata database in WAL mode (it stays so): readers no longer block the
+    writer, so the scheduler, the API server and the DAG processor rarely meet a lock."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
 
 
 def stop_pids(pids: dict[str, int], *, grace: float = 20) -> None:

@@ -121,6 +121,10 @@ class AirflowApi:
         params.setdefault("limit", 100)
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/dags/{dag_id}/dagRuns/{requests.utils.quote(run_id, safe='')}/taskInstances"
+        return self.request("GET", path)["task_instances"]
+
     def import_errors(self) -> list[dict[str, Any]]:
         return self.request("GET", "/importErrors")["import_errors"]
 
