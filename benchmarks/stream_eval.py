@@ -7,7 +7,8 @@ that day's validated rows BEFORE anything trains on them (prequential, "test the
 only then does the policy act (drift check, snapshot, training, gated promotion). Policies:
 
 * ``never``: train a first model, never retrain;
-* ``schedule``: retrain every ``--schedule-days`` days on the last ``FLYWHEEL_WINDOW_DAYS`` days;
+* ``schedule``: retrain every N days on the last ``FLYWHEEL_WINDOW_DAYS`` days, one policy per period
+  of ``--schedule-days`` (default ``1,7``: ``schedule_1d``, the nightly ``train`` DAG, and ``schedule_7d``);
 * ``flywheel``: Flywheel's loop: the daily drift check (``drift.check.run_drift_check``, data drift
   and, where the package has it, performance on late labels) and the retraining decision of
   ``orchestration.retraining`` (once per drift event, cooldown, the post-event wait), with the
@@ -34,7 +35,15 @@ every policy scored), mean per-day PR-AUC, trainings, promotions, drift-check tr
 events, and for streams with known change points the detection delay (days from a change to the
 first trigger) and the false-alarm rate (triggers on stable days / stable days, where a day is
 stable when the stream did not change between the start of the champion's training window and that
-day). ``--per-day`` adds a per-day table, ``--out`` writes everything as JSON.
+day). Beside the table, the issue's targets: flywheel against the best fixed schedule (the schedule
+policy with the highest overall PR-AUC: is flywheel's at least as high, with at most a quarter of its
+retrains?) and against never retraining; and, per change point, the recovery delay measured against
+the level before the change and against a **new-regime ceiling** (``--no-ceiling``: skip it): a
+reference model trained, through the same snapshot and training functions, on ``FLYWHEEL_WINDOW_DAYS``
+days of the regime after the stream's last change point drawn with another seed (never the scored
+rows), and scored on the scored days of that regime (after a ramp: from its end); the delays are
+printed beside the target, the post-event wait + 1 day (``FLYWHEEL_DRIFT_RETRAIN_WAIT_DAYS`` + 1). ``--per-day`` adds a per-day table,
+``--out`` writes everything as JSON.
 
     PYTHONPATH=include python benchmarks/stream_eval.py                      # the four default streams
     PYTHONPATH=include python benchmarks/stream_eval.py --streams small_abrupt --post-days 21 --per-day
@@ -45,7 +54,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import inspect
 import io
 import json
@@ -74,6 +85,7 @@ from mlflywheel.datasets.upstreams.transactions import Seasonality
 log = logging.getLogger("stream_eval")
 
 POLICY_KINDS = ("never", "schedule", "flywheel")
+DEFAULT_SCHEDULE_DAYS = (1, 7)  # the nightly train DAG, and weekly
 SYNTHETIC_STREAMS = ("seasonal_abrupt", "small_abrupt", "gradual", "stable")
 EXTRA_STREAMS = ("weekday_feature",)  # synthetic, from mlflywheel.datasets.upstreams.seasonal (has a day-of-week feature)
 REAL_STREAMS = ("rainfall",)
@@ -92,7 +104,7 @@ class StreamSizes:
     ``pre_days`` scored days before its change point, then ``post_days`` after it."""
 
     pre_days: int = 10
-    post_days: int = 14
+    post_days: int = 28  # a weekly schedule retrains 4 times after the change
     rows_per_day: int = 1000
     small_rows_per_day: int = 50
     small_base_rate: float = 0.15
@@ -254,8 +266,6 @@ def _yearly_drift_policy(rows_per_day: int) -> dict[str, Any]:
     """Weather has a yearly cycle: declare it (in replayed days) so the drift check's current window
     spans a whole year, as a user would in the spec's ``drift:`` section; no weekday rhythm (a replayed
     day is many real days)."""
-    import dataclasses
-
     from mlflywheel.datasets import spec as spec_module
 
     policy_class = getattr(spec_module, "DriftPolicy", None)
@@ -384,10 +394,11 @@ def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class Options:
-    schedule_days: int = 7
+    schedule_days: tuple[int, ...] = DEFAULT_SCHEDULE_DAYS  # one fixed-schedule policy per period
     device: str = ""
     recovery_tolerance: float = 0.02
     recovery_window: int = 7  # days pooled when judging recovery after a change
+    ceiling: bool = True  # fit the new-regime reference model (see NewRegimeCeiling)
     quiet_mlflow: bool = True  # hide MLflow's registration chatter on stderr
 
 
@@ -439,8 +450,6 @@ class Arena:
 
     def policy_settings(self, policy_name: str) -> Any:
         """The base settings with this policy's own MLflow store and model name, on the shared lake."""
-        import dataclasses
-
         folder = self.root / policy_name
         overrides = {
             "data_dir": folder,
@@ -458,7 +467,6 @@ class Arena:
         """Land, ingest and validate day ``index``; return its validated rows."""
         from mlflywheel.datasets.landing import land_frame
         from mlflywheel.ingest import ingest_partition
-        from mlflywheel.lake import keys
         from mlflywheel.validation import validate_partition
 
         started = time.perf_counter()
@@ -470,10 +478,17 @@ class Arena:
             self.lake, self.spec, day, run_id=RUN_ID,
             max_failed_row_fraction=self.base_settings.max_failed_row_fraction,
         )  # fmt: skip
-        has_rows = self.lake.manifest(keys.VALIDATED, self.spec.name, day) is not None
-        rows = self.lake.read_frame(keys.VALIDATED, self.spec.name, day) if has_rows else pd.DataFrame()
+        rows = self.validated_rows(index)
         self.seconds["ingest"] += time.perf_counter() - started
         return rows
+
+    def validated_rows(self, index: int) -> pd.DataFrame:
+        """Day ``index``'s validated rows as the lake holds them (empty if none passed)."""
+        from mlflywheel.lake import keys
+
+        day = self.stream.date(index)
+        has_rows = self.lake.manifest(keys.VALIDATED, self.spec.name, day) is not None
+        return self.lake.read_frame(keys.VALIDATED, self.spec.name, day) if has_rows else pd.DataFrame()
 
     def train(self, policy: Policy, index: int, *, window_days: int, reason: str) -> TrainingEvent:
         """Snapshot of the window ending with day ``index`` -> training -> gated promotion, for ``policy``."""
@@ -621,14 +636,18 @@ class NeverRetrain(Policy):
 
 
 class FixedSchedule(Policy):
-    """Retrain every ``schedule_days`` days on the last ``window_days`` days (the nightly ``train`` DAG
+    """Retrain every ``period_days`` days on the last ``window_days`` days (the nightly ``train`` DAG
     is this policy with 1 day)."""
 
     kind = "schedule"
 
+    def __init__(self, name: str, arena: Arena, period_days: int) -> None:
+        super().__init__(name, arena)
+        self.period_days = period_days
+
     def decide(self, index: int, record: DayRecord) -> None:
         last = max(event.day for event in self.trainings)
-        if index - last >= self.arena.options.schedule_days:
+        if index - last >= self.period_days:
             self.train(index, record, window_days=self.settings.window_days, reason="schedule")
 
 
@@ -650,14 +669,16 @@ class InProcessBackfills:
         return backfill
 
     def due(self, day: dt.date) -> list[dict[str, Any]]:
-        """Active backfills whose run trains on data up to ``day`` or earlier: a ``train`` run that
-        fires on day D trains on the days up to D - 1."""
-        due = []
-        for backfill in self.active_backfills("train"):
-            fires_on = dt.datetime.fromisoformat(backfill["from_date"]).date()
-            if fires_on - dt.timedelta(days=1) <= day:
-                due.append(backfill)
-        return due
+        """Active backfills whose run trains on data up to ``day`` or earlier."""
+        return [b for b in self.active_backfills("train") if self.window_end(b) <= day]
+
+    @staticmethod
+    def window_end(backfill: dict[str, Any]) -> dt.date:
+        """The last day of the backfilled run's window: its conf's ``window_end`` where the package
+        sets it, else the day before the run fires (a daily ``train`` run trains up to the day before)."""
+        if backfill["dag_run_conf"].get("window_end"):
+            return dt.date.fromisoformat(str(backfill["dag_run_conf"]["window_end"]))
+        return dt.datetime.fromisoformat(backfill["from_date"]).date() - dt.timedelta(days=1)
 
 
 class FlywheelLoop(Policy):
@@ -685,7 +706,8 @@ class FlywheelLoop(Policy):
         # drift_check runs at 04:00 the next morning; the cooldown is measured in that clock.
         checked_at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(4, 0), tzinfo=dt.UTC)
         # The options the drift_check DAG passes, where this version of the package has them.
-        optional = {"wait_days": "drift_retrain_wait_days", "min_rows": "min_training_rows"}
+        optional = {"wait_days": "drift_retrain_wait_days", "min_rows": "min_training_rows",
+                    "max_attempts": "drift_retrain_max_attempts", "train_schedule": "train_schedule"}  # fmt: skip
         accepted = inspect.signature(request_retraining).parameters
         extra = {name: getattr(self.settings, field) for name, field in optional.items()
                  if name in accepted and hasattr(self.settings, field)}  # fmt: skip
@@ -697,8 +719,7 @@ class FlywheelLoop(Policy):
             record.actions.append(f"drift event {outcome.get('event_id')}: backfill {outcome.get('from_date')}")
         for backfill in self.backfills.due(day):
             conf = backfill["dag_run_conf"]
-            fires_on = dt.datetime.fromisoformat(backfill["from_date"]).date()
-            end = index - (day - (fires_on - dt.timedelta(days=1))).days  # the run's window ends the day before
+            end = index - (day - self.backfills.window_end(backfill)).days
             self.train(end, record, window_days=int(conf.get("window_days") or self.settings.drift_retrain_window_days),
                        reason=str(conf.get("trigger", "drift_check")))  # fmt: skip
             backfill["completed_at"] = checked_at.isoformat()
@@ -742,6 +763,107 @@ def _report_digest(report: dict[str, Any]) -> dict[str, Any]:
 POLICIES: dict[str, type[Policy]] = {cls.kind: cls for cls in (NeverRetrain, FixedSchedule, FlywheelLoop)}
 
 
+def schedule_name(period_days: int) -> str:
+    return f"schedule_{period_days}d"
+
+
+def expand_policies(kinds: list[str], schedule_days: tuple[int, ...]) -> list[tuple[str, str, int | None]]:
+    """``(name, kind, period_days)`` per policy to run: the kind ``schedule`` becomes one policy per
+    period (``schedule_1d``, ``schedule_7d``, ...); the names are distinct, and so are the MLflow
+    stores and model names made from them."""
+    plan: list[tuple[str, str, int | None]] = []
+    for kind in kinds:
+        if kind == "schedule":
+            plan += [(schedule_name(days), kind, days) for days in schedule_days]
+        else:
+            plan.append((kind, kind, None))
+    return plan
+
+
+def make_policies(kinds: list[str], arena: Arena) -> list[Policy]:
+    policies: list[Policy] = []
+    for name, kind, period_days in expand_policies(kinds, arena.options.schedule_days):
+        if kind == "schedule":
+            policies.append(FixedSchedule(name, arena, period_days=period_days))
+        else:
+            policies.append(POLICIES[kind](name, arena))
+    return policies
+
+
+# --- the new-regime ceiling: a reference, not a policy ----------------------------------------
+
+CEILING_SEED_OFFSET = 1000  # the reference model's training rows come from seed + this: never the scored rows
+
+
+@dataclass
+class NewRegimeCeiling:
+    """A model trained on ``window_days`` days of the regime after the stream's last change point,
+    drawn from a copy of the stream with another seed, and its scores on the stream's scored days
+    of that regime. What a model of the new regime can reach there: a reference for
+    recovery when the new regime is intrinsically harder or easier than the old one."""
+
+    change_day: int  # the stream's last change point
+    regime_start: int  # the first day of the final regime (the end of a ramp)
+    seed: int
+    training_days: tuple[int, int]  # first and last day index of the reference's training window
+    holdout_pr_auc: float | None = None
+    scores: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # day -> (labels, scores)
+    skipped: str = ""  # why there is no reference (then ``scores`` is empty)
+
+    def digest(self) -> dict[str, Any]:
+        days = sorted(self.scores)
+        return {"change_day": self.change_day, "regime_start": self.regime_start, "seed": self.seed,
+                "training_days": list(self.training_days), "holdout_pr_auc": self.holdout_pr_auc,
+                "scored_days": days, "pr_auc_after": pooled_pr_auc(self, days), "skipped": self.skipped,
+                "daily_pr_auc": {day: pr_auc(*self.scores[day]) for day in days}}  # fmt: skip
+
+
+def new_regime_ceiling(arena: Arena, scored_days: list[int]) -> NewRegimeCeiling | None:
+    """Fit the reference model of the stream's final regime in its own lake (``<root>/ceiling``) with
+    the Arena's own training path, and score it on ``scored_days`` of that regime (from the last
+    change point on; after a ramp, from its end: on the ramp's days the final regime is not there yet).
+    None for a stream without change points, or one that is not a synthetic ``Stream`` (a real table
+    or a day function cannot draw the new regime again with another seed)."""
+    from mlflywheel.training.loop import predict_proba
+    from mlflywheel.training.snapshot import SnapshotError, build_snapshot
+
+    stream = arena.stream
+    if not isinstance(stream, Stream) or not stream.events:
+        return None
+    settings = arena.policy_settings("ceiling")
+    window = settings.window_days
+    regime_start = max(event.last_change_day for event in stream.events)
+    last = regime_start + window - 1
+    twin = dataclasses.replace(stream, name=f"{stream.name}-ceiling", seed=stream.seed + CEILING_SEED_OFFSET,
+                               days=max(stream.days, last + 1))  # fmt: skip
+    ceiling = NewRegimeCeiling(stream.change_days[-1], regime_start, twin.seed, (regime_start, last))
+    (arena.root / "ceiling").mkdir(parents=True, exist_ok=True)
+    twin_arena = Arena(dataclasses.replace(arena.case, stream=twin), arena.root / "ceiling", arena.base_settings,
+                       arena.options)  # fmt: skip
+    started = time.perf_counter()
+    for index in range(regime_start, last + 1):
+        twin_arena.deliver(index)
+    try:
+        manifest = build_snapshot(
+            twin_arena.lake, twin_arena.spec, end_day=twin.date(last), window_days=window,
+            fractions=settings.split_fraction_values, min_rows=settings.min_training_rows,
+        )  # fmt: skip
+    except SnapshotError as exc:
+        ceiling.skipped = f"no snapshot: {exc}"
+        return ceiling
+    args = twin_arena._args(settings, manifest["snapshot_id"], "ceiling")
+    _, _, outcome = twin_arena._fit(manifest, args)
+    ceiling.holdout_pr_auc = outcome.metrics.get("holdout_pr_auc")
+    target = arena.spec.target
+    for index in (d for d in scored_days if d >= ceiling.regime_start):
+        rows = arena.validated_rows(index)
+        if len(rows):
+            labels = pd.to_numeric(rows[target]).astype(int).to_numpy()
+            ceiling.scores[index] = (labels, predict_proba(outcome.model, outcome.preprocessor, rows))
+    arena.seconds["ceiling"] = time.perf_counter() - started
+    return ceiling
+
+
 # --- the replay ------------------------------------------------------------------------------
 
 
@@ -752,7 +874,7 @@ def replay(case: StreamCase, policy_kinds: list[str], root: Path, base_settings:
         raise ValueError("one flywheel policy per run: its drift-event state lives in the shared lake")
     root.mkdir(parents=True, exist_ok=True)
     arena = Arena(case, root, base_settings, options)
-    policies = [POLICIES[kind](kind, arena) for kind in policy_kinds]
+    policies = make_policies(policy_kinds, arena)
     stream = case.stream
     started = time.perf_counter()
     for index in range(stream.days):
@@ -764,7 +886,8 @@ def replay(case: StreamCase, policy_kinds: list[str], root: Path, base_settings:
             parts = [f"{p.name}={_fmt(r.pr_auc)}{'*' if r.trigger else ''}" for p, r in zip(policies, records, strict=True)]
             print(f"  {stream.name} day {index:3d} {stream.date(index)} rows={len(rows):5d} "
                   f"pos={records[0].positives:4d} " + " ".join(parts), flush=True)  # fmt: skip
-    return stream_results(case, policies, arena, time.perf_counter() - started)
+    ceiling = new_regime_ceiling(arena, scored_by_every_policy(policies)) if options.ceiling else None
+    return stream_results(case, policies, arena, time.perf_counter() - started, ceiling)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -798,35 +921,82 @@ def false_alarms(policy: Policy, stream: Any) -> dict[str, Any]:
     return {"stable_days": len(stable), "false_alarms": len(alarms), "false_alarm_rate": rate, "days": alarms}
 
 
-def recovery(policy: Policy, stream: Any, options: Options, common: list[int]) -> list[dict[str, Any]]:
-    """Per change point: pooled PR-AUC of the ``recovery_window`` scored days before it, of the days
-    after it, and the first day from which the next ``recovery_window`` days pool to within
-    ``recovery_tolerance`` of the level before (days after the change; None: not within the stream)."""
+def recovery(policy: Policy, stream: Any, options: Options, common: list[int],
+             ceiling: NewRegimeCeiling | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Per change point: pooled PR-AUC of the ``recovery_window`` scored days before it and of the days
+    after it; the recovery delay (see :func:`recovery_delay`) to the level before the change and the
+    smallest gap to it over a window. Where ``ceiling`` is for this change point, the same against the
+    new-regime ceiling over the same days, on the days of the new regime (from the end of a ramp)."""
     out = []
     for change in stream.change_days:
         before = [d for d in common if change - options.recovery_window <= d < change]
         after = [d for d in common if d >= change]
         level = pooled_pr_auc(policy, before)
-        recovered = None
-        if level is not None:
-            for start in after:
-                window = [d for d in after if start <= d < start + options.recovery_window]
-                value = pooled_pr_auc(policy, window)
-                if len(window) >= min(3, options.recovery_window) and value is not None and \
-                        value >= level - options.recovery_tolerance:
-                    recovered = start - change
-                    break
-        out.append({"change_day": change, "pr_auc_before": level, "pr_auc_after": pooled_pr_auc(policy, after),
-                    "recovery_delay": recovered})  # fmt: skip
+        to_level = None if level is None else _constant(level)
+        figures = {"change_day": change, "pr_auc_before": level, "pr_auc_after": pooled_pr_auc(policy, after),
+                   **against_reference(policy, after, change, options, to_level, suffix="")}  # fmt: skip
+        in_regime, to_ceiling = [], None
+        if ceiling is not None and ceiling.scores and ceiling.change_day == change:
+            in_regime = [d for d in after if d >= ceiling.regime_start]
+            to_ceiling = functools.partial(pooled_pr_auc, ceiling)
+        figures.update(
+            ceiling_pr_auc_after=to_ceiling(in_regime) if to_ceiling else None,
+            pr_auc_in_new_regime=pooled_pr_auc(policy, in_regime) if to_ceiling else None,
+            **against_reference(policy, in_regime, change, options, to_ceiling, suffix="_to_ceiling"),
+        )
+        out.append(figures)
     return out
 
 
-def policy_summary(policy: Policy, stream: Any, options: Options, common: list[int]) -> dict[str, Any]:
+def _constant(value: float) -> Any:
+    return lambda _window: value
+
+
+def against_reference(policy: Any, days: list[int], change: int, options: Options, reference: Any, *,
+                      suffix: str) -> dict[str, Any]:  # fmt: skip
+    """``recovery_delay<suffix>`` and ``smallest_gap<suffix>`` (the reference minus the policy, pooled
+    over a recovery window; negative: above it) with the window's first day, counted from ``change``
+    (all None without a reference)."""
+    gaps = recovery_gaps(policy, days, options, reference) if reference is not None else []
+    delay = recovery_delay(gaps, change, options)
+    start, gap = min(gaps, key=lambda item: item[1], default=(None, None))
+    return {f"recovery_delay{suffix}": delay, f"smallest_gap{suffix}": gap,
+            f"smallest_gap_day{suffix}": None if start is None else start - change}  # fmt: skip
+
+
+def recovery_windows(days: list[int], options: Options) -> list[list[int]]:
+    """From each of ``days``, the days among them within the next ``recovery_window`` days; windows of
+    fewer than 3 scored days (at the stream's end) are left out."""
+    windows = ([d for d in days if start <= d < start + options.recovery_window] for start in days)
+    return [window for window in windows if len(window) >= min(3, options.recovery_window)]
+
+
+def recovery_gaps(policy: Any, days: list[int], options: Options, reference: Any) -> list[tuple[int, float]]:
+    """Per recovery window over ``days``: (its first day, ``reference(window)`` minus the policy's
+    pooled PR-AUC), where both are defined."""
+    gaps = []
+    for window in recovery_windows(days, options):
+        value, level = pooled_pr_auc(policy, window), reference(window)
+        if value is not None and level is not None:
+            gaps.append((window[0], level - value))
+    return gaps
+
+
+def recovery_delay(gaps: list[tuple[int, float]], change: int, options: Options) -> int | None:
+    """The first window day (counted from ``change``) from which the policy pools to within
+    ``recovery_tolerance`` of the reference; None: not within the stream."""
+    return next((start - change for start, gap in gaps if gap <= options.recovery_tolerance), None)
+
+
+def policy_summary(policy: Policy, stream: Any, options: Options, common: list[int],
+                   ceiling: NewRegimeCeiling | None = None) -> dict[str, Any]:  # fmt: skip
     per_day = [r.pr_auc for r in policy.days if r.day in common and r.pr_auc is not None]
     first_promotion = next((e.day for e in policy.trainings if e.promoted), None)
     later = [e for e in policy.trainings if first_promotion is not None and e.day > first_promotion]
     summary = {
         "policy": policy.name,
+        "kind": policy.kind,
+        "period_days": getattr(policy, "period_days", None),
         "overall_pr_auc": pooled_pr_auc(policy, common),
         "mean_daily_pr_auc": float(np.mean(per_day)) if per_day else None,
         "days_with_pr_auc": len(per_day),
@@ -844,8 +1014,53 @@ def policy_summary(policy: Policy, stream: Any, options: Options, common: list[i
     if summary["checks"]:
         summary["detection"] = detection(policy, stream)
         summary["false_alarms"] = false_alarms(policy, stream)
-    summary["recovery"] = recovery(policy, stream, options, common)
+    summary["recovery"] = recovery(policy, stream, options, common, ceiling)
     return summary
+
+
+def best_schedule(summaries: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The fixed-schedule policy with the highest overall prequential PR-AUC (at a tie, the one with
+    fewer retrains); None without a scored schedule policy."""
+    schedules = [s for s in summaries.values() if s["kind"] == "schedule" and s["overall_pr_auc"] is not None]
+    return max(schedules, key=lambda s: (s["overall_pr_auc"], -s["retrains"]), default=None)
+
+
+def compare_to_targets(summaries: dict[str, dict[str, Any]], recovery_target_days: int | None) -> dict[str, Any] | None:
+    """The issue's targets for the flywheel policy: overall PR-AUC at least the best fixed schedule's
+    with at most a quarter of its retrains, above never retraining; and, per change point, recovery
+    within the post-event wait + 1 day (to the level before the change, and to the new-regime
+    ceiling). None without a flywheel policy; a figure is None where its policy did not run."""
+    flywheel = next((s for s in summaries.values() if s["kind"] == "flywheel"), None)
+    if flywheel is None:
+        return None
+    never = next((s for s in summaries.values() if s["kind"] == "never"), None)
+    best = best_schedule(summaries)
+    out: dict[str, Any] = {"flywheel_pr_auc": flywheel["overall_pr_auc"], "flywheel_retrains": flywheel["retrains"],
+                           "best_schedule": None, "best_schedule_pr_auc": None, "best_schedule_retrains": None,
+                           "retrain_ratio": None, "pr_auc_at_least_best_schedule": None,
+                           "retrains_at_most_a_quarter": None, "never_pr_auc": None, "pr_auc_gain_over_never": None}  # fmt: skip
+    if best is not None and flywheel["overall_pr_auc"] is not None:
+        out.update(best_schedule=best["policy"], best_schedule_pr_auc=best["overall_pr_auc"],
+                   best_schedule_retrains=best["retrains"],
+                   retrain_ratio=flywheel["retrains"] / best["retrains"] if best["retrains"] else None,
+                   pr_auc_at_least_best_schedule=flywheel["overall_pr_auc"] >= best["overall_pr_auc"],
+                   retrains_at_most_a_quarter=4 * flywheel["retrains"] <= best["retrains"])  # fmt: skip
+    if never is not None and never["overall_pr_auc"] is not None and flywheel["overall_pr_auc"] is not None:
+        out.update(never_pr_auc=never["overall_pr_auc"],
+                   pr_auc_gain_over_never=flywheel["overall_pr_auc"] - never["overall_pr_auc"])  # fmt: skip
+    out["recovery"] = [recovery_against_target(r, recovery_target_days) for r in flywheel["recovery"]]
+    return out
+
+
+def recovery_against_target(figures: dict[str, Any], target_days: int | None) -> dict[str, Any]:
+    """One change point's recovery figures with the target (days) and whether each delay meets it."""
+
+    def met(delay: int | None) -> bool | None:
+        return None if target_days is None else delay is not None and delay <= target_days
+
+    return {**figures, "target_days": target_days, "met_to_pre_shift": met(figures["recovery_delay"]),
+            "met_to_ceiling": met(figures["recovery_delay_to_ceiling"]) if figures["ceiling_pr_auc_after"]
+            is not None else None}  # fmt: skip
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -855,10 +1070,18 @@ def _count(values: Any) -> dict[str, int]:
     return out
 
 
-def stream_results(case: StreamCase, policies: list[Policy], arena: Arena, seconds: float) -> dict[str, Any]:
+def scored_by_every_policy(policies: list[Policy]) -> list[int]:
+    """Overall figures pool the days every policy scored, so no policy gains from scoring fewer days."""
+    return sorted(set.intersection(*(set(p.scores) for p in policies))) if policies else []
+
+
+def stream_results(case: StreamCase, policies: list[Policy], arena: Arena, seconds: float,
+                   ceiling: NewRegimeCeiling | None = None) -> dict[str, Any]:  # fmt: skip
     stream = case.stream
-    # Overall figures pool the days every policy scored, so no policy gains from scoring fewer days.
-    common = sorted(set.intersection(*(set(p.scores) for p in policies))) if policies else []
+    common = scored_by_every_policy(policies)
+    summaries = {p.name: policy_summary(p, stream, arena.options, common, ceiling) for p in policies}
+    wait_days = getattr(arena.policy_settings("ceiling"), "drift_retrain_wait_days", None)
+    recovery_target_days = None if wait_days is None else wait_days + 1
     return {
         "stream": {"name": stream.name, "description": stream.description, "days": stream.days,
                    "dataset": case.spec.name, "change_days": list(stream.change_days),
@@ -866,7 +1089,10 @@ def stream_results(case: StreamCase, policies: list[Policy], arena: Arena, secon
                    "positives": sum(r.positives for r in policies[0].days) if policies else 0,
                    "warmup_days": case.warmup_days, "settings_overrides": dict(case.overrides)},
         "scored_days": common,
-        "policies": {p.name: policy_summary(p, stream, arena.options, common) for p in policies},
+        "policies": summaries,
+        "ceiling": ceiling.digest() if ceiling is not None else None,
+        "recovery_target_days": recovery_target_days,
+        "targets": compare_to_targets(summaries, recovery_target_days),
         "days": {p.name: [r.__dict__ for r in p.days] for p in policies},
         "trainings": {p.name: [e.__dict__ for e in p.trainings] for p in policies},
         "drift_reports": {p.name: p.reports for p in policies if isinstance(p, FlywheelLoop)},
@@ -908,6 +1134,8 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, list[str]]]:
             f"{_fmt(s['recovery'][n]['pr_auc_before'])} / {_fmt(s['recovery'][n]['pr_auc_after'])}")))
         rows.append(row(f"recovery delay (days) after day {change}", lambda s, n=n: _fmt(
             s["recovery"][n]["recovery_delay"])))
+        rows.append(row(f"recovery delay to the ceiling after day {change}", lambda s, n=n: _fmt(
+            s["recovery"][n]["recovery_delay_to_ceiling"])))
     rows.append(row("prequential order held", lambda s: "yes" if s["prequential_ok"] else "NO"))
     rows.append(row("policy seconds (train, check)", lambda s: f"{s['seconds']:.0f}"))
     return rows
@@ -937,8 +1165,61 @@ def print_stream(result: dict[str, Any], per_day: bool) -> None:
     print("-" * (width + sum(cells) + 2 * len(cells)))
     for label, values in rows:
         print(f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, cells, strict=True)))
+    if result["targets"] is not None:
+        print("\n".join(target_lines(result)))
     if per_day:
         print_days(result)
+
+
+def _closest(figures: dict[str, Any], suffix: str) -> str:
+    """The smallest gap below a reference over a recovery window, e.g. "(closest: 0.051 below, from day +9)"."""
+    gap = figures[f"smallest_gap{suffix}"]
+    if gap is None:
+        return "(closest: -)"
+    where = "below" if gap > 0 else "above"
+    return f"(closest: {abs(gap):.3f} {where}, from day +{figures[f'smallest_gap_day{suffix}']})"
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "NO"
+
+
+def target_lines(result: dict[str, Any]) -> list[str]:
+    """The issue's targets for flywheel: against the best fixed schedule and never, and recovery."""
+    t = result["targets"]
+    lines = ["targets (flywheel):"]
+    if t["best_schedule"] is not None:
+        ratio = "-" if t["retrain_ratio"] is None else f"{t['retrain_ratio']:.2f}"
+        lines.append(f"  best fixed schedule {t['best_schedule']}: PR-AUC {_fmt(t['best_schedule_pr_auc'])} with "
+                     f"{t['best_schedule_retrains']} retrains; flywheel {_fmt(t['flywheel_pr_auc'])} with "
+                     f"{t['flywheel_retrains']} retrains (ratio {ratio})")  # fmt: skip
+        lines.append(f"  PR-AUC >= best schedule's: {_yes(t['pr_auc_at_least_best_schedule'])} "
+                     f"({t['flywheel_pr_auc'] - t['best_schedule_pr_auc']:+.3f}); retrains <= 1/4 of its: "
+                     f"{_yes(t['retrains_at_most_a_quarter'])}")  # fmt: skip
+    if t["never_pr_auc"] is not None:
+        lines.append(f"  vs never: {_fmt(t['flywheel_pr_auc'])} vs {_fmt(t['never_pr_auc'])} "
+                     f"({t['pr_auc_gain_over_never']:+.3f})")  # fmt: skip
+    ceiling = result.get("ceiling") or {}
+    for r in t["recovery"]:
+        target = "-" if r["target_days"] is None else f"<= {r['target_days']} (post-event wait + 1 day)"
+        regime = f"days {ceiling.get('regime_start')}+" if r["ceiling_pr_auc_after"] is not None else "no ceiling"
+        lines.append(f"  change day {r['change_day']}: pre-shift level {_fmt(r['pr_auc_before'])} (7 days before); "
+                     f"flywheel after it {_fmt(r['pr_auc_after'])}; new regime ({regime}): flywheel "
+                     f"{_fmt(r['pr_auc_in_new_regime'])}, ceiling {_fmt(r['ceiling_pr_auc_after'])}")  # fmt: skip
+        lines.append(f"    recovery delay (days) to the pre-shift level {_fmt(r['recovery_delay'])} "
+                     f"[met: {_yes(r['met_to_pre_shift'])}] {_closest(r, '')}; to the ceiling "
+                     f"{_fmt(r['recovery_delay_to_ceiling'])} [met: {_yes(r['met_to_ceiling'])}] "
+                     f"{_closest(r, '_to_ceiling')}; target {target}")  # fmt: skip
+    if ceiling.get("skipped"):
+        lines.append(f"  new-regime ceiling skipped: {ceiling['skipped']}")
+    elif ceiling:
+        first, last = ceiling["training_days"]
+        lines.append(f"  ceiling: trained on days {first}-{last} of the final regime (from day "
+                     f"{ceiling['regime_start']}) drawn with seed {ceiling['seed']}; holdout PR-AUC "
+                     f"{_fmt(ceiling['holdout_pr_auc'])}")  # fmt: skip
+    elif result["stream"]["change_days"]:
+        lines.append("  no new-regime ceiling (--no-ceiling, or a stream that cannot be drawn with another seed)")
+    return lines
 
 
 def print_days(result: dict[str, Any]) -> None:
@@ -967,7 +1248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--streams", default=",".join(SYNTHETIC_STREAMS),
         help=f"comma-separated, of {', '.join(ALL_STREAMS)}")
     add("--policies", default=",".join(POLICY_KINDS), help=f"comma-separated, of {', '.join(POLICY_KINDS)}")
-    add("--schedule-days", type=int, default=7, help="the schedule policy retrains every N days")
+    add("--schedule-days", type=parse_schedule_days, default=",".join(map(str, DEFAULT_SCHEDULE_DAYS)),
+        help="comma-separated periods in days: one fixed-schedule policy per period (schedule_1d, ...)")
     add("--pre-days", type=int, default=StreamSizes.pre_days, help="scored days before the change point")
     add("--post-days", type=int, default=StreamSizes.post_days, help="days from the change point on")
     add("--rows-per-day", type=int, default=StreamSizes.rows_per_day, help="rows per day (large streams)")
@@ -981,6 +1263,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="use FLYWHEEL_WINDOW_DAYS / _DRIFT_RETRAIN_WINDOW_DAYS as set, even where a small daily "
              "volume cannot meet the package's minimum rows (default: raise them per stream)")
     add("--device", default="", help="training device (default: cuda if available)")
+    add("--no-ceiling", dest="ceiling", action="store_false",
+        help="skip the new-regime ceiling (a reference model trained on the final regime, one fit per stream)")
     add("--per-day", action="store_true", help="print a per-day table per stream")
     add("--out", type=Path, help="write the results as JSON")
     add("--work-dir", type=Path, help="where lakes and MLflow stores go (default: a temporary folder)")
@@ -996,10 +1280,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown or missing streams/policies: {', '.join(unknown) or '(none given)'}")
     if args.policy_kinds.count("flywheel") > 1 or len(set(args.policy_kinds)) < len(args.policy_kinds):
         parser.error("each policy at most once")
-    if min(args.schedule_days, args.pre_days, args.post_days, args.rows_per_day, args.small_rows_per_day,
+    if min(args.pre_days, args.post_days, args.rows_per_day, args.small_rows_per_day,
            args.real_rows_per_day) < 1 or args.ramp_days < 0 or not 0 < args.small_base_rate < 1:
         parser.error("days and rows must be >= 1, --ramp-days >= 0, --small-base-rate in (0, 1)")
     return args
+
+
+def parse_schedule_days(text: str) -> tuple[int, ...]:
+    """``"7,1"`` -> ``(1, 7)``: distinct periods of at least 1 day, shortest first."""
+    try:
+        periods = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of days: {text!r}") from None
+    if not periods or min(periods) < 1:
+        raise argparse.ArgumentTypeError(f"schedule periods must be >= 1 day: {text!r}")
+    return tuple(sorted(periods))
 
 
 def settings_digest(settings: Any) -> dict[str, Any]:
@@ -1020,7 +1315,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         small_rows_per_day=args.small_rows_per_day, small_base_rate=args.small_base_rate,
         ramp_days=args.ramp_days, seed=args.seed, real_rows_per_day=args.real_rows_per_day,
     )  # fmt: skip
-    options = Options(schedule_days=args.schedule_days, device=args.device, quiet_mlflow=not args.verbose)
+    options = Options(schedule_days=args.schedule_days, device=args.device, ceiling=args.ceiling,
+                      quiet_mlflow=not args.verbose)  # fmt: skip
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings_digest(base).items()), flush=True)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="flywheel-stream-eval-"))
     results: dict[str, Any] = {"settings": settings_digest(base), "options": options.__dict__,

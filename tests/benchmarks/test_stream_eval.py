@@ -41,6 +41,12 @@ class _FakePolicy:
         self.scores = scores or {}
 
 
+def _scores_of_quality(rng, quality, rows=200):
+    """Labels and scores whose PR-AUC grows with ``quality`` (0: noise; 1: well above)."""
+    labels = (rng.random(rows) < 0.3).astype(int)
+    return labels, labels * quality + rng.random(rows)
+
+
 def test_detection_delay_and_false_alarms(harness):
     stream = Stream("s", days=20, rows_per_day=10, seed=1, events=(DriftEvent(day=10),))
     triggers = {3, 12, 13}
@@ -73,7 +79,117 @@ def test_pooled_pr_auc_and_recovery(harness):
     (recovered,) = harness.recovery(policy, stream, options, list(range(20)))
     assert recovered["pr_auc_before"] == pytest.approx(1.0)
     assert recovered["recovery_delay"] == 3  # days 13.. pool back to the level before the change
+    assert recovered["recovery_delay_to_ceiling"] is None and recovered["ceiling_pr_auc_after"] is None
     assert harness.pr_auc(np.array([1, 1]), np.array([0.2, 0.9])) is None  # undefined without a negative
+
+
+def _ceiling(harness, change_day, scores, regime_start=None):
+    regime_start = change_day if regime_start is None else regime_start
+    return harness.NewRegimeCeiling(change_day=change_day, regime_start=regime_start, seed=1001,
+                                    training_days=(regime_start, regime_start + 4), scores=scores)  # fmt: skip
+
+
+def test_recovery_to_the_new_regime_ceiling(harness):
+    """A harder new regime: nothing gets back to the level before the change, but the policy reaches
+    what a model of the new regime reaches on the same days from day 14 on (4 days after the change)."""
+    rng = np.random.default_rng(1)
+    stream = Stream("s", days=24, rows_per_day=10, seed=1, events=(DriftEvent(day=10),))
+    policy_quality = {d: 2.0 if d < 10 else 0.0 if d < 14 else 0.6 for d in range(24)}
+    policy = _FakePolicy([], {d: _scores_of_quality(rng, policy_quality[d]) for d in range(24)})
+    # The ceiling scores the same rows as the policy from day 14 on, better ones before.
+    ceiling_scores = {d: policy.scores[d] if d >= 14 else _scores_of_quality(rng, 0.6) for d in range(10, 24)}
+    ceiling = _ceiling(harness, 10, ceiling_scores)
+    options = harness.Options(recovery_window=3)
+    (figures,) = harness.recovery(policy, stream, options, list(range(24)), ceiling)
+    assert figures["recovery_delay"] is None  # the old level (near 1.0) is out of reach
+    assert figures["smallest_gap"] > 0.1
+    assert figures["recovery_delay_to_ceiling"] == 4
+    assert figures["smallest_gap_to_ceiling"] == pytest.approx(0.0)  # the same rows and scores from day 14
+    assert figures["smallest_gap_day_to_ceiling"] >= 4
+    assert figures["ceiling_pr_auc_after"] == pytest.approx(harness.pooled_pr_auc(ceiling, list(range(10, 24))))
+    assert figures["ceiling_pr_auc_after"] > figures["pr_auc_after"] == figures["pr_auc_in_new_regime"]
+    # Against its target (the post-event wait + 1 day): 4 days meets 5, not 3; no ceiling: not judged.
+    assert harness.recovery_against_target(figures, 5)["met_to_ceiling"] is True
+    judged = harness.recovery_against_target(figures, 3)
+    assert (judged["met_to_ceiling"], judged["met_to_pre_shift"]) == (False, False)
+    (without,) = harness.recovery(policy, stream, options, list(range(24)))
+    assert harness.recovery_against_target(without, 3)["met_to_ceiling"] is None
+    # After a ramp the ceiling is judged on the final regime's days only (from day 14 here): on the
+    # ramp's days a model of the final regime can score as badly as the policy, which is no recovery.
+    ramp_scores = {d: policy.scores[d] if d >= 14 else _scores_of_quality(rng, 0.0) for d in range(10, 24)}
+    (ramped,) = harness.recovery(policy, stream, options, list(range(24)), _ceiling(harness, 10, ramp_scores, 14))
+    assert ramped["recovery_delay_to_ceiling"] == 4 and ramped["smallest_gap_to_ceiling"] == pytest.approx(0.0)
+    assert ramped["ceiling_pr_auc_after"] == pytest.approx(ramped["pr_auc_in_new_regime"])
+    # A ceiling of another change point is not used for this one.
+    (other,) = harness.recovery(policy, stream, options, list(range(24)), _ceiling(harness, 12, ceiling_scores))
+    assert other["recovery_delay_to_ceiling"] is None
+
+
+def _summary(name, kind, pr_auc, retrains, recovery=()):
+    return {"policy": name, "kind": kind, "overall_pr_auc": pr_auc, "retrains": retrains, "recovery": list(recovery)}
+
+
+def test_flywheel_against_the_best_schedule_and_never(harness):
+    summaries = {s["policy"]: s for s in (
+        _summary("never", "never", 0.10, 0),
+        _summary("schedule_1d", "schedule", 0.30, 37),
+        _summary("schedule_7d", "schedule", 0.20, 5),
+        _summary("flywheel", "flywheel", 0.31, 2,
+                 [{"change_day": 24, "pr_auc_before": 0.6, "pr_auc_after": 0.4, "recovery_delay": None,
+                   "ceiling_pr_auc_after": 0.45, "recovery_delay_to_ceiling": 3}]),
+    )}  # fmt: skip
+    targets = harness.compare_to_targets(summaries, recovery_target_days=3)
+    assert targets["best_schedule"] == "schedule_1d"  # the highest PR-AUC, not the fewest retrains
+    assert (targets["best_schedule_pr_auc"], targets["best_schedule_retrains"]) == (0.30, 37)
+    assert targets["retrain_ratio"] == pytest.approx(2 / 37)
+    assert targets["pr_auc_at_least_best_schedule"] is True and targets["retrains_at_most_a_quarter"] is True
+    assert targets["pr_auc_gain_over_never"] == pytest.approx(0.21)
+    (recovered,) = targets["recovery"]
+    assert (recovered["met_to_pre_shift"], recovered["met_to_ceiling"], recovered["target_days"]) == (False, True, 3)
+
+    # The weekly schedule best: flywheel's 2 retrains are more than a quarter of its 5, its PR-AUC lower.
+    summaries["schedule_7d"]["overall_pr_auc"] = 0.35
+    targets = harness.compare_to_targets(summaries, recovery_target_days=3)
+    assert targets["best_schedule"] == "schedule_7d" and targets["retrain_ratio"] == pytest.approx(0.4)
+    assert targets["pr_auc_at_least_best_schedule"] is False and targets["retrains_at_most_a_quarter"] is False
+    # At a tie in PR-AUC, the schedule with fewer retrains is the better one.
+    summaries["schedule_1d"]["overall_pr_auc"] = 0.35
+    assert harness.best_schedule(summaries)["policy"] == "schedule_7d"
+    # Without schedule policies only "vs never" is judged; without flywheel nothing is.
+    alone = harness.compare_to_targets({k: summaries[k] for k in ("never", "flywheel")}, None)
+    assert alone["best_schedule"] is None and alone["pr_auc_at_least_best_schedule"] is None
+    assert alone["never_pr_auc"] == 0.10 and alone["recovery"][0]["met_to_ceiling"] is None
+    assert harness.compare_to_targets({k: summaries[k] for k in ("never", "schedule_1d")}, 3) is None
+
+
+def test_schedule_days_become_one_policy_each(harness):
+    assert harness.parse_args([]).schedule_days == (1, 7)
+    assert harness.parse_args(["--schedule-days", "7, 3,7"]).schedule_days == (3, 7)
+    for bad in ("0,7", "weekly", ","):
+        with pytest.raises(SystemExit):
+            harness.parse_args(["--schedule-days", bad])
+    plan = harness.expand_policies(["never", "schedule", "flywheel"], (1, 7))
+    assert plan == [("never", "never", None), ("schedule_1d", "schedule", 1), ("schedule_7d", "schedule", 7),
+                    ("flywheel", "flywheel", None)]  # fmt: skip
+    assert harness.expand_policies(["schedule"], (14,)) == [("schedule_14d", "schedule", 14)]
+
+
+def test_each_schedule_policy_has_its_own_store_and_model(harness, tmp_path):
+    stream = Stream("s_1", days=5, rows_per_day=10, seed=1)
+    case = harness.StreamCase(stream, get_spec("transactions"), warmup_days=2)
+    arena = harness.Arena(case, tmp_path, Settings(data_dir=tmp_path / "base"), harness.Options(schedule_days=(1, 7)))
+    policies = harness.make_policies(["schedule", "flywheel"], arena)
+    assert [(p.name, getattr(p, "period_days", None)) for p in policies] == [
+        ("schedule_1d", 1), ("schedule_7d", 7), ("flywheel", None)]  # fmt: skip
+    for field in ("model_name", "mlflow_tracking_uri", "data_dir"):
+        assert len({str(getattr(p.settings, field)) for p in policies}) == 3
+    assert {p.settings.lake_uri for p in policies} == {arena.lake_uri}  # ... on the stream's one lake
+
+
+def test_ceiling_is_only_for_a_synthetic_stream_with_a_change(harness, tmp_path):
+    stable = harness.StreamCase(Stream("flat", days=5, rows_per_day=10, seed=1), get_spec("transactions"), 2)
+    arena = harness.Arena(stable, tmp_path, Settings(data_dir=tmp_path / "base"), harness.Options())
+    assert harness.new_regime_ceiling(arena, [3, 4]) is None
 
 
 def test_windows_fitted_to_a_small_volume_only_grow(harness):
@@ -94,6 +210,12 @@ def test_backfills_are_due_once_their_window_is_in(harness):
     assert backfills.due(dt.date(2026, 9, 10)) == [created]  # the run firing on the 11th trains up to the 10th
     created["completed_at"] = "done"
     assert backfills.active_backfills("train") == []
+    # Where the package puts the window's end in the conf (a backfill of the latest run of any
+    # schedule, e.g. a weekly one fired on the 14th), that end decides.
+    weekly = backfills.create_backfill("train", from_date="2026-09-14T02:00:00+00:00",
+                                       to_date="2026-09-14T02:00:00+00:00",
+                                       conf={"window_days": 3, "window_end": "2026-09-10"})  # fmt: skip
+    assert backfills.due(dt.date(2026, 9, 9)) == [] and backfills.due(dt.date(2026, 9, 10)) == [weekly]
 
 
 def test_cli_rejects_unknown_streams_and_policies(harness):
@@ -105,7 +227,7 @@ def test_cli_rejects_unknown_streams_and_policies(harness):
     assert args.stream_names == ["stable", "small_abrupt"] and args.policy_kinds == ["never", "flywheel"]
 
 
-def _smoke(harness, tmp_path, policies, *, schedule_days=2):
+def _smoke(harness, tmp_path, policies, *, schedule_days=(2,), ceiling=False):
     """12 days x 60 rows, small windows and gate minimums so that a first model is promoted on
     day 4; a concept + covariate shift on day 8."""
     stream = Stream("smoke", days=12, rows_per_day=60, seed=4, base_rate=0.25, events=(DriftEvent(day=8),))
@@ -113,7 +235,7 @@ def _smoke(harness, tmp_path, policies, *, schedule_days=2):
                     drift_retrain_wait_days=1, min_training_rows=100, gate_min_holdout_rows=20,
                     gate_min_holdout_positives=3, floor_pr_auc=0.0, floor_roc_auc=0.0, drift_backend="scipy")  # fmt: skip
     case = harness.StreamCase(stream, get_spec("transactions"), warmup_days=5)
-    options = harness.Options(schedule_days=schedule_days, device="cpu")
+    options = harness.Options(schedule_days=schedule_days, device="cpu", ceiling=ceiling)
     return harness.replay(case, policies, tmp_path / "run", base, options, progress=False)
 
 
@@ -149,25 +271,37 @@ def _assert_structure(result, policies):
 
 
 def test_replay_smoke_never_and_flywheel(harness, tmp_path):
-    result = _smoke(harness, tmp_path, ["never", "flywheel"])
+    result = _smoke(harness, tmp_path, ["never", "flywheel"], ceiling=True)
     _assert_structure(result, ["never", "flywheel"])
     flywheel, never = result["policies"]["flywheel"], result["policies"]["never"]
     assert flywheel["checks"] == 7  # a drift check on every day with a champion
     assert {"detection", "false_alarms"} <= set(flywheel) and "detection" not in never
     assert never["retrains"] == 0 and never["trainings"] == 1
     _assert_prequential(result, tmp_path / "run" / "lake")
+    # The ceiling: trained on days 8..12 of the new regime drawn with another seed, in its own lake
+    # (the stream has 12 days: the copy is drawn longer), and scored on the stream's days from 8 on.
+    ceiling = result["ceiling"]
+    assert ceiling["skipped"] == "" and ceiling["seed"] == 4 + harness.CEILING_SEED_OFFSET
+    assert ceiling["training_days"] == [8, 12] and ceiling["scored_days"] == [8, 9, 10, 11]
+    assert ceiling["pr_auc_after"] == pytest.approx(flywheel["recovery"][0]["ceiling_pr_auc_after"])
+    assert (tmp_path / "run" / "ceiling" / "lake").is_dir()
+    targets = result["targets"]
+    assert targets["best_schedule"] is None and targets["never_pr_auc"] == never["overall_pr_auc"]
+    assert targets["recovery"][0]["target_days"] == 2  # the smoke settings' post-event wait (1) + 1
 
 
 @pytest.mark.e2e
 def test_replay_smoke_schedule(harness, tmp_path):
-    result = _smoke(harness, tmp_path, ["schedule", "flywheel"])
-    _assert_structure(result, ["schedule", "flywheel"])
-    assert result["policies"]["schedule"]["retrains"] == 3  # days 6, 8, 10
+    result = _smoke(harness, tmp_path, ["schedule", "flywheel"], schedule_days=(2, 3))
+    _assert_structure(result, ["schedule_2d", "schedule_3d", "flywheel"])
+    assert result["policies"]["schedule_2d"]["retrains"] == 3  # days 6, 8, 10
+    assert result["policies"]["schedule_3d"]["retrains"] == 2  # days 7, 10
+    assert result["targets"]["best_schedule"] in ("schedule_2d", "schedule_3d")
     _assert_prequential(result, tmp_path / "run" / "lake")
 
 
 def test_options_are_plain_data(harness):
-    assert dataclasses.asdict(harness.Options())["schedule_days"] == 7
+    assert dataclasses.asdict(harness.Options())["schedule_days"] == (1, 7)
 
 
 def test_table_stream_replays_blocks_of_rows_as_days(harness):
