@@ -396,3 +396,23 @@ def test_the_backfill_follows_the_train_schedule(tmp_path: Path):
                                 train_schedule="0 2 * * 1", now=NOW)  # fmt: skip
     assert (weekly["from_date"], weekly["to_date"]) == ("2026-11-23T02:00:00+00:00",) * 2  # last Monday's run
     assert weekly["conf"]["window_end"] == day(0)  # the window does not follow the run's own interval
+
+
+def test_each_days_report_records_what_became_of_retraining(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    days = [report(day=day(0)), report("no_drift", day=day(1)), report("no_drift", day=day(2))]
+    for r in days:
+        lake.put_json(r["report_key"], r)  # as run_drift_check writes it
+    run(api, lake, days[0])
+    run(api, lake, days[1])
+    run(api, lake, days[2], now=NOW + dt.timedelta(days=2))
+    stored = [lake.get_json(r["report_key"])["retraining"] for r in days]
+    assert [s["action"] for s in stored] == ["retrain_pending", "retrain_pending", "backfill_created"]
+    assert stored[0]["retrain_after"] == day(2) and stored[2]["backfill_id"] == 11
+    assert lake.get_json(days[2]["report_key"])["status"] == "no_drift"  # the rest of the report is kept
+
+
+def test_no_report_in_the_lake_no_record(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    assert run(api, lake, report(day=day(0)))["action"] == "retrain_pending"
+    assert not lake.exists(report(day=day(0))["report_key"])

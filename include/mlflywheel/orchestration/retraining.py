@@ -266,9 +266,42 @@ def request_retraining(
     The retrain's window (conf ``window_days``) is :func:`retrain_window`; it must hold at least
     ``min_rows`` validated rows (the ingestion ledger's counts), else the retrain keeps waiting.
     The backfill re-runs the latest run of ``train`` (its cron ``train_schedule``, see
-    :func:`training_run_range`) with the window in its conf.
+    :func:`training_run_range`) with the window in its conf. The outcome (backfill created, or
+    why not) is also written into the day's drift report, so the report tells the whole day.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    outcome = _request(
+        api, lake, report, cooldown_hours=cooldown_hours, retrain_window_days=retrain_window_days,
+        wait_days=wait_days, min_rows=min_rows, max_attempts=max_attempts, train_schedule=train_schedule,
+        now=now or dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    record_outcome(lake, report, outcome)
+    return outcome
+
+
+def record_outcome(lake: Lake, report: dict[str, Any], outcome: dict[str, Any]) -> None:
+    """Put the retraining outcome into the day's drift report JSON (key ``retraining``)."""
+    key = report.get("report_key")
+    if not key or not lake.exists(key):
+        return
+    stored = lake.get_json(key)
+    if stored.get("day") != report.get("day"):  # not this check's report: leave it alone
+        return
+    lake.put_json(key, {**stored, "retraining": outcome})
+
+
+def _request(
+    api: AirflowApi,
+    lake: Lake,
+    report: dict[str, Any],
+    *,
+    cooldown_hours: float,
+    retrain_window_days: int,
+    wait_days: int,
+    min_rows: int,
+    max_attempts: int,
+    train_schedule: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
     key = keys.drift_state_key(report["dataset"])
     state = lake.get_json(key) if lake.exists(key) else {}
     window_end = dt.date.fromisoformat(report["day"])
