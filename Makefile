@@ -20,12 +20,12 @@ export DO_NOT_TRACK := 1
 export SCARF_ANALYTICS := false
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 
-.PHONY: demo test test-fast lint up down venv clean
+.PHONY: demo test test-fast lint browser up down venv clean
 
 demo: $(STAMP)
 	$(BIN)/python -m mlflywheel.demo run $(DEMO_ARGS)
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: lint
@@ -33,6 +33,17 @@ test-fast: lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The browser tests (tests/browser, marked e2e) drive Debian's chromium through Playwright, which
+# cannot download browsers of its own here: install it once when it is missing (needs root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "the browser tests need /usr/bin/chromium: sudo apt-get install --no-install-recommends chromium"; \
+	  fi; \
+	fi
 
 up: $(STAMP)
 	$(BIN)/python -m mlflywheel.demo up

@@ -298,7 +298,8 @@ def collect_summary(stack: EmbeddedStack, lake: Any) -> dict[str, Any]:
     from mlflywheel import ledger, promote
 
     settings = stack.settings()
-    out: dict[str, Any] = {"airflow_url": stack.api_url, "mlflow_url": stack.mlflow_url}
+    out: dict[str, Any] = {"airflow_url": stack.api_url, "mlflow_url": stack.mlflow_url,
+                           "cockpit_url": f"{stack.api_url}/plugin/flywheel"}  # the plugin's nav view
     parts = ledger.list_summaries(lake, settings.dataset)
     out["partitions"] = [
         {k: p.get(k) for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined", "reasons")}
@@ -380,6 +381,8 @@ def render_summary(s: dict[str, Any]) -> str:
         lines.append(f"backfill {b['id']} of train {b['from_date']}..{b['to_date']} completed_at={b.get('completed_at')}")
     for r in s.get("train_runs", []):
         lines.append(f"train run {r['dag_run_id']} ({r['run_type']}): {r['state']}")
+    if s.get("cockpit_url"):
+        lines.append(f"cockpit: {s['cockpit_url']} (Airflow UI, admin/admin); MLflow: {s.get('mlflow_url')}")
     lines.append(f"checks: {s.get('checks')}")
     if s.get("error"):
         lines.append(f"error: {s['error']}")

@@ -1,0 +1,151 @@
+"""Flywheel's Airflow plugin: registration and routing only.
+
+Registers a FastAPI app (mounted by the API server under ``/flywheel``) and external views: a
+"Flywheel" entry in the navigation, and tabs on the ``train`` / ``drift_check`` / ``ingest`` DAG
+pages and on their runs. Every route sits behind Airflow's own authentication (the API server
+mounts plugin apps without it): a bearer token, or the UI's ``_token`` cookie in the same-origin
+iframe. What the pages show comes from :mod:`mlflywheel.cockpit` (no logic here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import ClassVar
+
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+log = logging.getLogger("flywheel.plugin")
+
+PREFIX = "/flywheel"
+
+app = FastAPI(
+    title="Flywheel cockpit",
+    dependencies=[Depends(requires_access_view(AccessView.PLUGINS))],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+def _context():
+    from mlflywheel.lake import lake_from_settings
+    from mlflywheel.settings import Settings
+
+    settings = Settings.from_env()
+    return settings, lake_from_settings(settings)
+
+
+def _html(page, *, status: int | None = None) -> HTMLResponse:
+    from mlflywheel.cockpit.pages import respond
+
+    code, body = respond(page, base=PREFIX)
+    return HTMLResponse(body, status_code=status if status and code == 200 else code)
+
+
+@app.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    def page() -> str:
+        settings, lake = _context()
+        query = request.query_params
+        return pages.overview_page(settings, lake, days=query.get("days"), versions=query.get("versions"),
+                                   base=PREFIX)  # fmt: skip
+
+    return _html(page)
+
+
+@app.get("/dag/{dag_id}", response_class=HTMLResponse)
+def dag_tab(dag_id: str, request: Request) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    def page() -> str:
+        settings, lake = _context()
+        return pages.dag_page(settings, lake, dag_id, days=request.query_params.get("days"), base=PREFIX)
+
+    return _html(page)
+
+
+@app.get("/dag/{dag_id}/run/{run_id:path}", response_class=HTMLResponse)
+def run_tab(dag_id: str, run_id: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    def page() -> str:
+        settings, lake = _context()
+        return pages.run_page(settings, lake, dag_id, run_id, data_interval_end=_interval_end(dag_id, run_id),
+                              base=PREFIX)  # fmt: skip
+
+    return _html(page)
+
+
+@app.get("/drift/{day}", response_class=HTMLResponse)
+def drift_day(day: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    return _html(lambda: pages.drift_day_page(*_context(), day, base=PREFIX))
+
+
+@app.get("/partition/{day}", response_class=HTMLResponse)
+def partition(day: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    return _html(lambda: pages.partition_page(*_context(), day, base=PREFIX))
+
+
+@app.get("/version/{version}", response_class=HTMLResponse)
+def version(version: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    return _html(lambda: pages.version_page(_context()[0], version, base=PREFIX))
+
+
+@app.get("/report/validation/{day}", response_class=HTMLResponse)
+def validation_report(day: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    return _html(lambda: pages.validation_report(*_context(), day))
+
+
+@app.get("/report/drift/{day}", response_class=HTMLResponse)
+def drift_report(day: str) -> HTMLResponse:
+    from mlflywheel.cockpit import pages
+
+    return _html(lambda: pages.drift_report(*_context(), day))
+
+
+def _interval_end(dag_id: str, run_id: str) -> dt.datetime | None:
+    """The run's data interval end from Airflow's metadata DB (the API server may read it);
+    None when the run is unknown, and the read model falls back to the run id's timestamp."""
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
+            return run.data_interval_end if run is not None else None
+    except Exception:  # only a hint for the drift_check tab
+        log.debug("no data interval for %s/%s", dag_id, run_id, exc_info=True)
+        return None
+
+
+def _views() -> list[dict]:
+    # One view per destination serves every cockpit DAG: the UI fills in {DAG_ID} / {RUN_ID};
+    # other DAGs' tabs answer with a readable 404 page.
+    return [
+        {"name": "Flywheel", "href": f"{PREFIX}/", "destination": "nav", "url_route": "flywheel",
+         "nav_top_level": True},
+        {"name": "Flywheel", "href": f"{PREFIX}/dag/{{DAG_ID}}", "destination": "dag", "url_route": "flywheel-dag"},
+        {"name": "Flywheel", "href": f"{PREFIX}/dag/{{DAG_ID}}/run/{{RUN_ID}}", "destination": "dag_run",
+         "url_route": "flywheel-run"},
+    ]  # fmt: skip
+
+
+class FlywheelPlugin(AirflowPlugin):
+    name = "flywheel"
+    fastapi_apps: ClassVar[list[dict]] = [{"app": app, "url_prefix": PREFIX, "name": "Flywheel cockpit"}]
+    external_views: ClassVar[list[dict]] = _views()
