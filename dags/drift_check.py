@@ -18,7 +18,8 @@ Daily (`FLYWHEEL_DRIFT_SCHEDULE`, no catchup), after the day's partition went th
    `reports/drift/` in the lake and to MLflow. Skips when there is no champion yet.
 3. **request_retraining** handles drift events, once per event. The check that opens an event
    records a pending retrain in `state/drift/`; once `FLYWHEEL_DRIFT_RETRAIN_WAIT_DAYS` days of
-   data after the event's first day exist, the day's check (drifting or not) creates, through
+   data after the event's first day exist (and the drift persisted: a check after the first day
+   drifted too, else the event closes as a transient), the day's check (drifting or not) creates, through
    Airflow's REST API (credentials from the connection `FLYWHEEL_AIRFLOW_CONN_ID`), a backfill of
    `train`'s latest scheduled run (any `FLYWHEEL_TRAIN_SCHEDULE`) whose conf sets the window to end
    with that day and never reach before the event, so the candidate

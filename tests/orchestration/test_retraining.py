@@ -47,6 +47,15 @@ def pending(wait: int = 2, champion: str = "3") -> dict[str, Any]:
     return open_event_for(report(champion=champion), wait)
 
 
+def persisted(wait: int = 2) -> dict[str, Any]:
+    """A pending event whose drift persisted: its first day and the next one drifted."""
+    return {**pending(wait), "drift_days": [day(0), day(1)]}
+
+
+def without_drift_days(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "drift_days"}
+
+
 def started(champion: str = "3") -> dict[str, Any]:
     return {**pending(champion=champion), "status": RETRAINING, "backfill_id": 7, "window_end": day(2)}
 
@@ -110,12 +119,14 @@ def test_opening_check_records_a_pending_retrain():
 def test_pending_retrain_waits_whatever_the_check_says(status):
     state = {"open_event": pending()}
     d = decide(report(status, day=day(1)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
-    assert not d.create and d.event == state["open_event"] and "1 more day(s)" in d.reason
+    assert not d.create and "1 more day(s)" in d.reason
+    assert without_drift_days(d.event) == without_drift_days(state["open_event"])
+    assert d.event["drift_days"] == ([day(0), day(1)] if status == "drift" else [day(0)])
 
 
 @pytest.mark.parametrize("status", ["drift", "no_drift", "skipped"])
 def test_wait_over_creates_the_backfill_whatever_the_check_says(status):
-    state = {"open_event": pending()}
+    state = {"open_event": persisted()}  # once the drift persisted, the due check may say anything
     for offset in (2, 5):  # on the day the wait ends, or later (a missed check)
         d = decide(
             report(status, day=day(offset)),
@@ -143,7 +154,7 @@ def test_the_event_keeps_the_wait_it_was_opened_with():
     [({"last_backfill_at": (NOW - dt.timedelta(hours=3)).isoformat()}, "cooldown"), ({}, "active")],
 )
 def test_due_retrain_blocked_stays_pending(state_extra, blocker):
-    state = {"open_event": pending(), **state_extra}
+    state = {"open_event": persisted(), **state_extra}
     active = 1 if blocker == "active" else 0
     d = decide(
         report("no_drift", day=day(2)),
@@ -258,7 +269,7 @@ def test_one_event_through_its_wait(tmp_path: Path):
     assert opened["action"] == "retrain_pending" and opened["retrain_after"] == day(2)
     assert state_of(lake)["open_event"]["status"] == PENDING and api.asked == 0 and not api.created
 
-    assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"  # not closed
+    assert run(api, lake, report(day=day(1)))["action"] == "retrain_pending"  # the drift persists
     created = run(api, lake, report("no_drift", day=day(2)), now=NOW + dt.timedelta(days=2))
     assert created["action"] == "backfill_created" and api.asked == 1
     # The window ends with the check's day and holds the event's first day and the two days after it,
@@ -325,7 +336,7 @@ def test_retrain_waits_for_enough_post_event_rows(tmp_path: Path):
 
     def check(offset: int) -> dict:
         return request_retraining(
-            api, lake, report("no_drift" if offset else "drift", day=day(offset)), cooldown_hours=24,
+            api, lake, report(day=day(offset)), cooldown_hours=24,
             retrain_window_days=7, wait_days=1, min_rows=120, now=NOW + dt.timedelta(days=offset),
         )  # fmt: skip
 
@@ -400,7 +411,7 @@ def test_the_backfill_follows_the_train_schedule(tmp_path: Path):
 
 def test_each_days_report_records_what_became_of_retraining(tmp_path: Path):
     lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
-    days = [report(day=day(0)), report("no_drift", day=day(1)), report("no_drift", day=day(2))]
+    days = [report(day=day(0)), report(day=day(1)), report("no_drift", day=day(2))]
     for r in days:
         lake.put_json(r["report_key"], r)  # as run_drift_check writes it
     run(api, lake, days[0])
@@ -416,3 +427,42 @@ def test_no_report_in_the_lake_no_record(tmp_path: Path):
     lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
     assert run(api, lake, report(day=day(0)))["action"] == "retrain_pending"
     assert not lake.exists(report(day=day(0))["report_key"])
+
+
+def test_a_one_day_drift_that_does_not_persist_is_closed_without_a_retrain(tmp_path: Path):
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    assert run(api, lake, report(day=day(0)))["action"] == "retrain_pending"  # a false alarm, say
+    assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"  # still waiting
+    closed = run(api, lake, report("no_drift", day=day(2)), now=NOW + dt.timedelta(days=2))
+    assert closed["action"] == "none" and "transient" in closed["reason"]
+    assert state_of(lake)["open_event"] is None and not api.created and api.asked == 0
+    # The real change comes later: a new event, whose retrain learns from that day on only.
+    assert run(api, lake, report(day=day(3)), now=NOW + dt.timedelta(days=3))["action"] == "retrain_pending"
+    assert run(api, lake, report(day=day(4)), now=NOW + dt.timedelta(days=4))["action"] == "retrain_pending"
+    created = run(api, lake, report("no_drift", day=day(5)), now=NOW + dt.timedelta(days=5))
+    assert created["action"] == "backfill_created" and created["conf"]["window_days"] == 3
+    assert created["event_id"].endswith(day(3)) and created["conf"]["window_end"] == day(5)
+
+
+def test_drift_days_are_counted_whatever_the_order_of_the_checks():
+    state: dict[str, Any] = {}
+    for offset in (3, 0):  # the latest day first, then a catch-up of an earlier one
+        d = decide(report(day=day(offset)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
+        state = {"open_event": d.event}
+    assert state["open_event"]["drift_days"] == [day(0), day(3)] and state["open_event"]["first_day"] == day(0)
+    due = decide(report("no_drift", day=day(2)), state, active_backfills=0, now=NOW, cooldown=COOLDOWN, wait_days=2)
+    assert due.create  # two drifting days: the drift persisted
+
+
+def test_an_event_recorded_before_drift_days_existed_still_retrains():
+    old = {k: v for k, v in pending().items() if k != "drift_days"}
+    due = decide(report("no_drift", day=day(2)), {"open_event": old}, active_backfills=0, now=NOW,
+                 cooldown=COOLDOWN, wait_days=2)  # fmt: skip
+    assert due.create
+
+
+def test_with_no_wait_a_blocked_retrain_is_not_closed_by_a_quiet_day():
+    state = {"open_event": open_event_for(report(day=day(0)), 0)}
+    quiet = decide(report("no_drift", day=day(1)), state, active_backfills=1, now=NOW, cooldown=COOLDOWN,
+                   wait_days=0)  # fmt: skip
+    assert not quiet.create and quiet.event is not None and "still active" in quiet.reason

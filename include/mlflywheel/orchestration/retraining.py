@@ -7,7 +7,9 @@ the new regime. So the event waits: the check that opens it records a *pending* 
 drift state, due once ``wait_days`` days of data after the event's first day exist; the first daily
 check (drifting or not) whose day is at least ``first_day + wait_days`` asks Airflow for a backfill
 of ``train`` (one run, whatever its schedule) whose conf sets the window to end with that check's
-day (the last complete day). The retrain's window (:func:`retrain_window`) never reaches back before the event's
+day (the last complete day). The drift must persist: if no check after the first drifting day drifted
+by the time the wait is over, the event was a transient (or a false alarm) and is closed without
+a retrain; a later drift opens a new event, so the retrain does not mix two regimes. The retrain's window (:func:`retrain_window`) never reaches back before the event's
 first day, so the candidate learns the new regime only, and the wait also lasts until that window
 holds ``min_rows`` validated rows (a small daily volume waits longer). With ``wait_days=0`` the
 check that opens the event creates the backfill at once (given the rows).
@@ -83,6 +85,7 @@ def open_event_for(report: dict[str, Any], wait_days: int) -> dict[str, Any]:
         "status": PENDING,
         "backfill_id": None,
         "window_end": None,
+        "drift_days": [first_day.isoformat()],  # the checks that drifted while the retrain waits
     }
 
 
@@ -132,7 +135,10 @@ def decide(
     if status == "drift" and day < dt.date.fromisoformat(event["first_day"]):
         # Checks can arrive out of day order (a catch-up after the latest run): the event starts
         # on its earliest drifting day, and its wait counts from there.
-        event = {**open_event_for(report, wait_days), "event_id": event["event_id"]}
+        event = {**open_event_for(report, wait_days), "event_id": event["event_id"],
+                 "drift_days": event.get("drift_days")}  # fmt: skip
+    if status == "drift" and event.get("drift_days") is not None:
+        event = {**event, "drift_days": sorted({*event["drift_days"], day.isoformat()})}
     retrain_after = dt.date.fromisoformat(event["retrain_after"])
     if day < retrain_after:
         return RetrainDecision(
@@ -141,6 +147,17 @@ def decide(
             f"({(retrain_after - day).days} more day(s))",
             event["event_id"],
             event,
+        )
+    if status != "drift" and int(event.get("wait_days") or 0) > 0 and len(event.get("drift_days") or "..") < 2:
+        # Only the first day drifted, and the checks through the wait did not: a transient (or a
+        # false alarm), not a new regime to learn. Closed; a later drift opens a new event, whose
+        # retrain then starts from that day instead of mixing both regimes.
+        return RetrainDecision(
+            False,
+            f"drift event {event['event_id']} closed: only {event['first_day']} drifted, "
+            f"the checks through {day} did not (a transient, nothing to retrain)",
+            None,
+            None,
         )
     if post_event_rows is not None and post_event_rows < min_rows:
         return RetrainDecision(
