@@ -1,8 +1,10 @@
 """
 ### rollback: put the previous champion back, in one step
 
-Manual only. Moves the `champion` alias back to the version held by `previous_champion` and
-records the rollback, with its reason and this run's id, as tags on both versions.
+Manual only. Moves the `champion` alias back to the version held by `previous_champion` (or
+to `target_version`, a version that passed the gate before) and records the rollback, with its
+reason and this run's id, as tags on both versions. A target that never passed the gate, is the
+champion already, or does not exist is refused with a clear error, and nothing moves.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ with DAG(
                 type="string", minLength=3, title="Reason",
                 description="Why the champion is rolled back (recorded on both versions).",
             ),
+            "target_version": Param(
+                None, type=["null", "integer"], minimum=1, title="Target version",
+                description="Back to this model version instead of `previous_champion`; it must have "
+                "passed the gate before. Empty: the previous champion.",
+            ),
         },
     )
 ):
@@ -39,6 +46,8 @@ with DAG(
         """Move `champion` back to `previous_champion` and record why."""
         from mlflywheel.promote import rollback
 
-        return rollback(settings, reason=params["reason"], decided_by=f"airflow:rollback/{run_id}")
+        target = params.get("target_version")
+        return rollback(settings, reason=params["reason"], decided_by=f"airflow:rollback/{run_id}",
+                        to_version=None if target is None else str(target))  # fmt: skip
 
     rollback_champion()

@@ -313,6 +313,34 @@ def test_rollback_swaps_back_one_step(world: dict) -> None:
     assert all(e["evidence"]["rows"] for e in gates)  # every evaluation recorded its evidence
 
 
+def test_rollback_to_a_chosen_version_that_passed_the_gate(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    decision = f"{promote.GATE_PREFIX}decision"
+    saved = {v: tags_of(settings, v).get(decision) for v in (world["good"], world["noise"])}
+    registry.tag_version(settings, world["good"], {decision: "promoted"})
+    registry.tag_version(settings, world["noise"], {decision: "rejected"})
+    registry.set_champion(settings, world["noise"], reason="say an operator forced it")
+    try:
+        with pytest.raises(promote.PromotionError, match="never passed the gate \\(rejected\\)"):
+            promote.rollback(settings, reason="try", to_version=world["noise"])  # nor is it a target
+        with pytest.raises(promote.PromotionError, match="no version 999"):
+            promote.rollback(settings, reason="try", to_version="999")
+        assert str(registry.champion(settings).version) == world["noise"]  # refused: nothing moved
+
+        result = promote.rollback(settings, reason="bad week", decided_by="op", to_version=world["good"])
+        assert result["champion"] == world["good"] and result["rolled_back"] == world["noise"]
+        assert str(registry.champion(settings).version) == world["good"]
+        assert tags_of(settings, world["good"])["flywheel.rollback.reason"] == "bad week"
+        with pytest.raises(promote.PromotionError, match="champion already"):
+            promote.rollback(settings, reason="again", to_version=world["good"])
+    finally:
+        for version, value in saved.items():
+            if value is not None:
+                registry.tag_version(settings, version, {decision: value})
+        reset_aliases(settings)
+
+
 # --- the paired bootstrap, on numbers ----------------------------------------------------------
 
 

@@ -418,15 +418,24 @@ def regate_undecided(settings: Settings, *, decided_by: str = "") -> dict[str, A
     )  # fmt: skip
 
 
-def rollback(settings: Settings, *, reason: str, decided_by: str = "") -> dict[str, Any]:
+def rollback(
+    settings: Settings, *, reason: str, decided_by: str = "", to_version: str | None = None
+) -> dict[str, Any]:
     """One step back: ``champion`` <- ``previous_champion``; the ``previous_champion``
-    alias is then removed, so a second rollback fails instead of flip-flopping."""
-    previous = registry.previous_champion(settings)
-    if previous is None:
-        raise PromotionError(f"{settings.model_name} has no previous_champion to roll back to")
+    alias is then removed, so a second rollback fails instead of flip-flopping.
+
+    ``to_version``: back to that version instead, which must have passed the gate before
+    (promoted by it, or passed it in shadow mode) and not be the champion now.
+    """
     current = registry.champion(settings)
-    restored = str(previous.version)
     demoted = str(current.version) if current is not None else None
+    if to_version is None:
+        previous = registry.previous_champion(settings)
+        if previous is None:
+            raise PromotionError(f"{settings.model_name} has no previous_champion to roll back to")
+        restored = str(previous.version)
+    else:
+        restored = _rollback_target(settings, str(to_version), demoted)
     at = _now()
     record = {"reason": reason, "decided_by": decided_by, "at": at}
     registry.tag_version(
@@ -451,6 +460,22 @@ def rollback(settings: Settings, *, reason: str, decided_by: str = "") -> dict[s
         )
     registry.restore_champion(settings, restored)
     return {"model_name": settings.model_name, "champion": restored, "rolled_back": demoted, **record}
+
+
+def _rollback_target(settings: Settings, version: str, champion: str | None) -> str:
+    """``version`` if a rollback may restore it, else a :class:`PromotionError` saying why."""
+    try:
+        tags = dict(registry.get_version(settings, version).tags or {})
+    except registry.RegistryError as exc:
+        raise PromotionError(str(exc)) from exc
+    passed = tags.get(f"{GATE_PREFIX}decision") == "promoted" or tags.get(f"{GATE_PREFIX}gate_passed") == "true"
+    if not passed:
+        decision = tags.get(f"{GATE_PREFIX}decision", "never gated")
+        raise PromotionError(f"version {version} never passed the gate ({decision}): a rollback restores only "
+                             "a version that did")  # fmt: skip
+    if version == champion:
+        raise PromotionError(f"version {version} is the champion already: nothing to roll back")
+    return version
 
 
 def champion_history(settings: Settings) -> list[dict[str, Any]]:
