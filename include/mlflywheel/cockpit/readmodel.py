@@ -623,6 +623,13 @@ def train_run(settings: Settings, run_id: str) -> dict[str, Any]:
             f"no model version of {settings.model_name} was registered by train run {run_id!r} "
             "(the run may not have reached registration)"
         )
+    return _detail(settings, version)
+
+
+def _detail(settings: Settings, version: Any) -> dict[str, Any]:
+    """One version's record with the champion / previous champion marks and its training run."""
+    from mlflywheel import registry
+
     current, previous = registry.champion(settings), registry.previous_champion(settings)
     record = version_record(
         settings, version,
@@ -641,13 +648,7 @@ def version_detail(settings: Settings, version: str) -> dict[str, Any]:
         found = registry.get_version(settings, str(version))
     except registry.RegistryError as exc:
         raise NotFound(str(exc)) from None
-    current, previous = registry.champion(settings), registry.previous_champion(settings)
-    record = version_record(
-        settings, found,
-        champion=str(current.version) if current is not None else None,
-        previous=str(previous.version) if previous is not None else None,
-    )  # fmt: skip
-    return _with_training_run(settings, record)
+    return _detail(settings, found)
 
 
 # --- the whole page ------------------------------------------------------------------------
