@@ -506,7 +506,7 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
                     ),
                     "decided_by": tags.get(f"{GATE_PREFIX}decided_by", ""),
                     "is_champion": number == current_version,
-                    "evidence": _gate_evidence(tags),
+                    "evidence": gate_evidence(tags),
                 }
             )
         if f"{ROLLBACK_PREFIX}restored_at" in tags:
@@ -525,7 +525,7 @@ def champion_history(settings: Settings) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: (e["at"], int(e["version"])))
 
 
-def _gate_evidence(tags: dict[str, str]) -> dict[str, Any]:
+def gate_evidence(tags: dict[str, str]) -> dict[str, Any]:
     """The evidence a gate decision was taken on, from its tags (empty for older records)."""
 
     def number(name: str) -> float | None:

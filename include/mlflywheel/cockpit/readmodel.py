@@ -475,12 +475,14 @@ def _status(tags: dict[str, str], number: str, champion: str | None, previous: s
 def version_record(settings: Settings, version: Any, *, champion: str | None = None,
                    previous: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One model version as the pages show it: its gate decision and evidence from its tags."""
+    from mlflywheel.promote import gate_evidence
+
     tags = dict(getattr(version, "tags", None) or {})
     number = str(version.version)
     metric = tags.get(f"{GATE}metric") or settings.gate_metric
     candidate = _json(tags.get(f"{GATE}candidate_metrics")) or {}
     old = _json(tags.get(f"{GATE}champion_metrics")) or {}
-    low, high = _number(tags.get(f"{GATE}interval_low")), _number(tags.get(f"{GATE}interval_high"))
+    evidence = gate_evidence(tags)  # the same reading of the gate's tags as promote's history
     reasons = [r for r in (tags.get(f"{GATE}reasons") or "").split("; ") if r]
     return {
         "version": number,
@@ -496,11 +498,11 @@ def version_record(settings: Settings, version: Any, *, champion: str | None = N
         "candidate_value": _number(candidate.get(metric)) if isinstance(candidate, dict) else None,
         "old_champion_value": _number(old.get(metric)) if isinstance(old, dict) else None,
         "old_champion_version": tags.get(f"{GATE}champion_version"),
-        "difference": _number(tags.get(f"{GATE}difference")),
-        "interval": [low, high] if low is not None and high is not None else None,
-        "confidence": _number(tags.get(f"{GATE}confidence")),
-        "holdout_rows": tags.get(f"{GATE}holdout_rows"),
-        "holdout_positives": tags.get(f"{GATE}holdout_positives"),
+        "difference": evidence["difference"],
+        "interval": evidence["interval"],
+        "confidence": evidence["confidence"],
+        "holdout_rows": evidence["rows"],
+        "holdout_positives": evidence["positives"],
         "floors": {
             "pr_auc": _number(tags.get(f"{GATE}floor_pr_auc")),
             "roc_auc": _number(tags.get(f"{GATE}floor_roc_auc")),
