@@ -17,7 +17,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from mlflywheel.lake import keys
+from mlflywheel.lake import keys  # the submodule, not the package: no import circle
 from mlflywheel.lake.errors import LakeError
 
 if TYPE_CHECKING:  # pragma: no cover

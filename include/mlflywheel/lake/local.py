@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlflywheel.lake import keys
+from mlflywheel.lake import keys  # the submodule, not the package: no import circle
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
 

@@ -132,23 +132,8 @@ def decide(
 
     # The event's retrain is pending: is the wait over, and may a backfill start now?
     day = dt.date.fromisoformat(report["day"])
-    if status == "drift" and day < dt.date.fromisoformat(event["first_day"]):
-        # Checks can arrive out of day order (a catch-up after the latest run): the event starts
-        # on its earliest drifting day, and its wait counts from there.
-        event = {**open_event_for(report, wait_days), "event_id": event["event_id"],
-                 "drift_days": event.get("drift_days")}  # fmt: skip
-    if status == "drift" and event.get("drift_days") is not None:
-        event = {**event, "drift_days": sorted({*event["drift_days"], day.isoformat()})}
-    retrain_after = dt.date.fromisoformat(event["retrain_after"])
-    if day < retrain_after:
-        return RetrainDecision(
-            False,
-            f"drift event {event['event_id']}: retrain waits for data up to {retrain_after} "
-            f"({(retrain_after - day).days} more day(s))",
-            event["event_id"],
-            event,
-        )
-    if status != "drift" and int(event.get("wait_days") or 0) > 0 and len(event.get("drift_days") or "..") < 2:
+    event = _with_check(event, report, day, wait_days)
+    if _is_transient(event, status, day):
         # Only the first day drifted, and the checks through the wait did not: a transient (or a
         # false alarm), not a new regime to learn. Closed; a later drift opens a new event, whose
         # retrain then starts from that day instead of mixing both regimes.
@@ -159,26 +144,67 @@ def decide(
             None,
             None,
         )
+    waits = _why_pending(
+        event, day, state, active_backfills=active_backfills, now=now, cooldown=cooldown,
+        post_event_rows=post_event_rows, min_rows=min_rows,
+    )  # fmt: skip
+    if waits:
+        return RetrainDecision(False, waits, event["event_id"], event)
+    return RetrainDecision(True, retrain_reason(event, day, max_attempts), event["event_id"], event)
+
+
+def _with_check(event: dict[str, Any], report: dict[str, Any], day: dt.date, wait_days: int) -> dict[str, Any]:
+    """The pending event with this check's day counted in."""
+    if report.get("status") != "drift":
+        return event
+    if day < dt.date.fromisoformat(event["first_day"]):
+        # Checks can arrive out of day order (a catch-up after the latest run): the event starts
+        # on its earliest drifting day, and its wait counts from there.
+        event = {**open_event_for(report, wait_days), "event_id": event["event_id"],
+                 "drift_days": event.get("drift_days")}  # fmt: skip
+    if event.get("drift_days") is not None:
+        event = {**event, "drift_days": sorted({*event["drift_days"], day.isoformat()})}
+    return event
+
+
+def _is_transient(event: dict[str, Any], status: Any, day: dt.date) -> bool:
+    """The wait is over, this check is not drifting, and no day but the first one drifted."""
+    if day < dt.date.fromisoformat(event["retrain_after"]) or status == "drift":
+        return False
+    # Events recorded before drift days were kept have none: they retrain as before.
+    return int(event.get("wait_days") or 0) > 0 and len(event.get("drift_days") or "..") < 2
+
+
+def _why_pending(
+    event: dict[str, Any],
+    day: dt.date,
+    state: dict[str, Any],
+    *,
+    active_backfills: int,
+    now: dt.datetime,
+    cooldown: dt.timedelta,
+    post_event_rows: int | None,
+    min_rows: int,
+) -> str:
+    """Why the pending event's retrain cannot start on this check ("" when it can)."""
+    event_id = event["event_id"]
+    retrain_after = dt.date.fromisoformat(event["retrain_after"])
+    if day < retrain_after:
+        return (
+            f"drift event {event_id}: retrain waits for data up to {retrain_after} "
+            f"({(retrain_after - day).days} more day(s))"
+        )
     if post_event_rows is not None and post_event_rows < min_rows:
-        return RetrainDecision(
-            False,
-            f"drift event {event['event_id']}: retrain waits for more post-event data "
-            f"({post_event_rows} validated rows since {event['first_day']}, {min_rows} needed)",
-            event["event_id"],
-            event,
+        return (
+            f"drift event {event_id}: retrain waits for more post-event data "
+            f"({post_event_rows} validated rows since {event['first_day']}, {min_rows} needed)"
         )
     if active_backfills:
-        why = f"{active_backfills} backfill(s) of {TRAIN_DAG_ID} still active"
-        return RetrainDecision(
-            False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
-        )
+        return f"{active_backfills} backfill(s) of {TRAIN_DAG_ID} still active; retrain of {event_id} stays pending"
     last = state.get("last_backfill_at")
     if last and now - dt.datetime.fromisoformat(last) < cooldown:
-        why = f"cooldown: last retraining backfill at {last}"
-        return RetrainDecision(
-            False, f"{why}; retrain of {event['event_id']} stays pending", event["event_id"], event
-        )
-    return RetrainDecision(True, retrain_reason(event, day, max_attempts), event["event_id"], event)
+        return f"cooldown: last retraining backfill at {last}; retrain of {event_id} stays pending"
+    return ""
 
 
 def _after_retrain(
