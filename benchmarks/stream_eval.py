@@ -399,6 +399,7 @@ class Options:
     recovery_tolerance: float = 0.02
     recovery_window: int = 7  # days pooled when judging recovery after a change
     ceiling: bool = True  # fit the new-regime reference model (see NewRegimeCeiling)
+    ceiling_days: tuple[int, ...] = ()  # also fit references on the first N days of the new regime (the curve)
     quiet_mlflow: bool = True  # hide MLflow's registration chatter on stderr
 
 
@@ -809,13 +810,16 @@ class NewRegimeCeiling:
     holdout_pr_auc: float | None = None
     scores: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # day -> (labels, scores)
     skipped: str = ""  # why there is no reference (then ``scores`` is empty)
+    # ``--ceiling-days``: N -> the same reference trained on the first N days of the regime only
+    curve: dict[int, NewRegimeCeiling] = field(default_factory=dict)
 
     def digest(self) -> dict[str, Any]:
         days = sorted(self.scores)
         return {"change_day": self.change_day, "regime_start": self.regime_start, "seed": self.seed,
                 "training_days": list(self.training_days), "holdout_pr_auc": self.holdout_pr_auc,
                 "scored_days": days, "pr_auc_after": pooled_pr_auc(self, days), "skipped": self.skipped,
-                "daily_pr_auc": {day: pr_auc(*self.scores[day]) for day in days}}  # fmt: skip
+                "daily_pr_auc": {day: pr_auc(*self.scores[day]) for day in days},
+                "curve": {n: ref.digest() for n, ref in sorted(self.curve.items())}}  # fmt: skip
 
 
 def new_regime_ceiling(arena: Arena, scored_days: list[int]) -> NewRegimeCeiling | None:
@@ -833,35 +837,66 @@ def new_regime_ceiling(arena: Arena, scored_days: list[int]) -> NewRegimeCeiling
     settings = arena.policy_settings("ceiling")
     window = settings.window_days
     regime_start = max(event.last_change_day for event in stream.events)
-    last = regime_start + window - 1
+    delivered = regime_start + max((window, *arena.options.ceiling_days)) - 1
     twin = dataclasses.replace(stream, name=f"{stream.name}-ceiling", seed=stream.seed + CEILING_SEED_OFFSET,
-                               days=max(stream.days, last + 1))  # fmt: skip
-    ceiling = NewRegimeCeiling(stream.change_days[-1], regime_start, twin.seed, (regime_start, last))
+                               days=max(stream.days, delivered + 1))  # fmt: skip
     (arena.root / "ceiling").mkdir(parents=True, exist_ok=True)
     twin_arena = Arena(dataclasses.replace(arena.case, stream=twin), arena.root / "ceiling", arena.base_settings,
                        arena.options)  # fmt: skip
     started = time.perf_counter()
-    for index in range(regime_start, last + 1):
+    for index in range(regime_start, delivered + 1):
         twin_arena.deliver(index)
-    try:
-        manifest = build_snapshot(
-            twin_arena.lake, twin_arena.spec, end_day=twin.date(last), window_days=window,
-            fractions=settings.split_fraction_values, min_rows=settings.min_training_rows,
-        )  # fmt: skip
-    except SnapshotError as exc:
-        ceiling.skipped = f"no snapshot: {exc}"
-        return ceiling
-    args = twin_arena._args(settings, manifest["snapshot_id"], "ceiling")
-    _, _, outcome = twin_arena._fit(manifest, args)
-    ceiling.holdout_pr_auc = outcome.metrics.get("holdout_pr_auc")
-    target = arena.spec.target
-    for index in (d for d in scored_days if d >= ceiling.regime_start):
-        rows = arena.validated_rows(index)
-        if len(rows):
-            labels = pd.to_numeric(rows[target]).astype(int).to_numpy()
-            ceiling.scores[index] = (labels, predict_proba(outcome.model, outcome.preprocessor, rows))
+
+    def reference(days: int) -> NewRegimeCeiling:
+        end = regime_start + days - 1
+        ref = NewRegimeCeiling(stream.change_days[-1], regime_start, twin.seed, (regime_start, end))
+        try:
+            manifest = build_snapshot(
+                twin_arena.lake, twin_arena.spec, end_day=twin.date(end), window_days=days,
+                fractions=settings.split_fraction_values, min_rows=settings.min_training_rows,
+            )  # fmt: skip
+        except SnapshotError as exc:
+            ref.skipped = f"no snapshot: {exc}"
+            return ref
+        args = twin_arena._args(settings, manifest["snapshot_id"], "ceiling")
+        _, _, outcome = twin_arena._fit(manifest, args)
+        ref.holdout_pr_auc = outcome.metrics.get("holdout_pr_auc")
+        target = arena.spec.target
+        for index in (d for d in scored_days if d >= regime_start):
+            rows = arena.validated_rows(index)
+            if len(rows):
+                labels = pd.to_numeric(rows[target]).astype(int).to_numpy()
+                ref.scores[index] = (labels, predict_proba(outcome.model, outcome.preprocessor, rows))
+        return ref
+
+    ceiling = reference(window)
+    if not ceiling.skipped:
+        ceiling.curve = {days: reference(days) for days in sorted(set(arena.options.ceiling_days))}
     arena.seconds["ceiling"] = time.perf_counter() - started
     return ceiling
+
+
+def ceiling_curve(ceiling: NewRegimeCeiling | None, policies: list[Policy], days: list[int],
+                  target_days: int | None, options: Options) -> list[dict[str, Any]]:  # fmt: skip
+    """``--ceiling-days``: how the new-regime reference grows with the days of the new regime it is
+    trained on. Per number of days: its pooled PR-AUC over the recovery window that the target judges
+    (the ``recovery_window`` scored days from ``regime_start + target_days``) and over every scored day
+    of the regime, beside each policy's on the same days. The information limit of a retrain on a
+    short post-event window: a model of N days of the new regime, however trained, is judged against
+    one of ``FLYWHEEL_WINDOW_DAYS`` days."""
+    if ceiling is None or not ceiling.curve:
+        return []
+    regime = [d for d in days if d >= ceiling.regime_start]
+    first = ceiling.regime_start + (target_days or 0)
+    window = [d for d in regime if first <= d < first + options.recovery_window]
+    rows = []
+    for n, ref in sorted({**ceiling.curve, ceiling.training_days[1] - ceiling.regime_start + 1: ceiling}.items()):
+        rows.append({"days": n, "skipped": ref.skipped, "holdout_pr_auc": ref.holdout_pr_auc,
+                     "window": [window[0], window[-1]] if window else None,
+                     "pr_auc_target_window": pooled_pr_auc(ref, window), "pr_auc_regime": pooled_pr_auc(ref, regime)})  # fmt: skip
+    policies_row = {p.name: {"pr_auc_target_window": pooled_pr_auc(p, window), "pr_auc_regime": pooled_pr_auc(p, regime)}
+                    for p in policies}  # fmt: skip
+    return [*rows, {"policies": policies_row}]
 
 
 # --- the replay ------------------------------------------------------------------------------
@@ -1091,6 +1126,7 @@ def stream_results(case: StreamCase, policies: list[Policy], arena: Arena, secon
         "scored_days": common,
         "policies": summaries,
         "ceiling": ceiling.digest() if ceiling is not None else None,
+        "ceiling_curve": ceiling_curve(ceiling, policies, common, recovery_target_days, arena.options),
         "recovery_target_days": recovery_target_days,
         "targets": compare_to_targets(summaries, recovery_target_days),
         "days": {p.name: [r.__dict__ for r in p.days] for p in policies},
@@ -1219,6 +1255,19 @@ def target_lines(result: dict[str, Any]) -> list[str]:
                      f"{_fmt(ceiling['holdout_pr_auc'])}")  # fmt: skip
     elif result["stream"]["change_days"]:
         lines.append("  no new-regime ceiling (--no-ceiling, or a stream that cannot be drawn with another seed)")
+    curve = result.get("ceiling_curve") or []
+    if curve:
+        *refs, policies = curve
+        span = refs[0]["window"]
+        where = "-" if span is None else f"days {span[0]}-{span[1]}"
+        lines.append(f"  ceiling by days of the new regime it is trained on (pooled PR-AUC on the target's window, "
+                     f"{where} / on every day of the regime):")  # fmt: skip
+        for ref in refs:
+            note = f" ({ref['skipped']})" if ref["skipped"] else ""
+            lines.append(f"    {ref['days']:3d} days: {_fmt(ref['pr_auc_target_window'])} / {_fmt(ref['pr_auc_regime'])}"
+                         f"{note}")  # fmt: skip
+        lines.append("    policies: " + ", ".join(f"{name} {_fmt(v['pr_auc_target_window'])} / {_fmt(v['pr_auc_regime'])}"
+                                                  for name, v in policies["policies"].items()))  # fmt: skip
     return lines
 
 
@@ -1265,6 +1314,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--device", default="", help="training device (default: cuda if available)")
     add("--no-ceiling", dest="ceiling", action="store_false",
         help="skip the new-regime ceiling (a reference model trained on the final regime, one fit per stream)")
+    add("--ceiling-days", type=parse_ceiling_days, default=(),
+        help="comma-separated day counts, e.g. 3,5,7,14: also fit the new-regime ceiling on the first N days of "
+             "the regime (one fit each) and print how it grows with N, on the recovery target's window")
     add("--per-day", action="store_true", help="print a per-day table per stream")
     add("--out", type=Path, help="write the results as JSON")
     add("--work-dir", type=Path, help="where lakes and MLflow stores go (default: a temporary folder)")
@@ -1284,6 +1336,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
            args.real_rows_per_day) < 1 or args.ramp_days < 0 or not 0 < args.small_base_rate < 1:
         parser.error("days and rows must be >= 1, --ramp-days >= 0, --small-base-rate in (0, 1)")
     return args
+
+
+def parse_ceiling_days(text: str) -> tuple[int, ...]:
+    """``"14,3"`` -> ``(3, 14)``; empty: none."""
+    if not text.strip():
+        return ()
+    return parse_schedule_days(text)
 
 
 def parse_schedule_days(text: str) -> tuple[int, ...]:
@@ -1316,7 +1375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ramp_days=args.ramp_days, seed=args.seed, real_rows_per_day=args.real_rows_per_day,
     )  # fmt: skip
     options = Options(schedule_days=args.schedule_days, device=args.device, ceiling=args.ceiling,
-                      quiet_mlflow=not args.verbose)  # fmt: skip
+                      ceiling_days=args.ceiling_days, quiet_mlflow=not args.verbose)  # fmt: skip
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings_digest(base).items()), flush=True)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="flywheel-stream-eval-"))
     results: dict[str, Any] = {"settings": settings_digest(base), "options": options.__dict__,

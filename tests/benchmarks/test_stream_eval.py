@@ -186,6 +186,31 @@ def test_each_schedule_policy_has_its_own_store_and_model(harness, tmp_path):
     assert {p.settings.lake_uri for p in policies} == {arena.lake_uri}  # ... on the stream's one lake
 
 
+def test_ceiling_curve_on_the_recovery_targets_window(harness):
+    """``--ceiling-days``: each reference (and the policies) pooled over the window the recovery target
+    judges (``recovery_window`` days from the regime's start + the target) and over the whole regime."""
+    rng = np.random.default_rng(2)
+    days = list(range(10, 24))
+    full = _ceiling(harness, 10, {d: _scores_of_quality(rng, 2.0) for d in days})  # trained on days 10..14: 5
+    short = _ceiling(harness, 10, {d: _scores_of_quality(rng, 0.3) for d in days})
+    full.curve = {3: short}
+    policy = _FakePolicy([], {d: _scores_of_quality(rng, 0.3) for d in range(24)})
+    policy.name = "flywheel"
+    options = harness.Options(recovery_window=4)
+    *refs, policies = harness.ceiling_curve(full, [policy], list(range(24)), 3, options)
+    assert [r["days"] for r in refs] == [3, 5]  # the curve and the ceiling itself (5 days)
+    assert all(r["window"] == [13, 16] for r in refs)
+    assert refs[0]["pr_auc_target_window"] == pytest.approx(harness.pooled_pr_auc(short, [13, 14, 15, 16]))
+    assert refs[1]["pr_auc_regime"] == pytest.approx(harness.pooled_pr_auc(full, days))
+    assert refs[1]["pr_auc_target_window"] > refs[0]["pr_auc_target_window"]
+    flywheel = policies["policies"]["flywheel"]
+    assert flywheel["pr_auc_target_window"] == pytest.approx(harness.pooled_pr_auc(policy, [13, 14, 15, 16]))
+    assert harness.ceiling_curve(None, [policy], days, 3, options) == []
+    assert harness.ceiling_curve(_ceiling(harness, 10, {}), [policy], days, 3, options) == []  # no curve asked
+    assert harness.parse_args(["--ceiling-days", "7,3"]).ceiling_days == (3, 7)
+    assert harness.parse_args([]).ceiling_days == ()
+
+
 def test_ceiling_is_only_for_a_synthetic_stream_with_a_change(harness, tmp_path):
     stable = harness.StreamCase(Stream("flat", days=5, rows_per_day=10, seed=1), get_spec("transactions"), 2)
     arena = harness.Arena(stable, tmp_path, Settings(data_dir=tmp_path / "base"), harness.Options())
@@ -227,7 +252,7 @@ def test_cli_rejects_unknown_streams_and_policies(harness):
     assert args.stream_names == ["stable", "small_abrupt"] and args.policy_kinds == ["never", "flywheel"]
 
 
-def _smoke(harness, tmp_path, policies, *, schedule_days=(2,), ceiling=False):
+def _smoke(harness, tmp_path, policies, *, schedule_days=(2,), ceiling=False, ceiling_days=()):
     """12 days x 60 rows, small windows and gate minimums so that a first model is promoted on
     day 4; a concept + covariate shift on day 8."""
     stream = Stream("smoke", days=12, rows_per_day=60, seed=4, base_rate=0.25, events=(DriftEvent(day=8),))
@@ -235,7 +260,7 @@ def _smoke(harness, tmp_path, policies, *, schedule_days=(2,), ceiling=False):
                     drift_retrain_wait_days=1, min_training_rows=100, gate_min_holdout_rows=20,
                     gate_min_holdout_positives=3, floor_pr_auc=0.0, floor_roc_auc=0.0, drift_backend="scipy")  # fmt: skip
     case = harness.StreamCase(stream, get_spec("transactions"), warmup_days=5)
-    options = harness.Options(schedule_days=schedule_days, device="cpu", ceiling=ceiling)
+    options = harness.Options(schedule_days=schedule_days, device="cpu", ceiling=ceiling, ceiling_days=ceiling_days)
     return harness.replay(case, policies, tmp_path / "run", base, options, progress=False)
 
 
@@ -271,7 +296,7 @@ def _assert_structure(result, policies):
 
 
 def test_replay_smoke_never_and_flywheel(harness, tmp_path):
-    result = _smoke(harness, tmp_path, ["never", "flywheel"], ceiling=True)
+    result = _smoke(harness, tmp_path, ["never", "flywheel"], ceiling=True, ceiling_days=(3,))
     _assert_structure(result, ["never", "flywheel"])
     flywheel, never = result["policies"]["flywheel"], result["policies"]["never"]
     assert flywheel["checks"] == 7  # a drift check on every day with a champion
@@ -285,6 +310,10 @@ def test_replay_smoke_never_and_flywheel(harness, tmp_path):
     assert ceiling["training_days"] == [8, 12] and ceiling["scored_days"] == [8, 9, 10, 11]
     assert ceiling["pr_auc_after"] == pytest.approx(flywheel["recovery"][0]["ceiling_pr_auc_after"])
     assert (tmp_path / "run" / "ceiling" / "lake").is_dir()
+    # --ceiling-days 3: the same reference on the regime's first 3 days (8..10), scored on the same days.
+    assert ceiling["curve"][3]["training_days"] == [8, 10] and ceiling["curve"][3]["scored_days"] == [8, 9, 10, 11]
+    assert [r["days"] for r in result["ceiling_curve"][:-1]] == [3, 5]
+    assert result["ceiling_curve"][0]["window"] == [10, 11]  # from the change + the target (2 days)
     targets = result["targets"]
     assert targets["best_schedule"] is None and targets["never_pr_auc"] == never["overall_pr_auc"]
     assert targets["recovery"][0]["target_days"] == 2  # the smoke settings' post-event wait (1) + 1
