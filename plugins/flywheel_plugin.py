@@ -5,6 +5,11 @@ Registers a FastAPI app (mounted by the API server under ``/flywheel``) and exte
 pages and on their runs. Every route sits behind Airflow's own authentication (the API server
 mounts plugin apps without it): a bearer token, or the UI's ``_token`` cookie in the same-origin
 iframe. What the pages show comes from :mod:`mlflywheel.cockpit` (no logic here).
+
+Also registers global operator extra links (TaskFlow tasks take no ``extra_links``): buttons on
+the task instances of ``train``, ``drift_check`` and ``ingest`` (model version, MLflow run, drift
+report, validation report, quarantine). The API server calls ``get_link`` for every task of every
+DAG; which task shows which button, and where it goes, is :mod:`mlflywheel.cockpit.links`.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import ClassVar
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
+from mlflywheel.cockpit import links
 
 log = logging.getLogger("flywheel.plugin")
 
@@ -119,18 +126,24 @@ def drift_report(day: str) -> HTMLResponse:
 
 
 def _interval_end(dag_id: str, run_id: str) -> dt.datetime | None:
-    """The run's data interval end from Airflow's metadata DB (the API server may read it);
-    None when the run is unknown, and the read model falls back to the run id's timestamp."""
+    """The run's data interval end (a hint for the drift_check tab; None when unknown, and the
+    read model falls back to the run id's timestamp)."""
+    return _run_interval(dag_id, run_id)[1]
+
+
+def _run_interval(dag_id: str, run_id: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The run's data interval from Airflow's metadata DB (the API server may read it);
+    ``(None, None)`` when the run is unknown or the read fails."""
     try:
         from airflow.models.dagrun import DagRun
         from airflow.utils.session import create_session
 
         with create_session() as session:
             run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
-            return run.data_interval_end if run is not None else None
-    except Exception:  # only a hint for the drift_check tab
+            return (run.data_interval_start, run.data_interval_end) if run is not None else (None, None)
+    except Exception:  # only a hint: the cockpit falls back to the run id's timestamp
         log.debug("no data interval for %s/%s", dag_id, run_id, exc_info=True)
-        return None
+        return None, None
 
 
 def _views() -> list[dict]:
@@ -145,7 +158,66 @@ def _views() -> list[dict]:
     ]  # fmt: skip
 
 
+def _public_prefix() -> str:
+    """Where the browser finds the cockpit: ``PREFIX`` under the path of ``[api] base_url`` (empty
+    unless Airflow is served under a sub-path behind a proxy)."""
+    from urllib.parse import urlparse
+
+    from airflow.configuration import conf
+
+    return urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/") + PREFIX
+
+
+def _task_link(name: str, ti_key) -> str:
+    """The URL of Flywheel link ``name`` on task instance ``ti_key``; "" where it does not apply or
+    cannot be built (an exception here would fail the UI's whole links request)."""
+    if not links.concerns(name, ti_key.dag_id, ti_key.task_id):
+        return ""
+    try:
+        from mlflywheel.settings import Settings
+
+        return links.task_link(
+            name, ti_key.dag_id, ti_key.task_id, ti_key.run_id, Settings.from_env(),
+            interval=lambda: _run_interval(ti_key.dag_id, ti_key.run_id), base=_public_prefix(),
+        )  # fmt: skip
+    except Exception:
+        log.warning("no %r link for %s", name, ti_key, exc_info=True)
+        return ""
+
+
+class _FlywheelLink(BaseOperatorLink):
+    """A global extra link: asked for on every task, a button only where ``links`` says so."""
+
+    name: ClassVar[str] = ""
+
+    def get_link(self, operator, *, ti_key) -> str:
+        return _task_link(self.name, ti_key)
+
+
+class ModelVersionLink(_FlywheelLink):
+    name = links.MODEL_VERSION
+
+
+class MlflowRunLink(_FlywheelLink):
+    name = links.MLFLOW_RUN
+
+
+class DriftReportLink(_FlywheelLink):
+    name = links.DRIFT_REPORT
+
+
+class ValidationReportLink(_FlywheelLink):
+    name = links.VALIDATION_REPORT
+
+
+class QuarantineLink(_FlywheelLink):
+    name = links.QUARANTINE
+
+
 class FlywheelPlugin(AirflowPlugin):
     name = "flywheel"
     fastapi_apps: ClassVar[list[dict]] = [{"app": app, "url_prefix": PREFIX, "name": "Flywheel cockpit"}]
     external_views: ClassVar[list[dict]] = _views()
+    global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [
+        ModelVersionLink(), MlflowRunLink(), DriftReportLink(), ValidationReportLink(), QuarantineLink(),
+    ]  # fmt: skip
