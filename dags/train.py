@@ -20,6 +20,14 @@ as a backfill created by `drift_check` when drift crosses its thresholds.
    rows or positives, or a difference within the noise, is recorded as `undecided` and moves
    nothing (`promotion_mode=shadow` never promotes and records the gate's verdict). The
    decision, its reasons and the evidence are written on the model version, promoted or not.
+5. With `promotion_mode=approval` (default: `FLYWHEEL_PROMOTION_MODE`), a candidate that passed
+   the gate is recorded as `awaiting_approval` and **approve_promotion** asks in Airflow's
+   *Required Actions*, with the gate's evidence in the request. **Approve** runs
+   **promote_approved** (who and when recorded on the version, then the alias moves, if the
+   champion is still the one the gate compared against); **Reject**, or no answer within
+   `FLYWHEEL_APPROVAL_TIMEOUT_HOURS`, runs **record_refusal** and promotes nothing. In the other
+   modes, and when the gate does not pass, these steps are skipped. While a run waits for an
+   answer, the next `train` run waits too (one active run).
 
 Rollback is one step: the `rollback` DAG.
 """
@@ -28,12 +36,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from mlflywheel.orchestration import dag_support
 from mlflywheel.orchestration.training_backends import training_task
 from mlflywheel.settings import Settings
 
 settings = Settings.from_env()
+
+ADVANCED = "Advanced: training hyper-parameters"
+SET_BY_DRIFT_CHECK = "Set by drift_check (leave empty on a manual run)"
 
 PARAMS = {
     "window_days": Param(
@@ -45,33 +57,57 @@ PARAMS = {
         description="Last day of the window (YYYY-MM-DD), a day that has ended; "
         "empty: the last complete day before the run. drift_check sets it on its backfills.",
     ),
+    "promotion_mode": Param(
+        settings.promotion_mode, type="string", enum=["gate", "shadow", "approval"], title="Promotion mode",
+        values_display={
+            "gate": "Gate: promote when the gate passes",
+            "shadow": "Shadow: evaluate and record, never promote",
+            "approval": "Approval: when the gate passes, a person approves in Required Actions",
+        },
+        description="gate: promote when the gate passes; shadow: record, never promote; approval: a person "
+        "approves in Required Actions.",
+        description_md="What happens when the candidate passes the gate. **gate** moves the `champion` "
+        "alias at once; **shadow** records the gate's verdict and moves nothing; **approval** asks in "
+        "Airflow's *Required Actions* (Approve promotes; Reject, or no answer within "
+        f"`FLYWHEEL_APPROVAL_TIMEOUT_HOURS` = {settings.approval_timeout_hours:g} h, promotes nothing). "
+        "A gate that does not pass never asks. Default: `FLYWHEEL_PROMOTION_MODE`.",
+    ),
+    "reason": Param(
+        "scheduled", type="string", minLength=1, title="Reason",
+        description="Why this run trains (recorded in MLflow).",
+    ),
     "epochs": Param(
-        settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs",
+        settings.epochs, type="integer", minimum=1, maximum=500, title="Epochs", section=ADVANCED,
         description="Passes over the training split; the epoch with the best validation PR-AUC is kept.",
     ),
     "learning_rate": Param(
         settings.learning_rate, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate",
-        description="AdamW step size.",
+        section=ADVANCED, description="AdamW step size, above 0 and at most 1.",
     ),
     "batch_size": Param(
-        settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size",
+        settings.batch_size, type="integer", minimum=16, maximum=1_048_576, title="Batch size", section=ADVANCED,
         description="Rows per optimiser step, at most: a small training split gets smaller batches so that "
         "every epoch has at least FLYWHEEL_MIN_STEPS_PER_EPOCH steps (never below 16).",
     ),
-    "seed": Param(settings.seed, type="integer", minimum=0, title="Seed", description="Makes training repeatable."),
-    "promotion_mode": Param(
-        "gate", type="string", enum=["gate", "shadow"], title="Promotion mode",
-        description="gate: promote when the gate passes; shadow: evaluate and record, never promote.",
-    ),
-    "reason": Param(
-        "scheduled", type="string", title="Reason", description="Why this run trains (recorded in MLflow)."
+    "seed": Param(
+        settings.seed, type="integer", minimum=0, title="Seed", section=ADVANCED,
+        description="Makes training repeatable: the same seed and data give the same model.",
     ),
     "trigger": Param(
         "schedule", type="string", enum=["schedule", "manual", "drift_check"], title="Trigger",
-        description="What started this run (recorded in MLflow); drift_check sets it on its backfills.",
+        section=SET_BY_DRIFT_CHECK,
+        values_display={"schedule": "Scheduled run", "manual": "Manual trigger", "drift_check": "Drift retrain"},
+        description="What started this run (recorded in MLflow); choose Manual trigger on a manual run. "
+        "drift_check sets Drift retrain on its backfills.",
     ),
-    "drift_event_id": Param(None, type=["null", "string"], title="Drift event", description="Set by drift_check."),
-    "drift_report": Param(None, type=["null", "string"], title="Drift report", description="Set by drift_check."),
+    "drift_event_id": Param(
+        None, type=["null", "string"], title="Drift event", section=SET_BY_DRIFT_CHECK,
+        description="The drift event this retrain answers (drift_check sets it; recorded in MLflow).",
+    ),
+    "drift_report": Param(
+        None, type=["null", "string"], title="Drift report", section=SET_BY_DRIFT_CHECK,
+        description="Lake key of the drift report that asked for this retrain (drift_check sets it).",
+    ),
 }  # fmt: skip
 
 with DAG(
@@ -121,17 +157,50 @@ with DAG(
     @task
     def evaluate_and_promote(snapshot: dict, trained: dict | None = None, params=None, run_id=None) -> dict:
         """Score candidate and champion on the same holdout; promote only through the gate."""
+        from mlflywheel import promote
         from mlflywheel.orchestration.training_backends import candidate_version_for_run
-        from mlflywheel.promote import evaluate_and_promote as gate
 
-        return gate(
+        result = promote.evaluate_and_promote(
             settings,
             candidate_version=candidate_version_for_run(settings, run_id),
             snapshot_id=snapshot["snapshot_id"],
             mode=params["promotion_mode"],
             decided_by=f"airflow:train/{run_id}",
         )
+        if result["awaiting_approval"]:
+            result["approval"] = promote.approval_request(result, cockpit_url=dag_support.COCKPIT_PATH)
+        return result
+
+    @task.short_circuit
+    def needs_approval(gated: dict) -> bool:
+        """Go on only when the gate passed in `approval` mode; otherwise the approval steps are skipped."""
+        return bool(gated.get("awaiting_approval"))
+
+    approve_promotion = ApprovalOperator(
+        task_id=dag_support.APPROVAL_TASK_ID,
+        subject="{{ ti.xcom_pull(task_ids='evaluate_and_promote')['approval']['subject'] }}",
+        body="{{ ti.xcom_pull(task_ids='evaluate_and_promote')['approval']['body'] }}",
+        defaults="Reject",  # no answer in time: Airflow answers Reject for nobody; nothing is promoted
+        response_timeout=dt.timedelta(hours=settings.approval_timeout_hours),
+        doc_md="A person approves or rejects the promotion that passed the gate (Required Actions).",
+    )
+
+    @task
+    def promote_approved(gated: dict, run_id=None) -> dict:
+        """Approved: record who approved on the version, then move the `champion` alias."""
+        answer = dag_support.approval_answer(settings, run_id)
+        return dag_support.apply_approval_answer(settings, gated, answer, run_id)
+
+    @task(trigger_rule="none_failed")
+    def record_refusal(gated: dict, run_id=None) -> dict | None:
+        """Rejected or unanswered (the approval skipped `promote_approved`): record it on the version."""
+        answer = dag_support.approval_answer(settings, run_id)
+        if answer["answer"] == "approved":
+            return None  # promote_approved recorded it
+        return dag_support.apply_approval_answer(settings, gated, answer, run_id)
 
     snapshot = build_snapshot()
     wait_for_window() >> snapshot
-    evaluate_and_promote(snapshot, training_task(settings, snapshot))
+    gated = evaluate_and_promote(snapshot, training_task(settings, snapshot))
+    approved = promote_approved(gated)
+    needs_approval(gated) >> approve_promotion >> approved >> record_refusal(gated)

@@ -341,6 +341,114 @@ def test_rollback_to_a_chosen_version_that_passed_the_gate(world: dict) -> None:
         reset_aliases(settings)
 
 
+
+# --- promotion by approval ---------------------------------------------------------------------
+
+
+def clear_approval(settings: Settings, version: str) -> None:
+    registry.tag_version(settings, version, {f"{promote.APPROVAL_PREFIX}answer": ""})
+
+
+def test_approval_mode_asks_when_the_gate_passes_and_moves_nothing_yet(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    result = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="approval"
+    )
+    assert result["decision"] == "awaiting_approval" and result["awaiting_approval"]
+    assert result["gate_passed"] and result["verdict"] == "promoted" and not result["alias_moved"]
+    assert registry.champion(settings) is None
+    tags = tags_of(settings, world["good"])
+    assert tags["flywheel.gate.decision"] == "awaiting_approval" and tags["flywheel.gate.mode"] == "approval"
+    request = promote.approval_request(result, cockpit_url="/flywheel")
+    assert request["subject"] == f"Promote {settings.model_name} v{world['good']} to champion?"
+    body = request["body"]
+    assert "no champion (first model)" in body and f"snapshot `{world['snapshot']}`" in body
+    assert f"| pr_auc | {result['candidate_metrics']['pr_auc']:.4f} | n/a |" in body
+    assert f"holdout: {result['evidence']['rows']} rows" in body
+    assert f"](/flywheel/version/{world['good']})" in body
+
+
+def test_an_approval_records_who_then_promotes(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="approval"
+    )
+    try:
+        done = promote.apply_approval(settings, candidate_version=world["good"], answer="approved",
+                                      responded_by="ada (ada)", responded_at="2026-11-28T10:00:00+00:00",
+                                      decided_by="airflow:train/r1")  # fmt: skip
+        assert done["promoted"] and done["decision"] == "promoted"
+        assert str(registry.champion(settings).version) == world["good"]
+        tags = tags_of(settings, world["good"])
+        assert tags["flywheel.gate.decision"] == "promoted" and tags["flywheel.approval.answer"] == "approved"
+        assert tags["flywheel.approval.by"] == "ada (ada)" and tags["flywheel.approval.at"].startswith("2026-11-28")
+        assert "approved by ada (ada) at 2026-11-28T10:00:00+00:00" in tags["flywheel.gate.reasons"]
+        assert "the gate passed" in tags["flywheel.gate.reasons"]  # the gate's reasons stay beside it
+        with pytest.raises(promote.PromotionError, match="not awaiting approval \\(decision: promoted\\)"):
+            promote.apply_approval(settings, candidate_version=world["good"], answer="rejected")
+    finally:
+        clear_approval(settings, world["good"])
+        reset_aliases(settings)
+
+
+def test_a_gate_that_fails_never_asks(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["good"], reason="test setup")
+    try:
+        result = promote.evaluate_and_promote(
+            settings, candidate_version=world["noise"], snapshot_id=world["snapshot"], mode="approval"
+        )
+        assert result["decision"] in ("rejected", "undecided") and not result["awaiting_approval"]
+        assert str(registry.champion(settings).version) == world["good"]
+    finally:
+        reset_aliases(settings)
+
+
+def test_a_rejection_or_no_answer_promotes_nothing(world: dict) -> None:
+    settings = world["settings"]
+    for answer, said in (("rejected", "rejected by bob at"), ("timed_out", "no answer before the approval timeout")):
+        reset_aliases(settings)
+        promote.evaluate_and_promote(
+            settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="approval"
+        )
+        who = "bob" if answer == "rejected" else ""
+        done = promote.apply_approval(settings, candidate_version=world["good"], answer=answer, responded_by=who)
+        assert not done["promoted"] and done["decision"] == "rejected"
+        assert registry.champion(settings) is None
+        tags = tags_of(settings, world["good"])
+        assert tags["flywheel.gate.decision"] == "rejected" and tags["flywheel.approval.answer"] == answer
+        assert said in tags["flywheel.gate.reasons"]
+    # A version a person refused is no rollback target, though it passed the gate.
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    try:
+        with pytest.raises(promote.PromotionError, match="never passed the gate"):
+            promote.rollback(settings, reason="try", to_version=world["good"])
+    finally:
+        clear_approval(settings, world["good"])
+        reset_aliases(settings)
+
+
+def test_an_approval_after_the_champion_changed_promotes_nothing(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], mode="approval"
+    )
+    registry.set_champion(settings, world["noise"], reason="another promotion in between")
+    try:
+        with pytest.raises(promote.PromotionError, match=f"the champion is v{world['noise']} now"):
+            promote.apply_approval(settings, candidate_version=world["good"], answer="approved", responded_by="ada")
+        assert str(registry.champion(settings).version) == world["noise"]
+        assert tags_of(settings, world["good"])["flywheel.gate.decision"] == "superseded"
+        with pytest.raises(promote.PromotionError, match="answer 'maybe'"):
+            promote.apply_approval(settings, candidate_version=world["good"], answer="maybe")
+    finally:
+        clear_approval(settings, world["good"])
+        reset_aliases(settings)
+
 # --- the paired bootstrap, on numbers ----------------------------------------------------------
 
 

@@ -13,7 +13,11 @@ Order matters for crash safety: the decision is written as tags on the candidate
 first and the ``champion`` alias moves last, so a promoted model always has its record.
 Modes: ``gate`` moves the alias when the gate promotes; ``shadow`` scores and records the gate's
 verdict truthfully (decision ``shadow``, ``verdict`` and ``gate_passed`` as the gate said) but
-never moves it. :func:`rollback` restores ``previous_champion`` (one step).
+never moves it; ``approval`` records a passing gate as ``awaiting_approval`` and leaves the move
+to a person: :func:`apply_approval` takes their answer (Airflow's human-in-the-loop approval in the
+``train`` DAG), records who answered and when, and moves the alias only on an approval, only if the
+champion is still the one the candidate was gated against. A gate that does not pass never asks.
+:func:`rollback` restores ``previous_champion`` (one step).
 """
 
 from __future__ import annotations
@@ -35,9 +39,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("mlflywheel.promote")
 
-MODES = ("gate", "shadow")
+MODES = ("gate", "shadow", "approval")
 SHADOW = "shadow"
+APPROVAL = "approval"
+AWAITING_APPROVAL = "awaiting_approval"  # the decision recorded while a person has not answered
 GATE_PREFIX = "flywheel.gate."
+APPROVAL_PREFIX = "flywheel.approval."
+APPROVAL_ANSWERS = ("approved", "rejected", "timed_out")
 ROLLBACK_PREFIX = "flywheel.rollback."
 HOLDOUT_NOTE = (
     "rows the candidate never trained on: its snapshot's holdout split and validated days after the "
@@ -306,12 +314,16 @@ def record_and_move(
     reasons, verdict = list(decision.reasons), decision.decision
     already_champion = champion_version == candidate_version
     move_alias = decision.promote and mode == "gate" and not already_champion
+    awaiting = decision.promote and mode == APPROVAL and not already_champion
     outcome = verdict
     if already_champion:
         reasons.append(f"version {candidate_version} is already the champion; alias unchanged")
     elif mode == SHADOW:
         outcome = SHADOW
         reasons.append(f"shadow mode: the gate's verdict is {verdict}; champion alias not moved")
+    elif awaiting:
+        outcome = AWAITING_APPROVAL
+        reasons.append("the gate passed; the promotion waits for a person's approval in Airflow")
     elif verdict == gate.UNDECIDED:
         reasons.append(
             f"undecided: champion {('v' + champion_version) if champion_version else 'alias'} unchanged"
@@ -319,24 +331,10 @@ def record_and_move(
     promoted = move_alias or (already_champion and decision.promote)
 
     decided_at = _now()
-    tags = decision.as_tags(GATE_PREFIX, outcome=outcome, reasons=reasons)
-    tags.update(
-        {
-            f"{GATE_PREFIX}gate_passed": str(decision.promote).lower(),
-            f"{GATE_PREFIX}mode": mode,
-            f"{GATE_PREFIX}snapshot_id": snapshot_id,
-            f"{GATE_PREFIX}champion_version": champion_version or "none",
-            f"{GATE_PREFIX}decided_by": decided_by,
-            f"{GATE_PREFIX}decided_at": decided_at,
-        }
-    )
-    if evidence.holdout:
-        tags[f"{GATE_PREFIX}holdout"] = json.dumps(evidence.holdout, sort_keys=True)
-        tags[f"{GATE_PREFIX}holdout_days"] = json.dumps(
-            [d["day"] for d in evidence.holdout.get("extra_days", [])]
-        )
-    if evidence.bootstrap:
-        tags[f"{GATE_PREFIX}bootstrap"] = json.dumps(evidence.bootstrap, sort_keys=True)
+    tags = _decision_tags(
+        evidence, decision, outcome=outcome, reasons=reasons, snapshot_id=snapshot_id, mode=mode,
+        decided_by=decided_by, decided_at=decided_at,
+    )  # fmt: skip
     registry.tag_version(settings, candidate_version, tags)  # the record first ...
     if move_alias:  # ... the alias last
         registry.set_champion(
@@ -355,6 +353,7 @@ def record_and_move(
         "verdict": verdict,
         "promoted": promoted,
         "alias_moved": move_alias,
+        "awaiting_approval": awaiting,
         "gate_passed": decision.promote,
         "reasons": reasons,
         "metric": decision.metric,
@@ -372,6 +371,163 @@ def record_and_move(
         ),
         "decided_by": decided_by,
         "decided_at": decided_at,
+    }
+
+
+def _decision_tags(
+    evidence: Evidence,
+    decision: gate.GateDecision,
+    *,
+    outcome: str,
+    reasons: list[str],
+    snapshot_id: str,
+    mode: str,
+    decided_by: str,
+    decided_at: str,
+) -> dict[str, str]:
+    """The tags that record a decision on the candidate version (the gate's own and the context's)."""
+    tags = decision.as_tags(GATE_PREFIX, outcome=outcome, reasons=reasons)
+    tags.update(
+        {
+            f"{GATE_PREFIX}gate_passed": str(decision.promote).lower(),
+            f"{GATE_PREFIX}mode": mode,
+            f"{GATE_PREFIX}snapshot_id": snapshot_id,
+            f"{GATE_PREFIX}champion_version": evidence.champion_version or "none",
+            f"{GATE_PREFIX}decided_by": decided_by,
+            f"{GATE_PREFIX}decided_at": decided_at,
+        }
+    )
+    if evidence.holdout:
+        tags[f"{GATE_PREFIX}holdout"] = json.dumps(evidence.holdout, sort_keys=True)
+        tags[f"{GATE_PREFIX}holdout_days"] = json.dumps(
+            [d["day"] for d in evidence.holdout.get("extra_days", [])]
+        )
+    if evidence.bootstrap:
+        tags[f"{GATE_PREFIX}bootstrap"] = json.dumps(evidence.bootstrap, sort_keys=True)
+    return tags
+
+
+def approval_request(result: dict[str, Any], *, cockpit_url: str = "") -> dict[str, str]:
+    """Subject and Markdown body of the approval request for a result of :func:`record_and_move`.
+
+    The body carries the gate's evidence, so the approver decides on what the gate saw.
+    """
+    candidate, champion = result["candidate_version"], result.get("champion_version")
+    metric = result.get("metric", "pr_auc")
+    evidence = result.get("evidence") or {}
+
+    def figure(metrics: dict[str, Any] | None, name: str) -> str:
+        value = (metrics or {}).get(name)
+        return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+    rows = [
+        "| metric | candidate | champion |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {figure(result.get('candidate_metrics'), name)} | "
+            f"{figure(result.get('champion_metrics'), name)} |"
+            for name in ("pr_auc", "roc_auc", "log_loss")
+            if name in (result.get("candidate_metrics") or {})
+        ),
+    ]
+    low, high = evidence.get("interval") or (None, None)
+    interval = (
+        f"{evidence.get('confidence', 0.9):.0%} interval of the difference: [{low:+.4f}, {high:+.4f}]"
+        if isinstance(low, int | float) and isinstance(high, int | float)
+        else "no interval recorded"
+    )
+    body = [
+        f"**{result['model_name']} v{candidate}** passed the promotion gate against "
+        + (f"champion **v{champion}**" if champion else "no champion (first model)")
+        + f" on the same holdout (snapshot `{result.get('snapshot_id', '')}`).",
+        "",
+        *rows,
+        "",
+        f"- {metric} difference: {result.get('difference')}, margin {result.get('margin')}; {interval}",
+        f"- holdout: {evidence.get('rows', 'n/a')} rows, {evidence.get('positives', 'n/a')} positives",
+        *(f"- {reason}" for reason in result.get("reasons", [])),
+        "",
+        ("**Approve** moves the `champion` alias to this version; **Reject**, or no answer before the "
+        "timeout, promotes nothing. Your answer is recorded on the model version."),
+    ]
+    if cockpit_url:
+        body.append(f"\n[This version in the Flywheel cockpit]({cockpit_url.rstrip('/')}/version/{candidate})")
+    subject = f"Promote {result['model_name']} v{candidate} to champion?"
+    return {"subject": subject, "body": "\n".join(body)}
+
+
+def apply_approval(
+    settings: Settings,
+    *,
+    candidate_version: str,
+    answer: str,
+    responded_by: str = "",
+    responded_at: str = "",
+    decided_by: str = "",
+) -> dict[str, Any]:
+    """Record a person's answer to a promotion that awaits approval; move the alias on approval.
+
+    ``answer``: ``approved``, ``rejected`` or ``timed_out`` (no answer in time: nothing promoted).
+    The record comes first and the alias last, as in :func:`record_and_move`. An approval of a
+    candidate gated against a champion that is no longer the champion (a rollback or another
+    promotion in between) moves nothing and raises :class:`PromotionError` after recording why.
+    """
+    if answer not in APPROVAL_ANSWERS:
+        raise PromotionError(f"answer {answer!r} not in {APPROVAL_ANSWERS}")
+    version = str(candidate_version)
+    try:
+        tags = dict(registry.get_version(settings, version).tags or {})
+    except registry.RegistryError as exc:
+        raise PromotionError(str(exc)) from exc
+    if tags.get(f"{GATE_PREFIX}decision") != AWAITING_APPROVAL:
+        raise PromotionError(
+            f"version {version} is not awaiting approval (decision: "
+            f"{tags.get(f'{GATE_PREFIX}decision', 'never gated')}): nothing to apply"
+        )
+    gated_against = tags.get(f"{GATE_PREFIX}champion_version", "none")
+    current = registry.champion(settings)
+    current_version = str(current.version) if current is not None else "none"
+    who = responded_by or ("nobody (response timeout)" if answer == "timed_out" else "unknown")
+    at = responded_at or _now()
+    reasons = [r for r in tags.get(f"{GATE_PREFIX}reasons", "").split("; ") if r]
+    stale = answer == "approved" and current_version != gated_against
+    if stale:
+        outcome = "superseded"
+        reasons.append(f"approved by {who}, but the champion is v{current_version} now, not the "
+                       f"v{gated_against} the gate compared against: nothing promoted; train again")  # fmt: skip
+    elif answer == "approved":
+        outcome = "promoted"
+        reasons.append(f"approved by {who} at {at}")
+    else:
+        outcome = "rejected"
+        reasons.append(f"rejected by {who} at {at}" if answer == "rejected" else
+                       f"no answer before the approval timeout ({at}): nothing promoted")  # fmt: skip
+    registry.tag_version(
+        settings,
+        version,
+        {
+            f"{GATE_PREFIX}decision": outcome,
+            f"{GATE_PREFIX}reasons": "; ".join(reasons),
+            f"{APPROVAL_PREFIX}answer": answer,
+            f"{APPROVAL_PREFIX}by": who,
+            f"{APPROVAL_PREFIX}at": at,
+            f"{APPROVAL_PREFIX}recorded_by": decided_by,
+        },
+    )  # the record first ...
+    if stale:
+        raise PromotionError(reasons[-1])
+    if outcome == "promoted":  # ... the alias last
+        registry.set_champion(settings, version, reason=f"approved by {who} at {at} (gate passed: "
+                              f"{tags.get(f'{GATE_PREFIX}verdict', 'promoted')})")  # fmt: skip
+    return {
+        "model_name": settings.model_name,
+        "candidate_version": version,
+        "decision": outcome,
+        "answer": answer,
+        "responded_by": who,
+        "responded_at": at,
+        "promoted": outcome == "promoted",
+        "reasons": reasons,
     }
 
 
@@ -468,7 +624,10 @@ def _rollback_target(settings: Settings, version: str, champion: str | None) -> 
         tags = dict(registry.get_version(settings, version).tags or {})
     except registry.RegistryError as exc:
         raise PromotionError(str(exc)) from exc
-    passed = tags.get(f"{GATE_PREFIX}decision") == "promoted" or tags.get(f"{GATE_PREFIX}gate_passed") == "true"
+    passed = tags.get(f"{GATE_PREFIX}decision") == "promoted" or (
+        tags.get(f"{GATE_PREFIX}gate_passed") == "true"
+        and tags.get(f"{APPROVAL_PREFIX}answer") not in ("rejected", "timed_out")  # not refused by a person
+    )
     if not passed:
         decision = tags.get(f"{GATE_PREFIX}decision", "never gated")
         raise PromotionError(f"version {version} never passed the gate ({decision}): a rollback restores only "

@@ -102,6 +102,8 @@ class Settings:
     gate_holdout_extra_days: int = 7  # validated days after the training window added to the holdout
     floor_pr_auc: float = 0.2
     floor_roc_auc: float = 0.7
+    promotion_mode: str = "gate"  # train's default: gate | shadow | approval (a person approves in the UI)
+    approval_timeout_hours: float = 24.0  # no answer by then: nothing promoted
 
     # --- validation --------------------------------------------------------------------
     max_failed_row_fraction: float = 0.2  # above this the whole partition is quarantined
@@ -140,6 +142,7 @@ class Settings:
             "drift_correction": ("bonferroni", "fdr"),
             "gate_metric": ("pr_auc", "roc_auc"),
             "source": ("landing", "postgres"),
+            "promotion_mode": ("gate", "shadow", "approval"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -157,6 +160,10 @@ class Settings:
             )
         if not 0 < self.drift_p_value < 1:
             raise SettingsError(f"{PREFIX}DRIFT_P_VALUE must be in (0, 1), got {self.drift_p_value}")
+        if self.approval_timeout_hours <= 0:
+            raise SettingsError(
+                f"{PREFIX}APPROVAL_TIMEOUT_HOURS must be above 0, got {self.approval_timeout_hours}"
+            )
         if self.drift_retrain_max_attempts < 1:
             raise SettingsError(
                 f"{PREFIX}DRIFT_RETRAIN_MAX_ATTEMPTS must be at least 1, got {self.drift_retrain_max_attempts}"

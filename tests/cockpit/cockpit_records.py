@@ -44,7 +44,8 @@ def register_version(settings: Settings, airflow_run_id: str, *, trigger: str = 
 
 
 def gate_version(settings: Settings, version: str, metrics: dict[str, float], *, airflow_run_id: str,
-                 rows: int = 1000, positives: int = 60, interval: tuple[float, float] | None = None) -> dict:  # fmt: skip
+                 rows: int = 1000, positives: int = 60, interval: tuple[float, float] | None = None,
+                 mode: str = "gate") -> dict:  # fmt: skip
     """Score nothing, decide on the given numbers, and record through the real promote path."""
     current = registry.champion(settings)
     champion_version = str(current.version) if current is not None else None
@@ -64,5 +65,5 @@ def gate_version(settings: Settings, version: str, metrics: dict[str, float], *,
         metric=settings.gate_metric, margin=settings.gate_margin, evidence=evidence.gate_evidence,
         minimum=gate.EvidenceMinimum(rows=settings.gate_min_holdout_rows, positives=settings.gate_min_holdout_positives),
     )  # fmt: skip
-    return promote.record_and_move(settings, evidence, decision, snapshot_id=f"snap-{version}", mode="gate",
+    return promote.record_and_move(settings, evidence, decision, snapshot_id=f"snap-{version}", mode=mode,
                                    decided_by=f"airflow:train/{airflow_run_id}")  # fmt: skip

@@ -139,6 +139,11 @@ def test_ingest_run_shows_the_partition_and_its_first_quarantined_rows(world: di
         lambda: pages.run_page(world["settings"], world["lake"], "ingest", run_id_of(NULLS_DAY))
     )
     assert status == 200 and "Quarantined rows" in page and keys.QUARANTINE_REASONS_COLUMN in page
+    # The partition page (the Quarantine extra link) shows the same rows, found by day.
+    status, partition = pages.respond(
+        lambda: pages.partition_page(world["settings"], world["lake"], NULLS_DAY.isoformat())
+    )
+    assert status == 200 and "Quarantined rows" in partition and data["quarantined_rows"][0][0] in partition
 
 
 # --- drift ---------------------------------------------------------------------------------
@@ -252,6 +257,33 @@ def test_rollback_shows_in_the_timeline(world: dict) -> None:
     page = pages.overview_page(settings, world["lake"])
     assert "rolled back" in page and "bad in production" in page
 
+
+
+def test_approvals_show_who_answered_and_what_waits(world: dict) -> None:
+    settings = Settings.from_env(model_name="flywheel-cockpit-approval")
+    first = register_version(settings, "manual__first")
+    gate_version(settings, first, {"pr_auc": 0.5, "roc_auc": 0.86}, airflow_run_id="manual__first", mode="approval")
+    promote.apply_approval(settings, candidate_version=first, answer="approved", responded_by="ada",
+                           responded_at="2026-11-28T10:00:00+00:00")  # fmt: skip
+    refused = register_version(settings, "manual__refused")
+    gate_version(settings, refused, {"pr_auc": 0.58, "roc_auc": 0.88}, airflow_run_id="manual__refused",
+                 interval=(0.02, 0.09), mode="approval")  # fmt: skip
+    promote.apply_approval(settings, candidate_version=refused, answer="rejected", responded_by="bob")
+    waiting = register_version(settings, "manual__waiting")
+    gate_version(settings, waiting, {"pr_auc": 0.59, "roc_auc": 0.89}, airflow_run_id="manual__waiting",
+                 interval=(0.03, 0.1), mode="approval")  # fmt: skip
+
+    data = readmodel.models(settings)
+    assert data["champion"]["version"] == first
+    assert data["champion"]["approval"] == {"answer": "approved", "by": "ada", "at": "2026-11-28T10:00:00+00:00"}
+    assert [r["version"] for r in data["awaiting"]] == [waiting]
+    assert data["awaiting"][0]["required_action_url"] == (
+        "/dags/train/runs/manual__waiting/tasks/approve_promotion/required_actions"
+    )
+    assert [r["version"] for r in data["refused"]] == [refused]
+    page = pages.overview_page(settings, world["lake"])
+    assert 'id="awaiting"' in page and "Required Actions" in page
+    assert "approved by ada" in page and "rejected by bob" in page
 
 # --- empty states --------------------------------------------------------------------------
 def test_empty_states_say_why(tmp_path: Path) -> None:

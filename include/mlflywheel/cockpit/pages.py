@@ -159,8 +159,7 @@ def drift_day_page(settings: Settings, lake: Lake, day: str, *, base: str = "", 
 
 def partition_page(settings: Settings, lake: Lake, day: str, *, base: str = "") -> str:
     summary = readmodel.partition_summary(lake, settings.dataset, readmodel.parse_day(day))
-    data = {"summary": summary, "row": readmodel.ledger_row(summary), "quarantined_rows": [], "columns": [],
-            "quarantine_note": None}  # fmt: skip
+    data = readmodel.partition_with_quarantine(lake, settings.dataset, summary)
     return render("ingest_run.html", data=data, r=data["row"], base=base, run_id="",
                   title=f"partition {day}")  # fmt: skip
 

@@ -43,7 +43,9 @@ GATE = "flywheel.gate."
 ROLLBACK = "flywheel.rollback."
 CHAMPION_TAG = "flywheel.champion."
 TRAIN_RUN_TAG = "flywheel.airflow_dag_run_id"  # mlflywheel.training.command.RUN_TAG
-REFUSED = ("rejected", "undecided")
+REFUSED = ("rejected", "undecided", "superseded")
+AWAITING = "awaiting_approval"
+APPROVAL = "flywheel.approval."
 _DAY_IN_TEXT = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
@@ -226,6 +228,13 @@ def ingest_run(lake: Lake, dataset: str, run_id: str, *, limit: int = QUARANTINE
             break
     if summary is None:
         raise NotFound(f"no partition of {dataset} was ingested by run {run_id!r} (yet)")
+    return partition_with_quarantine(lake, dataset, summary, limit=limit)
+
+
+def partition_with_quarantine(
+    lake: Lake, dataset: str, summary: dict[str, Any], *, limit: int = QUARANTINE_SAMPLE_ROWS
+) -> dict[str, Any]:
+    """A partition's summary, ledger row and its first ``limit`` quarantined rows with reasons."""
     day = dt.date.fromisoformat(summary["partition"])
     out = {"summary": summary, "row": ledger_row(summary), "quarantined_rows": [], "columns": [],
            "quarantine_note": None}  # fmt: skip
@@ -472,6 +481,13 @@ def _status(tags: dict[str, str], number: str, champion: str | None, previous: s
     return tags.get(f"{GATE}decision") or "not gated"
 
 
+def required_action_path(train_run_id: str) -> str:
+    """Airflow UI page where a person answers train run ``train_run_id``'s approval request."""
+    from urllib.parse import quote
+
+    return f"/dags/train/runs/{quote(train_run_id, safe='')}/tasks/approve_promotion/required_actions"
+
+
 def version_record(settings: Settings, version: Any, *, champion: str | None = None,
                    previous: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One model version as the pages show it: its gate decision and evidence from its tags."""
@@ -515,6 +531,16 @@ def version_record(settings: Settings, version: Any, *, champion: str | None = N
         "training_reason": tags.get("flywheel.reason", ""),
         "airflow_run_id": tags.get(TRAIN_RUN_TAG, ""),
         "drift_event_id": tags.get("flywheel.drift_event_id", ""),
+        # A person's answer in promotion_mode=approval (empty for the other modes).
+        "approval": {
+            "answer": tags.get(f"{APPROVAL}answer", ""),
+            "by": tags.get(f"{APPROVAL}by", ""),
+            "at": tags.get(f"{APPROVAL}at", ""),
+        },
+        "required_action_url": (
+            required_action_path(tags.get(TRAIN_RUN_TAG, ""))
+            if tags.get(f"{GATE}decision") == AWAITING and tags.get(TRAIN_RUN_TAG) else ""
+        ),
         "champion_since": tags.get(f"{CHAMPION_TAG}since"),
         "champion_reason": tags.get(f"{CHAMPION_TAG}reason"),
         "rollback": {
@@ -589,6 +615,7 @@ def models(settings: Settings, *, versions: int = DEFAULT_VERSIONS) -> dict[str,
         "retrains": retrains_by_event(records),
         "versions_total": len(records),
         "refused": [r for r in timeline if r["decision"] in REFUSED][:5],
+        "awaiting": [r for r in timeline if r["decision"] == AWAITING],
         "rollbacks": [e for e in promote.champion_history(settings) if e["event"] == "rollback"][-5:]
         if any(r["rollback"]["restored_at"] for r in records) else [],
         "empty_reason": None,

@@ -125,6 +125,11 @@ class AirflowApi:
         path = f"/dags/{dag_id}/dagRuns/{requests.utils.quote(run_id, safe='')}/taskInstances"
         return self.request("GET", path)["task_instances"]
 
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """A human-in-the-loop request of a task instance, with its answer once given."""
+        quoted = requests.utils.quote(run_id, safe="")
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/{map_index}/hitlDetails")
+
     def import_errors(self) -> list[dict[str, Any]]:
         return self.request("GET", "/importErrors")["import_errors"]
 

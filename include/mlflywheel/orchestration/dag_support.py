@@ -119,3 +119,60 @@ def spec(settings: Settings) -> DatasetSpec:
     from mlflywheel.datasets import load_spec
 
     return load_spec(settings)
+
+
+def hitl_answer(detail: dict[str, Any] | None) -> dict[str, str]:
+    """A human-in-the-loop request's answer (``GET .../hitlDetails`` of the approval task) as
+    Flywheel records it: ``answer`` approved | rejected | timed_out, ``by`` who answered, ``at`` when.
+
+    At the response timeout Airflow answers the request's defaults ("Reject") for no user.
+    """
+    detail = detail or {}
+    chosen = list(detail.get("chosen_options") or [])
+    if not chosen:
+        raise ValueError(f"the approval request has no answer yet: {detail!r}")
+    user = detail.get("responded_by_user") or None
+    at = detail.get("responded_at")
+    at_text = at.isoformat() if isinstance(at, dt.datetime) else str(at or "")
+    if user is None:
+        return {"answer": "timed_out", "by": "", "at": at_text}
+    name, ident = str(user.get("name") or ""), str(user.get("id") or "")
+    by = f"{name} ({ident})" if name and ident and name != ident else (name or ident)
+    return {"answer": "approved" if chosen == ["Approve"] else "rejected", "by": by, "at": at_text}
+
+
+APPROVAL_TASK_ID = "approve_promotion"
+
+
+def approval_answer(settings: Settings, run_id: str) -> dict[str, str]:
+    """The answer to `train` run ``run_id``'s approval request, read from Airflow's REST API.
+
+    (The approval task pushes no XCom when it resumes from waiting for input, so the request's
+    own record is the source.)"""
+    from mlflywheel.orchestration.airflow_api import api_from_connection
+
+    detail = api_from_connection(settings.airflow_conn_id).hitl_detail("train", run_id, APPROVAL_TASK_ID)
+    return hitl_answer(detail)
+
+
+def apply_approval_answer(
+    settings: Settings, gated: dict[str, Any], answer: dict[str, str], run_id: str
+) -> dict[str, Any]:
+    """Record ``answer`` on the gated candidate (and promote it if approved)."""
+    import logging
+
+    from mlflywheel.promote import apply_approval
+
+    logging.getLogger("mlflywheel").info("approval of v%s: %s", gated["candidate_version"], answer)
+    return apply_approval(
+        settings,
+        candidate_version=gated["candidate_version"],
+        answer=answer["answer"],
+        responded_by=answer["by"],
+        responded_at=answer["at"],
+        decided_by=f"airflow:train/{run_id}",
+    )
+
+
+COCKPIT_PATH = "/flywheel"  # where the API server mounts the cockpit's pages (plugins/flywheel_plugin.py)
+
