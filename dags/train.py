@@ -64,8 +64,6 @@ PARAMS = {
             "shadow": "Shadow: evaluate and record, never promote",
             "approval": "Approval: when the gate passes, a person approves in Required Actions",
         },
-        description="gate: promote when the gate passes; shadow: record, never promote; approval: a person "
-        "approves in Required Actions.",
         description_md="What happens when the candidate passes the gate. **gate** moves the `champion` "
         "alias at once; **shadow** records the gate's verdict and moves nothing; **approval** asks in "
         "Airflow's *Required Actions* (Approve promotes; Reject, or no answer within "

@@ -323,7 +323,7 @@ def record_and_move(
         reasons.append(f"shadow mode: the gate's verdict is {verdict}; champion alias not moved")
     elif awaiting:
         outcome = AWAITING_APPROVAL
-        reasons.append("the gate passed; the promotion waits for a person's approval in Airflow")
+        reasons.append("the gate passed, so the promotion waits for a person's approval in Airflow")
     elif verdict == gate.UNDECIDED:
         reasons.append(
             f"undecided: champion {('v' + champion_version) if champion_version else 'alias'} unchanged"
@@ -443,7 +443,11 @@ def approval_request(result: dict[str, Any], *, cockpit_url: str = "") -> dict[s
         "",
         *rows,
         "",
-        f"- {metric} difference: {result.get('difference')}, margin {result.get('margin')}; {interval}",
+        (
+            f"- {metric} difference: {result['difference']:+.4f} (margin {result.get('margin')}); {interval}"
+            if isinstance(result.get("difference"), int | float)
+            else f"- no champion to compare with: the floors decided ({interval})"
+        ),
         f"- holdout: {evidence.get('rows', 'n/a')} rows, {evidence.get('positives', 'n/a')} positives",
         *(f"- {reason}" for reason in result.get("reasons", [])),
         "",

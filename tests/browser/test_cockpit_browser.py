@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from mlflywheel import ledger
-from mlflywheel.devstack.stack import ADMIN_USER, EmbeddedStack, free_port
+from mlflywheel.devstack.stack import EmbeddedStack, free_port
 from mlflywheel.lake import keys, lake_from_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cockpit"))
+from airflow_ui import sign_in
 from cockpit_records import gate_version, register_version
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -77,11 +78,7 @@ def test_operator_opens_the_flywheel_page(stack: EmbeddedStack, tmp_path: Path) 
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{stack.api_url}/", wait_until="load")
-            page.locator('input[name="username"]').fill(ADMIN_USER)
-            page.locator('input[name="password"]').fill(stack.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{stack.api_url}/", timeout=60_000)
+            sign_in(page, stack)
 
             page.get_by_role("link", name="Flywheel").first.click()
             page.wait_for_url(f"{stack.api_url}/plugin/flywheel", timeout=30_000)

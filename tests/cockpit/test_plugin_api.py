@@ -23,7 +23,7 @@ import requests
 from cockpit_records import register_version
 from mlflywheel import ledger, registry
 from mlflywheel.cockpit import links
-from mlflywheel.devstack.stack import ADMIN_USER, EmbeddedStack, free_port
+from mlflywheel.devstack.stack import EmbeddedStack, free_port
 from mlflywheel.lake import keys, lake_from_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -52,11 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="module")
 def token(stack: EmbeddedStack) -> str:
-    answer = requests.post(
-        f"{stack.api_url}/auth/token", json={"username": ADMIN_USER, "password": stack.password}, timeout=30
-    )
-    answer.raise_for_status()
-    return answer.json()["access_token"]
+    return stack.api().token()
 
 
 def test_plugin_is_listed_with_its_views(stack: EmbeddedStack, token: str) -> None:

@@ -56,11 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="module")
 def token(stack: EmbeddedStack) -> str:
-    reply = requests.post(
-        f"{stack.api_url}/auth/token", json={"username": ADMIN_USER, "password": stack.password}, timeout=30
-    )
-    reply.raise_for_status()
-    return reply.json()["access_token"]
+    return stack.api().token()
 
 
 def version_tags(stack: EmbeddedStack, run_id: str) -> tuple[str, dict[str, str]]:

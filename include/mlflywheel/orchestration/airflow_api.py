@@ -64,9 +64,7 @@ class AirflowApi:
         for attempt in range(1, self.retries + 2):
             headers = dict(caller_headers)
             if auth:
-                if self._token is None:
-                    self._token = self._fetch_token()
-                headers["Authorization"] = f"Bearer {self._token}"
+                headers["Authorization"] = f"Bearer {self.token()}"
             try:
                 resp = self._session.request(method, url, timeout=self.timeout, headers=headers, **kwargs)
             except requests.RequestException as exc:
@@ -98,6 +96,12 @@ class AirflowApi:
                 return None
             return resp.json()
         raise AssertionError("unreachable")
+
+    def token(self) -> str:
+        """A bearer token for this client's user (fetched once, renewed on a 401 by requests)."""
+        if self._token is None:
+            self._token = self._fetch_token()
+        return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """An authenticated call to ``/api/v2`` + ``path``."""
