@@ -236,7 +236,8 @@ def _decode(data: bytes) -> tuple[str, list[str]]:
         if control and control.group() != "\x00":
             raise UnreadableFileError(
                 f"binary content: not UTF-8 text ({bad}) and control character "
-                f"{control.group()!r} at character {control.start()}"
+                f"{control.group()!r} at character {control.start()}",
+                records=0,
             )
         return text, [f"not UTF-8 ({bad} is invalid): decoded as {name}; check accented text"]
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
@@ -299,13 +300,13 @@ def _scan_csv(text: str, multiline: tuple[str, ...]) -> _Scan:
                     if ("\n" in cell or "\r" in cell) and name not in multiline
                 ]
                 if broken or len(record) > len(header):
-                    swallowed = sum(1 for line in lines[start - 1 : end] if line.strip())
-                    records += swallowed
+                    # Each swallowed line that holds a whole record's delimiters is a record of the file.
+                    whole = len(header) - 1
+                    records += max(1, sum(1 for line in lines[start - 1 : end] if line.count(delimiter) >= whole))
                     where = f"column {broken[0]}" if broken else "the record"
                     problems.append(
-                        f"a quote opened on line {start} closes on line {end}, merging {span} lines into one "
-                        f"cell of {where}: an unbalanced quote (cells may not hold line breaks unless "
-                        "their column is declared multiline)"
+                        f"a quoted cell of {where} runs from line {start} to line {end} ({span} lines): a quote "
+                        "left open merges records (cells may hold line breaks only in a column declared multiline)"
                     )
                     continue
             records += 1
@@ -324,11 +325,13 @@ def _read_csv(data: bytes, *, multiline: tuple[str, ...]) -> LandingTable:
         raise UnreadableFileError(f"{kind} where plain CSV text was expected", records=_records_in(data))
     text, notes = _decode(data)
     if "\x00" in text:
-        scan = _scan_csv(text.replace("\x00", ""), multiline)
+        stripped = text.replace("\x00", "")
+        # NUL bytes in text: the records around them count; with other control characters it is binary.
+        records = 0 if _CONTROL.search(stripped) else _scan_csv(stripped, multiline).records
         raise UnreadableFileError(
             f"binary content (NUL bytes) in a text file: {text.count(chr(0))} NUL characters, "
             f"the first at character {text.index(chr(0))}",
-            records=scan.records,
+            records=records,
         )
     scan = _scan_csv(text, multiline)
     if scan.header is None:
@@ -351,9 +354,10 @@ def _read_csv(data: bytes, *, multiline: tuple[str, ...]) -> LandingTable:
 
 
 def _records_in(data: bytes) -> int:
-    """Best-effort count of the records in a file that is not plain CSV text: the rows of a
+    """Best-effort count of the records in a file that cannot be read as a table: the rows of a
     Parquet file; the records of compressed text (what can still be decompressed: a lower bound
-    for a truncated stream); else 0."""
+    for a truncated stream); the records of text that does not decode (read leniently); 0 for
+    binary content."""
     if data.startswith(PARQUET_MAGIC):
         try:
             return len(frame_from_parquet(data))
@@ -370,17 +374,18 @@ def _records_in(data: bytes) -> int:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = archive.namelist()
                 data = archive.read(names[0]) if len(names) == 1 else b""
-        else:
-            return 0
     except (zlib.error, OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile, KeyError):
         return 0
     if _container_kind(data) is not None:
         return 0
     try:
         text, _ = _decode(data)
-    except UnreadableFileError:
-        return 0
-    return _scan_csv(text.replace("\x00", ""), ()).records
+    except UnreadableFileError as exc:
+        if exc.records is not None:
+            return exc.records
+        text = data.decode("utf-8", errors="replace")  # e.g. bad bytes after a byte order mark
+    text = text.lstrip("\ufeff").replace("\x00", "")
+    return 0 if _CONTROL.search(text) else _scan_csv(text, ()).records
 
 
 def normalise(
