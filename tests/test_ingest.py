@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflywheel import ledger
 from mlflywheel.datasets import get_spec
-from mlflywheel.datasets.landing import land_bytes, land_frame, landing_key
+from mlflywheel.datasets.landing import frame_to_csv_bytes, land_bytes, land_frame, landing_key
 from mlflywheel.datasets.upstreams.csv_replay import LOANS_CSV, replay_csv
 from mlflywheel.datasets.upstreams.faults import EXTRA_COLUMN, apply_fault
 from mlflywheel.datasets.upstreams.transactions import generate_day
@@ -210,3 +210,125 @@ def test_derived_row_id_only_without_an_id_column(lake):
     assert raw[ROW_ID_COLUMN].tolist() == [f"{DAY.isoformat()}:{r}" for r in raw[ROW_COLUMN]]
     ingest_partition(lake, no_id, DAY, run_id="again")  # a re-run gives the same ids
     assert read_raw(lake, no_id, DAY)[ROW_ID_COLUMN].tolist() == raw[ROW_ID_COLUMN].tolist()
+
+
+# --- hardening: bad input is read value by value, record by record ------------------------------
+
+
+def _csv_lines(rows: int = 200, seed: int = 11) -> list[str]:
+    return frame_to_csv_bytes(generate_day(DAY, rows, seed=seed)).decode().splitlines()
+
+
+def _land_lines(lake, lines: list[str], encoding: str = "utf-8") -> None:
+    land_bytes(lake, SPEC, DAY, ("\n".join(lines) + "\n").encode(encoding))
+
+
+def test_int_overflow_is_a_coercion_error_not_a_crash(lake):
+    lines = _csv_lines(4)
+    header = lines[0].split(",")
+    age = header.index("account_age_days")
+    values = ["9223372036854775808", "1e20", "9223372036854775807", "-9223372036854775809"]
+    for i, value in enumerate(values, start=1):
+        cells = lines[i].split(",")
+        cells[age] = value
+        lines[i] = ",".join(cells)
+    _land_lines(lake, lines)
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "raw" and result["rows_in"] == 4 and result["coercion_errors"] == 3
+    raw = read_raw(lake, SPEC, DAY)
+    assert raw["account_age_days"][2] == 2**63 - 1  # the largest int64, read exactly
+    errors = [json.loads(e) if e else None for e in raw[COERCION_ERRORS_COLUMN]]
+    assert errors[0] == {"account_age_days": "9223372036854775808"} and errors[1] == {"account_age_days": "1e20"}
+    assert errors[2] is None and errors[3] == {"account_age_days": "-9223372036854775809"}
+
+
+def test_quote_spanning_rows_is_caught_not_merged(lake):
+    lines = _csv_lines(200)
+    header = lines[0].split(",")
+    customer = header.index("customer_id")
+    for row, text in ((11, '"c-open'), (81, 'c-close"')):
+        cells = lines[row].split(",")
+        cells[customer] = text
+        lines[row] = ",".join(cells)
+    _land_lines(lake, lines)
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "quarantined"
+    assert result["rows_in"] == result["rows_quarantined"] == 200  # the records truly in the file
+    [reason] = result["reasons"]
+    assert "quote" in reason and "line 12" in reason and "line 82" in reason, reason
+
+
+def test_each_timestamp_is_read_with_its_own_offset(lake):
+    csv = (
+        "transaction_id,event_time\n"
+        "t1,2026-11-05T10:00:00+05:30\n"
+        "t2,2026-11-05T12:00:00\n"
+        "t3,2026-11-05 13:00:00-02:00\n"
+        "t4,2026-11-05T14:00:00Z\n"
+        "t5,2026-11-05T15:00:00\n"
+    )
+    land_bytes(lake, SPEC, DAY, csv.encode())
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    times = read_raw(lake, SPEC, DAY)["event_time"].tolist()
+    assert times == [
+        pd.Timestamp(t, tz="UTC")
+        for t in ("2026-11-05 04:30", "2026-11-05 12:00", "2026-11-05 15:00", "2026-11-05 14:00", "2026-11-05 15:00")
+    ]
+
+
+def test_na_words_keep_their_text_in_text_columns(lake):
+    csv = "transaction_id,customer_id,amount\nNA,null,NA\nnull,None,\nNone,N/A,1.5\n"
+    land_bytes(lake, SPEC, DAY, csv.encode())
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    raw = read_raw(lake, SPEC, DAY)
+    assert raw["transaction_id"].tolist() == ["NA", "null", "None"]
+    assert raw["customer_id"].tolist() == ["null", "None", "N/A"]
+    assert raw["amount"].isna().tolist() == [True, True, False]  # a number column reads NA words as empty
+    assert raw[COERCION_ERRORS_COLUMN].isna().all()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-16-be", "utf-32"])
+def test_text_encodings_with_a_byte_order_mark_are_read(lake, encoding):
+    lines = _csv_lines(200)
+    data = ("\n".join(lines) + "\n").encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    land_bytes(lake, SPEC, DAY, data)
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "raw" and result["rows_in"] == 200 and result["coercion_errors"] == 0
+    assert list(read_raw(lake, SPEC, DAY).columns[: len(SPEC.column_names)]) == SPEC.column_names
+
+
+def test_latin1_is_read_by_fallback_with_a_note(lake):
+    lines = _csv_lines(200)
+    lines[5] = lines[5].replace("c-", "Zoë-", 1)
+    _land_lines(lake, lines, encoding="latin-1")
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "raw" and result["rows_in"] == 200
+    assert any("not UTF-8" in note and "Windows-1252" in note for note in result["notes"]), result["notes"]
+    assert "Zoë-" in read_raw(lake, SPEC, DAY)["customer_id"][4]
+    assert lake.manifest("raw", SPEC.name, DAY)["notes"] == result["notes"]
+
+
+def test_unreadable_files_count_the_records_they_hold(lake):
+    lines = _csv_lines(200)
+    text = "\n".join(lines) + "\n"
+    with_nul = text.replace("\n", "\x00\n", 3).encode()
+    land_bytes(lake, SPEC, DAY, with_nul)
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "quarantined" and result["rows_in"] == 200
+    assert "NUL" in next(iter(result["reasons"]))
+
+    parquet = frame_to_parquet(generate_day(DAY, 200, seed=11))
+    land_bytes(lake, SPEC, DAY, parquet)  # a Parquet file delivered as data.csv
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "quarantined" and result["rows_in"] == 200
+    assert "Parquet" in next(iter(result["reasons"]))
+
+
+def test_excel_sep_line_is_not_a_record(lake):
+    lines = _csv_lines(50)
+    land_bytes(lake, SPEC, DAY, ("sep=;\n" + "\n".join(line.replace(",", ";") for line in lines) + "\n").encode())
+    result = ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert result["status"] == "raw" and result["rows_in"] == 50 and result["coercion_errors"] == 0
+    assert list(read_raw(lake, SPEC, DAY).columns[: len(SPEC.column_names)]) == SPEC.column_names

@@ -355,3 +355,47 @@ def test_build_suite_needs_no_active_gx_context():
     finally:
         project_manager.set_project(current)
     assert suite.name == f"transactions.dt={DAY.isoformat()}"
+
+
+# --- hardening -----------------------------------------------------------------------------------
+
+
+def test_an_unknown_underscore_column_fails_the_column_check(lake):
+    summary = run(lake, clean_frame().assign(_note="from upstream"))
+    assert summary["status"] == "quarantined"
+    assert any("unexpected _note" in f for f in summary["partition_failures"]), summary["partition_failures"]
+    assert_nothing_lost(lake, summary, ROWS)
+
+
+def test_the_pipelines_own_meta_columns_are_not_extra(lake):
+    frame = clean_frame()
+    frame["_row_id"] = [f"{DAY}:{i}" for i in range(ROWS)]
+    assert run(lake, frame)["status"] == "validated"
+
+
+def test_overflow_is_named_in_the_row_reason(lake):
+    frame = clean_frame()
+    frame.loc[4, "account_age_days"] = pd.NA
+    frame.loc[4, "_coercion_errors"] = json.dumps({"account_age_days": "9223372036854775808"})
+    frame.loc[5, "account_age_days"] = pd.NA
+    frame.loc[5, "_coercion_errors"] = json.dumps({"account_age_days": "12.5"})
+    run(lake, frame)
+    reasons = quarantine(lake).set_index("_row")["_quarantine_reasons"]
+    assert "account_age_days='9223372036854775808' is beyond the 64-bit int range (overflow)" in reasons[4]
+    assert "account_age_days='12.5' is not a whole number" in reasons[5]
+
+
+def test_text_rules_of_the_spec(lake):
+    import dataclasses
+
+    ruled = dataclasses.replace(SPEC, max_text_length=50, reject_formulas=True)
+    frame = clean_frame()
+    frame.loc[8, "customer_id"] = "x" * 1_000_000
+    frame.loc[9, "customer_id"] = '=HYPERLINK("http://evil.example","click")'
+    frame.loc[10, "customer_id"] = "@SUM(A1:A2)"
+    write_raw(lake, frame)
+    summary = validation.validate_partition(lake, ruled, DAY, run_id="run-1")
+    assert summary["status"] == "partially_quarantined" and summary["rows_quarantined"] == 3
+    assert summary["reasons"]["customer_id longer than 50 characters"] == 1
+    formula = next(r for r in summary["reasons"] if "spreadsheet formula" in r)
+    assert summary["reasons"][formula] == 2

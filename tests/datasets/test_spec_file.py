@@ -170,11 +170,11 @@ def test_unknown_keys_everywhere(tmp_path: Path) -> None:
     assert error_of(tmp_path, lambda d: d.update(timestamp="when")) == (
         "F: timestamp: unknown key (did you mean 'timestamp_column'?); known keys: name, description, columns, "
         "id_column, timestamp_column, target, categorical_features, numeric_features, landing_format, "
-        "extra_expectations, drift, performance"
+        "extra_expectations, drift, performance, max_text_length, reject_formulas"
     )
     assert error_of(tmp_path, lambda d: d["columns"][1].update(nulable=True)) == (
         "F: columns[1].nulable: unknown key (did you mean 'nullable'?); known keys: name, dtype, nullable, "
-        "min, max, categories, description"
+        "min, max, categories, description, multiline, max_length, reject_formulas"
     )
     assert error_of(tmp_path, lambda d: d.update(drift={"monitor": ["site"]})).startswith(
         "F: drift.monitor: unknown key (did you mean 'monitored'?); known keys: monitored, exclude, p_value,"

@@ -16,6 +16,8 @@ from mlflywheel.lake.keys import META_PREFIX, ROW_ID_COLUMN
 
 DType = Literal["string", "int", "float", "datetime"]
 DTYPES = ("string", "int", "float", "datetime")
+# Text a spreadsheet would run as a formula (CSV injection), for the reject_formulas rule.
+FORMULA_PATTERN = r"^[=+\-@\t\r]"
 CATEGORICAL_DTYPES = ("string", "int")  # dtypes a closed vocabulary can be declared for
 _CATEGORY_TYPES = {"string": (str,), "int": (int,)}
 
@@ -40,11 +42,27 @@ class Column:
     # ``string`` column, whole numbers for an ``int`` column.
     categories: tuple[str | int, ...] | None = None
     description: str = ""
+    # Text rules (string columns): cells may hold line breaks only in a multiline column (else a
+    # quote left open across lines is caught); a longest allowed text; text that a spreadsheet
+    # would run as a formula (leading =, +, -, @, tab, carriage return) refused. ``None``: the
+    # dataset's ``max_text_length`` / ``reject_formulas``.
+    multiline: bool = False
+    max_length: int | None = None
+    reject_formulas: bool | None = None
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
         if self.dtype not in DTYPES:
             raise SpecError(f"{where}: dtype {self.dtype!r} not in {DTYPES}", field="dtype")
+        for rule, on in (
+            ("multiline", self.multiline),
+            ("max_length", self.max_length is not None),
+            ("reject_formulas", self.reject_formulas is not None),
+        ):
+            if on and self.dtype != "string":
+                raise SpecError(f"{where}: {rule} applies to string columns, not {self.dtype}", field=rule)
+        if self.max_length is not None and (isinstance(self.max_length, bool) or self.max_length < 1):
+            raise SpecError(f"{where}: max_length must be a whole number >= 1", field="max_length")
         if (self.min is not None or self.max is not None) and self.dtype not in ("int", "float"):
             raise SpecError(f"{where}: min and max apply to int and float columns, not {self.dtype}", field="min")
         for bound in ("min", "max"):
@@ -192,8 +210,13 @@ class DatasetSpec:
     extra_expectations: tuple[Expectation, ...] = field(default_factory=tuple)
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     performance: PerformancePolicy = field(default_factory=PerformancePolicy)
+    # Text rules for every string column (a column's own max_length / reject_formulas wins).
+    max_text_length: int | None = None
+    reject_formulas: bool = False
 
     def __post_init__(self) -> None:
+        if self.max_text_length is not None and (isinstance(self.max_text_length, bool) or self.max_text_length < 1):
+            raise self._fail("max_text_length must be a whole number >= 1", "max_text_length")
         self._check_name_and_columns()
         self._check_roles()
         self._check_features()
@@ -272,6 +295,28 @@ class DatasetSpec:
         if name not in self.column_names:
             raise self._fail(f"{field_name} {name!r} is not a column", field_name)
 
+    def _text_rules(self, c: Column) -> list[Expectation]:
+        if c.dtype != "string":
+            return []
+        out = []
+        max_length = c.max_length if c.max_length is not None else self.max_text_length
+        if max_length is not None:
+            out.append(
+                Expectation.rows(
+                    "expect_column_value_lengths_to_be_between", f"{c.name} longer than {max_length} characters",
+                    column=c.name, max_value=max_length,
+                )
+            )
+        if c.reject_formulas if c.reject_formulas is not None else self.reject_formulas:
+            out.append(
+                Expectation.rows(
+                    "expect_column_values_to_not_match_regex",
+                    f"{c.name} looks like a spreadsheet formula (starts with =, +, -, @, tab or carriage return)",
+                    column=c.name, regex=FORMULA_PATTERN,
+                )
+            )
+        return out
+
     @property
     def row_id_column(self) -> str:
         """The column that identifies a row: the declared id, else the derived id that ingest
@@ -323,6 +368,7 @@ class DatasetSpec:
                         column=c.name, min_value=c.min, max_value=c.max,
                     )
                 )
+            out.extend(self._text_rules(c))
             if c.categories:
                 out.append(
                     Expectation.rows(

@@ -24,8 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
 
-# The meta columns the suite expects next to the schema columns (others are dropped before GX).
+# The meta columns the suite expects next to the schema columns (the pipeline's others are dropped
+# before GX; any other column, "_" or not, is the upstream's and must fail the column check).
 SUITE_META_COLUMNS = (keys.ROW_COLUMN, keys.COERCION_ERRORS_COLUMN)
+PIPELINE_META_COLUMNS = (*SUITE_META_COLUMNS, keys.ROW_ID_COLUMN, keys.QUARANTINE_REASONS_COLUMN)
 COERCION_REASON = "value could not be read as its type"
 
 

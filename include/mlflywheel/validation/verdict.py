@@ -14,10 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlflywheel.datasets.cells import explain
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import keys
 from mlflywheel.validation.errors import ValidationError
-from mlflywheel.validation.suite import COERCION_REASON, SUITE_META_COLUMNS
+from mlflywheel.validation.suite import COERCION_REASON, PIPELINE_META_COLUMNS, SUITE_META_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -101,7 +102,9 @@ def outcomes(result: ExpectationSuiteValidationResult, frame: pd.DataFrame) -> l
 def _coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
     """The generic reason plus each unreadable value's original text.
 
-    E.g. ``value could not be read as its type: amount='abc' is not a valid float``.
+    E.g. ``value could not be read as its type: amount='abc' is not a valid float`` or
+    ``account_age_days='1e20' is beyond the 64-bit int range (overflow)``
+    (:func:`mlflywheel.datasets.cells.explain`).
     """
     try:
         errors = json.loads(errors_text)
@@ -111,8 +114,8 @@ def _coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
         return f"{COERCION_REASON}: {str(errors_text)[:_MAX_ORIGINAL_TEXT]!r}"
     names = set(spec.column_names)
     details = [
-        f"{column}={str(original)[:_MAX_ORIGINAL_TEXT]!r} is not a valid "
-        f"{spec.column(column).dtype if column in names else 'value'}"
+        f"{column}={str(original)[:_MAX_ORIGINAL_TEXT]!r} "
+        + (explain(original, spec.column(column).dtype) if column in names else "is not a valid value")
         for column, original in errors.items()
     ]
     return f"{COERCION_REASON}: {', '.join(details)}"
@@ -135,7 +138,7 @@ def judge(
     rows_in = len(frame)
     schema = spec.column_names
     missing = [c for c in schema if c not in frame.columns]
-    extra = [c for c in frame.columns if not keys.is_meta_column(c) and c not in schema]
+    extra = [c for c in frame.columns if c not in PIPELINE_META_COLUMNS and c not in schema]
 
     partition_failures: list[str] = []
     row_reasons: dict[int, list[str]] = {}
@@ -202,8 +205,9 @@ def prepare(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def suite_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    # Only the suite's meta columns go to GX, so stray "_" columns never fail the column check.
-    keep = [c for c in frame.columns if not keys.is_meta_column(c) or c in SUITE_META_COLUMNS]
+    # Of the pipeline's meta columns only the suite's go to GX; any other column (an upstream's
+    # "_note" too) reaches the column check.
+    keep = [c for c in frame.columns if c not in PIPELINE_META_COLUMNS or c in SUITE_META_COLUMNS]
     return frame[keep]
 
 

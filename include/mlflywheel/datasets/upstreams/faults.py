@@ -27,7 +27,7 @@ FAULTS = (
     "empty",
 )
 
-EXTRA_COLUMN = "merchant_note"  # no leading underscore: meta columns are exempt from the schema check
+EXTRA_COLUMN = "merchant_note"  # any column the schema does not know fails the column check
 BAD_NUMBER_TEXTS = ("abc", "twelve", "1.2.3", "#REF!", "12,50 EUR")  # none is a pandas NA token
 
 
