@@ -352,7 +352,8 @@ def test_blank_variable_sets_a_text_field_to_empty_while_an_empty_one_is_unset(d
         ("dataset", " "), ("dataset", "../etc"), ("mlflow_experiment", " "), ("ledger_table", " "),
         ("airflow_conn_id", " "), ("airflow_api_url", "localhost:8080"), ("airflow_api_url", "ftp://x"),
         ("lake_uri", "gs://bucket/lake"), ("lake_uri", "s3:///no-bucket"),
-        ("s3_endpoint_url", "minio:9000"),
+        ("s3_endpoint_url", "minio:9000"), ("s3_endpoint_url", "http://minio:9000/?token=abc"),
+        ("s3_endpoint_url", "http://key:secret@minio:9000"),
         ("source_postgres_uri", "mysql://u@h/db"), ("ledger_uri", "http://h/db"),
         ("start_date", "2026-13-01"), ("start_date", "yesterday"),
         ("ingest_schedule", "every day"), ("train_schedule", "0 2 * *"), ("drift_schedule", " "),
@@ -460,7 +461,7 @@ def secret_settings(data_dir: Path) -> Settings:
             source_table="t",
             ledger_uri=f"host=db dbname=ledger user=flywheel password={SECRET}",
             mlflow_tracking_uri=f"https://ci:{SECRET}@mlflow.example/?token={SECRET}",
-            s3_endpoint_url=f"https://s3.example:9000/?X-Amz-Security-Token={SECRET}&region=eu",
+            dataset_spec=f"https://specs.example/x.yaml?X-Amz-Security-Token={SECRET}&region=eu",
             lake_uri="s3://bucket/lake",
         )
     )

@@ -114,8 +114,8 @@ class Settings:
     mlflow_tracking_uri: str = ""  # default: sqlite:///<data_dir>/mlflow/mlflow.db
     mlflow_artifact_root: str = ""  # default: <data_dir>/mlflow/artifacts
     mlflow_experiment: str = "flywheel"
-    # MLflow REST calls: (retries + 1) x timeout + backoff (0 s, 2 s, ...) each (~34 s by default).
-    mlflow_http_timeout_seconds: int = 10  # MLflow takes whole seconds (connect and read)
+    # MLflow REST calls: (retries + 1) x 2 x timeout + backoff (0 s, 2 s, ...) at most (~51 s by default).
+    mlflow_http_timeout_seconds: int = 8  # whole seconds (MLflow), to connect and again to read
     mlflow_http_max_retries: int = 2
     mlflow_http_backoff_factor: int = 1
     model_name: str = ""  # default: flywheel-<dataset>
@@ -397,6 +397,15 @@ def _uri(schemes: tuple[str, ...], words: str, *, host: bool = True, empty: bool
     return Check(words + (" (or empty)" if empty else ""), ok)
 
 
+def _s3_endpoint(v: str) -> bool:
+    if v == "":
+        return True
+    if not _uri(("http", "https"), "").ok(v):
+        return False
+    parts = urlsplit(v)
+    return not (parts.query or parts.fragment or "@" in parts.netloc)
+
+
 def _lake_uri(v: str) -> bool:
     try:
         parts = urlsplit(v)
@@ -483,7 +492,11 @@ CHECKS: dict[str, Check] = {
     # where things live
     "data_dir": Check("a folder path", lambda v: str(v) != ""),
     "lake_uri": Check("file:///path, a plain path or s3://bucket/prefix", _lake_uri),
-    "s3_endpoint_url": _uri(("http", "https"), "an http(s)://host[:port] URL", empty=True),
+    "s3_endpoint_url": Check(
+        "an http(s)://host[:port] URL without user, password or query string (botocore refuses a query; "
+        "credentials belong in the AWS_* variables or Kubernetes secrets) (or empty)",
+        _s3_endpoint,
+    ),
     "s3_connect_timeout_seconds": _number(0, 600, low_open=True),
     "s3_read_timeout_seconds": _number(0, 3600, low_open=True),
     "s3_max_attempts": _integer(1, 20),

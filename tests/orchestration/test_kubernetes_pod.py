@@ -336,9 +336,14 @@ def test_zero_gpus_means_no_gpu_limit():
             "FLYWHEEL_MLFLOW_TRACKING_URI=.*carries a credential",
         ),
         (
-            "FLYWHEEL_S3_ENDPOINT_URL",
+            "FLYWHEEL_S3_ENDPOINT_URL",  # refused when loaded already: botocore takes no query string
             f"https://s3.example:9000/?X-Amz-Security-Token={PLANTED_SECRET}",
-            "FLYWHEEL_S3_ENDPOINT_URL=.*carries a credential",
+            "FLYWHEEL_S3_ENDPOINT_URL=.*expected .*without user, password or query string",
+        ),
+        (
+            "FLYWHEEL_DATASET_SPEC",
+            f"https://specs.example/spec.yaml?X-Amz-Signature={PLANTED_SECRET}",
+            "FLYWHEEL_DATASET_SPEC=.*carries a credential",
         ),
         (
             "FLYWHEEL_MLFLOW_TRACKING_URI",
