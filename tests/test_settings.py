@@ -311,12 +311,198 @@ def test_to_env_round_trips_non_default_values(data_dir: Path) -> None:
     assert Settings.from_env(again.to_env()) == s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: to_env writes '' for a field set to the empty string, and from_env ignores empty "
-    "variables, so a non-empty default (here k8s_secrets) comes back instead",
-)
 def test_to_env_round_trips_an_emptied_field(data_dir: Path) -> None:
     # An empty k8s_secrets means "expose no secrets to the training pod".
     s = Settings(data_dir=data_dir, k8s_secrets="")
     assert Settings.from_env(s.to_env()) == s
+    for name in ("k8s_node_selector", "k8s_tolerations", "dataset_spec", "source_table"):
+        emptied = Settings(data_dir=data_dir, **{name: ""})
+        assert Settings.from_env(emptied.to_env()) == emptied, name
+
+
+def test_blank_variable_sets_a_text_field_to_empty_while_an_empty_one_is_unset(data_dir: Path) -> None:
+    # ${VAR:-} in a compose file gives "": the default applies. Only blanks mean "empty on purpose".
+    assert Settings.from_env(env_for(data_dir, k8s_secrets="")).k8s_secrets == "flywheel-mlflow,flywheel-s3"
+    assert Settings.from_env(env_for(data_dir, k8s_secrets="  ")).k8s_secrets == ""
+
+
+# --- every value checked when loaded (issue 9, item 10) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("floor_pr_auc", "nan"), ("floor_pr_auc", "1.5"), ("floor_pr_auc", "-0.1"),
+        ("floor_roc_auc", "inf"), ("floor_roc_auc", "NaN"),
+        ("gate_margin", "-0.01"), ("gate_margin", "nan"), ("gate_margin", "1"),
+        ("max_failed_row_fraction", "7"), ("max_failed_row_fraction", "-0.5"), ("max_failed_row_fraction", "nan"),
+        ("gate_confidence", "0"), ("gate_confidence", "1"), ("gate_confidence", "nan"),
+        ("learning_rate", "0"), ("learning_rate", "-1e-3"), ("learning_rate", "inf"),
+        ("landing_timeout_hours", "0"), ("landing_timeout_hours", "-inf"),
+        ("approval_timeout_hours", "nan"),
+        ("drift_cooldown_hours", "-1"), ("drift_cooldown_hours", "nan"),
+        ("epochs", "0"), ("window_days", "0"), ("batch_size", "0"), ("min_steps_per_epoch", "0"),
+        ("min_training_rows", "0"), ("reference_sample_size", "0"), ("seed", "-1"),
+        ("landing_poke_seconds", "0"), ("task_retries", "-1"), ("retry_delay_seconds", "-5"),
+        ("training_timeout_minutes", "0"), ("k8s_gpus", "-1"), ("k8s_startup_timeout_seconds", "0"),
+        ("gate_min_holdout_rows", "0"), ("gate_min_holdout_positives", "0"), ("gate_bootstrap_samples", "0"),
+        ("gate_holdout_extra_days", "-1"),
+        ("drift_window_days", "0"), ("drift_max_rows", "0"), ("drift_retrain_window_days", "0"),
+        ("drift_retrain_wait_days", "-1"),
+        ("dataset", " "), ("dataset", "../etc"), ("mlflow_experiment", " "), ("ledger_table", " "),
+        ("airflow_conn_id", " "), ("airflow_api_url", "localhost:8080"), ("airflow_api_url", "ftp://x"),
+        ("lake_uri", "gs://bucket/lake"), ("lake_uri", "s3:///no-bucket"),
+        ("s3_endpoint_url", "minio:9000"), ("s3_endpoint_url", "http://minio:9000/?token=abc"),
+        ("s3_endpoint_url", "http://key:secret@minio:9000"),
+        ("source_postgres_uri", "mysql://u@h/db"), ("ledger_uri", "http://h/db"),
+        ("start_date", "2026-13-01"), ("start_date", "yesterday"),
+        ("ingest_schedule", "every day"), ("train_schedule", "0 2 * *"), ("drift_schedule", " "),
+        ("k8s_namespace", "Flywheel_NS"), ("k8s_image", " "), ("k8s_image_pull_policy", "Sometimes"),
+        ("k8s_service_account", "Bad Account"), ("k8s_cpu_request", "four"), ("k8s_cpu_limit", "-8"),
+        ("k8s_memory_request", "16 GB"), ("k8s_memory_limit", "lots"),
+        ("k8s_node_selector", "gpu=true"), ("k8s_node_selector", '{"gpu": true}'),
+        ("k8s_tolerations", '{"key": "gpu"}'), ("k8s_tolerations", "[1, 2]"),
+        ("k8s_secrets", "flywheel-s3,Bad_Name"), ("k8s_pool", " "), ("k8s_conn_id", " "),
+        ("s3_connect_timeout_seconds", "0"), ("s3_connect_timeout_seconds", "nan"),
+        ("s3_read_timeout_seconds", "-1"), ("s3_read_timeout_seconds", "inf"), ("s3_max_attempts", "0"),
+        ("mlflow_http_timeout_seconds", "0"), ("mlflow_http_max_retries", "-1"),
+        ("mlflow_http_max_retries", "11"), ("mlflow_http_backoff_factor", "-1"),
+        ("postgres_connect_timeout_seconds", "1"), ("postgres_statement_timeout_seconds", "0"),
+    ],
+)  # fmt: skip
+def test_out_of_range_value_is_refused_naming_variable_value_and_what_is_allowed(
+    data_dir: Path, field: str, raw: str
+) -> None:
+    key = PREFIX + field.upper()
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env_for(data_dir, **{field: raw}))
+    message = str(info.value)
+    assert key in message
+    assert info.value.problems and all(key in p for p in info.value.problems)
+    assert "expected" in message  # says what is allowed
+
+
+def test_every_field_has_a_deliberate_check() -> None:
+    from mlflywheel.settings import CHECKS
+
+    assert set(CHECKS) == {f.name for f in dataclasses.fields(Settings)}
+
+
+def test_all_bad_values_are_reported_together(data_dir: Path) -> None:
+    env = env_for(
+        data_dir, floor_pr_auc="nan", gate_margin="-0.1", max_failed_row_fraction="7", epochs="eight", seed="-3"
+    )
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    problems = info.value.problems
+    assert len(problems) == 5, problems
+    for key, shown in [
+        ("FLYWHEEL_FLOOR_PR_AUC", "nan"),
+        ("FLYWHEEL_GATE_MARGIN", "-0.1"),
+        ("FLYWHEEL_MAX_FAILED_ROW_FRACTION", "7"),
+        ("FLYWHEEL_EPOCHS", "'eight'"),
+        ("FLYWHEEL_SEED", "-3"),
+    ]:
+        (line,) = [p for p in problems if p.startswith(key + "=")]
+        assert shown in line and "expected" in line
+    assert str(info.value).count("\n") >= 5  # one line per problem
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("floor_pr_auc", "0"), ("floor_pr_auc", "1"), ("gate_margin", "0"), ("max_failed_row_fraction", "0"),
+        ("max_failed_row_fraction", "1"), ("task_retries", "0"), ("retry_delay_seconds", "0"), ("seed", "0"),
+        ("k8s_gpus", "0"), ("drift_cooldown_hours", "0"), ("gate_holdout_extra_days", "0"),
+        ("drift_retrain_wait_days", "0"), ("ingest_schedule", "@daily"), ("train_schedule", "*/15 2-4 * * 1-5"),
+        ("k8s_cpu_request", "500m"), ("k8s_memory_limit", "1.5Gi"), ("k8s_memory_request", "128974848"),
+        ("k8s_node_selector", "{}"), ("k8s_tolerations", "[]"), ("k8s_secrets", " "),
+        ("lake_uri", "s3://bucket"), ("lake_uri", "/srv/lake"), ("s3_endpoint_url", "https://s3.example:9000"),
+        ("source_postgres_uri", "postgres://u@h:5432/db"), ("ledger_uri", "postgresql://u@h/db?sslmode=require"),
+        ("dataset", "my_data.v2"), ("mlflow_http_max_retries", "0"), ("s3_read_timeout_seconds", "0.5"),
+    ],
+)  # fmt: skip
+def test_edge_values_inside_the_range_are_accepted(data_dir: Path, field: str, value: str) -> None:
+    Settings.from_env(env_for(data_dir, **{field: value}))
+
+
+def test_direct_construction_checks_types_and_ranges(data_dir: Path) -> None:
+    with pytest.raises(SettingsError, match=r"FLYWHEEL_EPOCHS='3': expected an integer"):
+        Settings(data_dir=data_dir, epochs="3")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="FLYWHEEL_K8S_IN_CLUSTER"):
+        Settings(data_dir=data_dir, k8s_in_cluster="false")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="FLYWHEEL_FLOOR_PR_AUC=nan"):
+        Settings(data_dir=data_dir, floor_pr_auc=float("nan"))
+    with pytest.raises(SettingsError, match="FLYWHEEL_EPOCHS"):
+        Settings(data_dir=data_dir, epochs=True)  # a bool is not a count
+    # A whole number for a float field is taken, as a float.
+    s = Settings(data_dir=data_dir, floor_pr_auc=0)
+    assert s.floor_pr_auc == 0.0 and type(s.floor_pr_auc) is float
+
+
+def test_nan_floor_can_no_longer_disable_the_gate(data_dir: Path) -> None:
+    # The issue's case: nan compared False with everything, so no candidate ever fell below the floor.
+    for raw in ("nan", "NaN", "inf", "-inf"):
+        with pytest.raises(SettingsError, match="FLYWHEEL_FLOOR_PR_AUC"):
+            Settings.from_env(env_for(data_dir, floor_pr_auc=raw))
+
+
+# --- secrets never in repr or logs (issue 9, item 12) ----------------------------------------------
+
+SECRET = "s3cr3t-Pa55"
+
+
+def secret_settings(data_dir: Path) -> Settings:
+    return Settings.from_env(
+        env_for(
+            data_dir,
+            source="postgres",
+            source_postgres_uri=f"postgresql://flywheel:{SECRET}@db:5432/source",
+            source_table="t",
+            ledger_uri=f"host=db dbname=ledger user=flywheel password={SECRET}",
+            mlflow_tracking_uri=f"https://ci:{SECRET}@mlflow.example/?token={SECRET}",
+            dataset_spec=f"https://specs.example/x.yaml?X-Amz-Security-Token={SECRET}&region=eu",
+            lake_uri="s3://bucket/lake",
+        )
+    )
+
+
+def test_repr_and_str_hide_passwords_and_tokens(data_dir: Path) -> None:
+    s = secret_settings(data_dir)
+    for text in (repr(s), str(s), f"{s}", f"{s!r}"):
+        assert SECRET not in text
+        assert "postgresql://flywheel:***@db:5432/source" in text
+        assert "X-Amz-Security-Token=***&region=eu" in text
+    # The object itself still holds the real values.
+    assert SECRET in s.source_postgres_uri
+
+
+def test_redacted_env_is_for_logs_and_to_env_keeps_real_values(data_dir: Path) -> None:
+    s = secret_settings(data_dir)
+    assert SECRET in s.to_env()["FLYWHEEL_SOURCE_POSTGRES_URI"]  # the child process needs it
+    shown = s.redacted_env()
+    assert set(shown) == set(s.to_env())
+    assert SECRET not in repr(shown)
+    assert shown["FLYWHEEL_LEDGER_URI"] == "host=db dbname=ledger user=flywheel password=***"
+    assert shown["FLYWHEEL_LAKE_URI"] == "s3://bucket/lake"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@h:5432/db?sslmode=require", "postgresql://u@h:5432/db?sslmode=require"),
+        ("https://h/?token=abc&sslmode=require", "https://h/?token=***&sslmode=require"),
+        ("https://h/path?sig=abc#frag", "https://h/path?sig=***#***"),
+        ("https://:pw@h/", "https://:***@h/"),
+        ("host=h password='a b' user=u", "host=h password=*** user=u"),
+        ("s3://bucket/lake", "s3://bucket/lake"),
+        ("/plain/path", "/plain/path"),
+        ("http://[::1", "***"),
+        ("", ""),
+    ],
+)
+def test_redact(value: str, shown: str) -> None:
+    from mlflywheel.settings import redact
+
+    assert redact(value) == shown

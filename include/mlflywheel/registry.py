@@ -47,9 +47,36 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done (missing version, no previous champion)."""
 
 
+# MLflow's own knobs (read on every request) for the FLYWHEEL_MLFLOW_HTTP_* settings.
+MLFLOW_HTTP_ENV = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "mlflow_http_timeout_seconds",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "mlflow_http_max_retries",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "mlflow_http_backoff_factor",
+}
+MLFLOW_HTTP_BACKOFF_JITTER = 1.0  # MLflow's default: at most this much added to each backoff
+
+
+def mlflow_call_budget_seconds(settings: Settings) -> float:
+    """The longest one MLflow REST call can take against a server that never answers.
+
+    Each try waits at most the timeout to connect and again to read; urllib3 sleeps nothing
+    before the first retry and factor x 2^(n-1) (+ jitter) before retry n after that.
+    """
+    retries, factor = settings.mlflow_http_max_retries, settings.mlflow_http_backoff_factor
+    backoff = sum(factor * 2.0 ** (n - 1) + MLFLOW_HTTP_BACKOFF_JITTER for n in range(2, retries + 1))
+    return (retries + 1) * 2 * settings.mlflow_http_timeout_seconds + backoff
+
+
 def configure_mlflow(settings: Settings) -> MlflowClient:
-    """Point MLflow at the settings' tracking and registry URI; return a client."""
+    """Point MLflow at the settings' tracking and registry URI; return a client.
+
+    Also bounds every MLflow REST call (MLflow's defaults, 120 s and 7 retries, let an
+    unreachable server hold a task for minutes): see :func:`mlflow_call_budget_seconds`.
+    A call that runs out fails with MLflow's error, which names the URL it called.
+    """
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    for variable, name in MLFLOW_HTTP_ENV.items():
+        os.environ[variable] = str(getattr(settings, name))
     import mlflow
     from mlflow.tracking import MlflowClient
 

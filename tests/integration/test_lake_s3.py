@@ -21,8 +21,9 @@ def test_open_lake_gives_path_style_s3_lake(s3_lake, s3_bucket, s3_server, s3_cl
     assert isinstance(s3_lake, S3Lake)
     assert s3_lake.uri == f"s3://{s3_bucket}/lake"
     assert s3_lake.client.meta.config.s3["addressing_style"] == "path"
-    # botocore counts the first try too: 8 retries are 9 attempts in all.
-    assert s3_lake.client.meta.config.retries == {"total_max_attempts": 9, "mode": "standard"}
+    # Bounded by the settings (FLYWHEEL_S3_*): botocore counts the first try as an attempt.
+    assert s3_lake.client.meta.config.retries == {"total_max_attempts": 3, "mode": "standard"}
+    assert (s3_lake.client.meta.config.connect_timeout, s3_lake.client.meta.config.read_timeout) == (5.0, 12.0)
     s3_lake.put_text("state/a.txt", "hi")
     # Lake keys are stored under the lake's prefix in the bucket.
     assert s3_client.get_object(Bucket=s3_bucket, Key="lake/state/a.txt")["Body"].read() == b"hi"

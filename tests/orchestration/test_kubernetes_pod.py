@@ -321,25 +321,59 @@ def test_zero_gpus_means_no_gpu_limit():
 @pytest.mark.parametrize(
     ("variable", "value", "match"),
     [
-        ("FLYWHEEL_K8S_TOLERATIONS", '[{"key": "gpu",', "FLYWHEEL_K8S_TOLERATIONS is not valid JSON"),
-        ("FLYWHEEL_K8S_TOLERATIONS", '{"key": "gpu"}', "FLYWHEEL_K8S_TOLERATIONS must be a JSON list"),
+        # Refused when the settings are loaded (every DAG, not only the pod's, sees them).
+        ("FLYWHEEL_K8S_TOLERATIONS", '[{"key": "gpu",', "FLYWHEEL_K8S_TOLERATIONS=.*expected a JSON list"),
+        ("FLYWHEEL_K8S_TOLERATIONS", '{"key": "gpu"}', "FLYWHEEL_K8S_TOLERATIONS=.*expected a JSON list"),
+        ("FLYWHEEL_K8S_NODE_SELECTOR", "gpu=true", "FLYWHEEL_K8S_NODE_SELECTOR=.*expected a JSON object"),
+        ("FLYWHEEL_K8S_NODE_SELECTOR", '{"gpu": true}', "FLYWHEEL_K8S_NODE_SELECTOR=.*of string values"),
+        ("FLYWHEEL_K8S_SECRETS", "flywheel-s3,Bad_Name", "FLYWHEEL_K8S_SECRETS=.*Bad_Name"),
+        ("FLYWHEEL_K8S_GPUS", "-1", "FLYWHEEL_K8S_GPUS=-1: expected an integer of at least 0"),
+        # Refused when the pod is built.
         ("FLYWHEEL_K8S_TOLERATIONS", '[{"keys": "gpu"}]', "unknown toleration field.*keys"),
-        ("FLYWHEEL_K8S_NODE_SELECTOR", "gpu=true", "FLYWHEEL_K8S_NODE_SELECTOR is not valid JSON"),
-        ("FLYWHEEL_K8S_NODE_SELECTOR", '{"gpu": true}', "FLYWHEEL_K8S_NODE_SELECTOR must be a JSON object"),
-        ("FLYWHEEL_K8S_SECRETS", "flywheel-s3,Bad_Name", "FLYWHEEL_K8S_SECRETS.*Bad_Name"),
-        ("FLYWHEEL_K8S_GPUS", "-1", "FLYWHEEL_K8S_GPUS must be >= 0"),
         (
             "FLYWHEEL_MLFLOW_TRACKING_URI",
             f"postgresql://mlflow:{PLANTED_SECRET}@db:5432/mlflow",
-            "FLYWHEEL_MLFLOW_TRACKING_URI carries a password",
+            "FLYWHEEL_MLFLOW_TRACKING_URI=.*carries a credential",
+        ),
+        (
+            "FLYWHEEL_S3_ENDPOINT_URL",  # refused when loaded already: botocore takes no query string
+            f"https://s3.example:9000/?X-Amz-Security-Token={PLANTED_SECRET}",
+            "FLYWHEEL_S3_ENDPOINT_URL=.*expected .*without user, password or query string",
+        ),
+        (
+            "FLYWHEEL_DATASET_SPEC",
+            f"https://specs.example/spec.yaml?X-Amz-Signature={PLANTED_SECRET}",
+            "FLYWHEEL_DATASET_SPEC=.*carries a credential",
+        ),
+        (
+            "FLYWHEEL_MLFLOW_TRACKING_URI",
+            f"https://mlflow.example/?token={PLANTED_SECRET}&sslmode=require",
+            "FLYWHEEL_MLFLOW_TRACKING_URI=.*carries a credential",
         ),
     ],
 )
 def test_bad_settings_fail_clearly(variable, value, match):
-    settings = Settings.from_env({**K8S_ENV, variable: value})
     with pytest.raises(SettingsError, match=match) as info:
-        build_in_dag(settings)
+        build_in_dag(Settings.from_env({**K8S_ENV, variable: value}))
     assert PLANTED_SECRET not in str(info.value)
+
+
+def test_query_string_token_never_reaches_the_pod_spec(train_dag):
+    """Issue 9: a token in FLYWHEEL_S3_ENDPOINT_URL's query string was copied into the pod's env."""
+    env = {**K8S_ENV, "FLYWHEEL_S3_ENDPOINT_URL": f"http://minio.storage:9000/?token={PLANTED_SECRET}"}
+    with pytest.raises(SettingsError) as info:
+        build_in_dag(Settings.from_env(env))
+    assert "secret" in str(info.value) and PLANTED_SECRET not in str(info.value)
+    # The same DAG file parsed with that setting: the pod is not built, and the import error
+    # Airflow shows in its UI does not print the token either.
+    from airflow.dag_processing.dagbag import DagBag
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        bag = DagBag(dag_folder=str(TRAIN_DAG))
+    assert "train" not in bag.dags
+    assert bag.import_errors and PLANTED_SECRET not in json.dumps(bag.import_errors)
 
 
 def test_empty_selector_tolerations_and_secrets_are_allowed():

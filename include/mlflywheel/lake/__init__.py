@@ -42,7 +42,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def open_lake(uri: str, *, s3_endpoint_url: str = "") -> Lake:
+def open_lake(uri: str, *, s3_endpoint_url: str = "", **options: Any) -> Lake:
     """Open the lake named by a ``file://`` or ``s3://`` URI (or a plain path)."""
     parsed = urlparse(uri)
     target = BACKENDS.get(parsed.scheme)
@@ -50,8 +50,9 @@ def open_lake(uri: str, *, s3_endpoint_url: str = "") -> Lake:
         raise LakeError(f"unsupported lake URI {uri!r}: use file:///path or s3://bucket/prefix")
     module, _, name = target.partition(":")
     backend = getattr(importlib.import_module(module), name)
-    return backend.from_uri(uri, s3_endpoint_url=s3_endpoint_url)
+    return backend.from_uri(uri, s3_endpoint_url=s3_endpoint_url, **options)
 
 
 def lake_from_settings(settings: Any) -> Lake:
-    return open_lake(settings.lake_uri, s3_endpoint_url=settings.s3_endpoint_url)
+    # The settings also give the S3 backend its timeouts and attempts.
+    return open_lake(settings.lake_uri, s3_endpoint_url=settings.s3_endpoint_url, settings=settings)

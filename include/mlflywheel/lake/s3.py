@@ -7,6 +7,12 @@ fresh version folder, ``_MANIFEST.json`` last) stays atomic here without extra w
 
 Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); nothing here names a secret.
+
+Every call has a bounded time: connect and read timeouts and a number of attempts
+(``FLYWHEEL_S3_CONNECT_TIMEOUT_SECONDS``, ``_S3_READ_TIMEOUT_SECONDS``, ``_S3_MAX_ATTEMPTS``), so a
+hung endpoint fails the call within :meth:`S3Lake.call_budget_seconds` (under a minute by default)
+with a :class:`LakeError` naming the endpoint and the object, instead of the ~9 minutes botocore's
+defaults allowed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from urllib.parse import urlparse
 
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
+from mlflywheel.settings import Settings, redact
 
 DEFAULT_REGION = "us-east-1"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
@@ -46,29 +53,47 @@ class S3Lake(Lake):
         *,
         endpoint_url: str | None = None,
         client: Any = None,
+        settings: Settings | None = None,
     ) -> None:
         if not bucket:
             raise LakeError("an s3:// lake URI needs a bucket: s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or None
+        # Timeouts and attempts from the settings (default: the FLYWHEEL_S3_* variables).
+        settings = settings if settings is not None else Settings.from_env()
+        self.connect_timeout = settings.s3_connect_timeout_seconds
+        self.read_timeout = settings.s3_read_timeout_seconds
+        self.max_attempts = settings.s3_max_attempts
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.client = client if client is not None else self._make_client()
         self._bucket_checked = False  # set once the bucket is known to exist
 
     @classmethod
-    def from_uri(cls, uri: str, *, s3_endpoint_url: str = "", **options: Any) -> S3Lake:
+    def from_uri(
+        cls, uri: str, *, s3_endpoint_url: str = "", settings: Settings | None = None, **options: Any
+    ) -> S3Lake:
         parsed = urlparse(uri)
-        return cls(parsed.netloc, parsed.path.lstrip("/"), endpoint_url=s3_endpoint_url or None)
+        return cls(parsed.netloc, parsed.path.lstrip("/"), endpoint_url=s3_endpoint_url or None, settings=settings)
+
+    def call_budget_seconds(self) -> float:
+        """The longest one call can take against an endpoint that never answers.
+
+        Each attempt waits at most connect + read timeout; botocore's standard mode sleeps a
+        random time below min(20, 2^n) seconds before retry n.
+        """
+        backoff = sum(min(20.0, 2.0**n) for n in range(self.max_attempts - 1))
+        return self.max_attempts * (self.connect_timeout + self.read_timeout) + backoff
 
     def _make_client(self) -> Any:
         import boto3
         from botocore.config import Config
 
         options: dict[str, Any] = {
-            "retries": {"max_attempts": 8, "mode": "standard"},  # ride out throttling and 5xx
-            "connect_timeout": 10,
-            "read_timeout": 60,
+            # Ride out throttling and 5xx, within a bounded time (see call_budget_seconds).
+            "retries": {"total_max_attempts": self.max_attempts, "mode": "standard"},
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
         }
         if self.endpoint_url:
             # S3-compatible servers rarely do virtual-host buckets, and many older ones reject
@@ -88,7 +113,22 @@ class S3Lake(Lake):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _where(self) -> str:
-        return f"endpoint {self.endpoint_url}" if self.endpoint_url else "AWS S3"
+        # The endpoint may carry a token in its query string: never print it.
+        return f"endpoint {redact(self.endpoint_url)}" if self.endpoint_url else "AWS S3"
+
+    def _timeout_hint(self, exc: Exception) -> str:
+        """For a timeout or unreachable endpoint: the budget spent and the settings that set it."""
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+
+        # Connect timeouts and refused connections, read timeouts and dropped connections.
+        if not isinstance(exc, (BotoConnectionError, HTTPClientError)):
+            return ""
+        return (
+            f" (gave up after {self.max_attempts} attempt(s), {self.connect_timeout:g} s to connect and "
+            f"{self.read_timeout:g} s to read each: FLYWHEEL_S3_CONNECT_TIMEOUT_SECONDS, "
+            f"FLYWHEEL_S3_READ_TIMEOUT_SECONDS, FLYWHEEL_S3_MAX_ATTEMPTS)"
+        )
 
     def _missing_bucket(self) -> LakeError:
         return LakeError(
@@ -100,7 +140,8 @@ class S3Lake(Lake):
         """A LakeError for a failed call, naming the object and the endpoint."""
         if _error_code(exc) == "NoSuchBucket":
             return self._missing_bucket()
-        return LakeError(f"S3 {action} {self.url(key)} failed at {self._where()}: {exc}")
+        detail = redact(str(exc)) if self.endpoint_url else str(exc)
+        return LakeError(f"S3 {action} {self.url(key)} failed at {self._where()}: {detail}{self._timeout_hint(exc)}")
 
     def check_bucket(self) -> None:
         """Raise :class:`LakeError` unless the bucket exists and is reachable (checked once)."""
@@ -119,7 +160,10 @@ class S3Lake(Lake):
                 raise self._missing_bucket() from None
             raise LakeError(f"S3 bucket {self.bucket!r} at {self._where()} is not usable: {exc}") from exc
         except BotoCoreError as exc:
-            raise LakeError(f"S3 bucket {self.bucket!r} at {self._where()} is not reachable: {exc}") from exc
+            raise LakeError(
+                f"S3 bucket {self.bucket!r} at {self._where()} is not reachable: "
+                f"{redact(str(exc))}{self._timeout_hint(exc)}"
+            ) from exc
         self._bucket_checked = True
 
     # --- primitives --------------------------------------------------------------------

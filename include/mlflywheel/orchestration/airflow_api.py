@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import monotonic
 from typing import Any
 
 import requests
@@ -28,6 +29,10 @@ class AirflowApi:
 
     Transient failures (connection errors, 5xx, 429) are retried with exponential backoff;
     4xx answers are raised at once as :class:`AirflowApiError` carrying the status and body.
+
+    Bounded: each attempt waits at most ``connect_timeout`` to connect and ``timeout`` for each
+    read, and one call (all its attempts and sleeps) at most ``budget`` seconds, so a hung API
+    server fails the call in under a minute with an error naming the URL.
     """
 
     def __init__(
@@ -36,16 +41,20 @@ class AirflowApi:
         username: str,
         password: str,
         *,
-        timeout: float = 30.0,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
         retries: int = 4,
         backoff: float = 1.0,
+        budget: float = 50.0,
     ):
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.password = password
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.retries = retries
         self.backoff = backoff
+        self.budget = budget
         self._token: str | None = None
         self._session = requests.Session()
 
@@ -60,16 +69,25 @@ class AirflowApi:
     def _send(self, method: str, path: str, *, auth: bool = False, **kwargs: Any) -> Any:
         url = self.base_url + path
         delay = self.backoff
+        deadline = monotonic() + self.budget
         caller_headers = dict(kwargs.pop("headers", None) or {})  # kept for every retry, never modified
         for attempt in range(1, self.retries + 2):
             headers = dict(caller_headers)
             if auth:
                 headers["Authorization"] = f"Bearer {self.token()}"
+            left = deadline - monotonic()
+            # The last attempt gets what is left of the budget, never more than the timeouts.
+            timeout = (min(self.connect_timeout, max(left, 0.1)), min(self.timeout, max(left, 0.1)))
             try:
-                resp = self._session.request(method, url, timeout=self.timeout, headers=headers, **kwargs)
+                resp = self._session.request(method, url, timeout=timeout, headers=headers, **kwargs)
             except requests.RequestException as exc:
-                if attempt > self.retries:
-                    raise AirflowApiError(f"{method} {url} failed: {exc}") from exc
+                left = deadline - monotonic()
+                if attempt > self.retries or left <= delay:
+                    raise AirflowApiError(
+                        f"{method} {url} failed after {attempt} attempt(s) in {self.budget - left:.1f} s "
+                        f"(budget {self.budget:g} s, {self.connect_timeout:g} s to connect, "
+                        f"{self.timeout:g} s to read): {exc}"
+                    ) from exc
                 log.warning("%s %s failed (%s); retry %d in %.1fs", method, url, exc, attempt, delay)
                 time.sleep(delay)
                 delay *= 2
@@ -78,7 +96,7 @@ class AirflowApi:
                 self._token = None  # expired token: fetch a new one and try again
                 continue
             if resp.status_code >= 500 or resp.status_code == 429:
-                if attempt > self.retries:
+                if attempt > self.retries or deadline - monotonic() <= delay:
                     raise AirflowApiError(
                         f"{method} {url} -> {resp.status_code}: {resp.text[:500]}", resp.status_code, resp.text
                     )

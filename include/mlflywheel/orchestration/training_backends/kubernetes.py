@@ -19,8 +19,10 @@ What the pod gets:
 
 * plain, non-secret configuration as ``FLYWHEEL_*`` env vars (lake, MLflow, dataset, ...);
 * credentials ONLY through ``envFrom`` references to the Kubernetes secrets named in
-  ``FLYWHEEL_K8S_SECRETS``; a setting that embeds a password in a URI is refused, so no
-  secret value is ever written into the pod spec (which Airflow logs and renders in its UI);
+  ``FLYWHEEL_K8S_SECRETS``; a setting that embeds a credential (a password in a URI, a token or
+  any other query parameter not known to be harmless, a libpq ``password=``: whatever
+  :func:`mlflywheel.settings.redact` would hide) is refused, so no secret value is ever written
+  into the pod spec (which Airflow logs and renders in its UI);
 * CPU/memory requests and limits and ``nvidia.com/gpu`` limits, the node selector and
   tolerations from the ``FLYWHEEL_K8S_*`` settings;
 * a locked-down security context (non-root uid 10001, no privilege escalation, read-only
@@ -42,9 +44,8 @@ import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from mlflywheel.settings import PREFIX, Settings, SettingsError
+from mlflywheel.settings import PREFIX, Settings, SettingsError, redact
 from mlflywheel.training.command import training_command
 
 if TYPE_CHECKING:
@@ -162,16 +163,15 @@ def resources(settings: Settings) -> k8s.V1ResourceRequirements:
     )
 
 
-def _check_no_embedded_password(name: str, value: str) -> None:
-    try:
-        password = urlsplit(value).password
-    except ValueError:  # not a URL at all (e.g. a bare path)
-        return
-    if password:
+def _check_no_embedded_credential(name: str, value: str) -> None:
+    """Refuse a value that holds anything :func:`redact` hides: it would land in the pod spec in plain text."""
+    shown = redact(value)
+    if shown != value:
         raise SettingsError(
-            f"{PREFIX}{name.upper()} carries a password, which would be written in plain text into the "
-            f"training pod's spec: drop it from the URI and provide the credential through one of the "
-            f"secrets in {PREFIX}K8S_SECRETS (e.g. PGPASSWORD, or MLFLOW_TRACKING_USERNAME/PASSWORD)"
+            f"{PREFIX}{name.upper()}={shown!r} carries a credential (a password or a secret query "
+            f"parameter), which would be written in plain text into the training pod's spec: drop it "
+            f"from the value and provide the credential through one of the secrets in {PREFIX}K8S_SECRETS "
+            f"(e.g. PGPASSWORD, AWS_SESSION_TOKEN, or MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)"
         )
 
 
@@ -180,7 +180,13 @@ def _check_no_embedded_password(name: str, value: str) -> None:
 POD_SETTINGS = (
     "lake_uri",
     "s3_endpoint_url",
+    "s3_connect_timeout_seconds",  # the pod's outside calls are bounded like the worker's
+    "s3_read_timeout_seconds",
+    "s3_max_attempts",
     "mlflow_tracking_uri",
+    "mlflow_http_timeout_seconds",
+    "mlflow_http_max_retries",
+    "mlflow_http_backoff_factor",
     "mlflow_artifact_root",
     "mlflow_experiment",
     "model_name",
@@ -196,7 +202,7 @@ def pod_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name in POD_SETTINGS:
         value = str(getattr(settings, name))
-        _check_no_embedded_password(name, value)
+        _check_no_embedded_credential(name, value)
         if value:
             env[PREFIX + name.upper()] = value
     env.update(
@@ -218,10 +224,10 @@ def unreachable_from_pod(settings: Settings) -> list[str]:
     """Settings that point at the Airflow host's local disk, which a pod cannot see."""
     problems = []
     if settings.lake_uri.startswith("file:"):
-        problems.append(f"{PREFIX}LAKE_URI={settings.lake_uri}")
+        problems.append(f"{PREFIX}LAKE_URI={redact(settings.lake_uri)}")
     tracking = settings.mlflow_tracking_uri
     if tracking.startswith(("sqlite:", "file:", "/", ".")):
-        problems.append(f"{PREFIX}MLFLOW_TRACKING_URI={tracking}")
+        problems.append(f"{PREFIX}MLFLOW_TRACKING_URI={redact(tracking)}")
     return problems
 
 
