@@ -207,6 +207,9 @@ def test_mlflow_links_only_for_an_http_tracking_uri(world: dict) -> None:
     assert readmodel.version_link(http, "3") == f"http://127.0.0.1:5000/#/models/{http.model_name}/versions/3"
     assert readmodel.run_link(http, "abc") == "http://127.0.0.1:5000/#/runs/abc"
     assert readmodel.mlflow_ui_url(world["settings"]) is None
+    # Credentials in the tracking URI never reach a link the pages render.
+    secret = Settings.from_env(mlflow_tracking_uri="https://ops:s3cret@mlflow.example:8443/base/?token=t0k")
+    assert readmodel.mlflow_ui_url(secret) == "https://mlflow.example:8443/base"
 
 
 def test_train_run_tab_finds_the_version_by_its_run(world: dict) -> None:

@@ -80,8 +80,18 @@ def parse_count(text: str | None, *, default: int, name: str, maximum: int = MAX
 # --- MLflow links --------------------------------------------------------------------------
 def mlflow_ui_url(settings: Settings) -> str | None:
     """The MLflow UI's address when the tracking URI is an MLflow server (http/https), else None."""
+    from urllib.parse import urlsplit, urlunsplit
+
     uri = settings.mlflow_tracking_uri or ""
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+    if not uri.startswith(("http://", "https://")):
+        return None
+    # A browser link: never the credentials, query or fragment a tracking URI may carry.
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def version_link(settings: Settings, version: str | None) -> str | None:
