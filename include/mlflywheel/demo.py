@@ -5,7 +5,7 @@
     python -m mlflywheel.demo down  # stop it (make down)
 
 ``run`` lands a scripted scenario (three weeks of card transactions, drift over the last days,
-one corrupt partition, one late one, one with bad rows), starts Airflow standalone and an
+one corrupt partition, one late one, one with bad rows), starts Airflow (SQLite, supervised components) and an
 MLflow server, unpauses the DAGs and lets Airflow's scheduler do the work:
 
 1. ``ingest`` catches up on every day (the late partition is delivered while it waits);

@@ -1,7 +1,7 @@
 """One typed settings object, read from ``FLYWHEEL_*`` environment variables.
 
 Defaults give the embedded stack: the lake on local disk, MLflow on a local SQLite
-store, Airflow standalone on 127.0.0.1:8080. Every field ``foo_bar`` is read from
+store, Airflow on SQLite at 127.0.0.1:8080. Every field ``foo_bar`` is read from
 ``FLYWHEEL_FOO_BAR``. Standard library only: DAG files import this at parse time.
 
 Every value is checked when the settings are built (from the environment or directly): its type,

@@ -1,6 +1,6 @@
 """The cockpit as an operator sees it: a real Chromium logs in on Airflow's UI and opens "Flywheel".
 
-Starts the embedded stack (Airflow standalone + an MLflow server, about a minute), records a few
+Starts the embedded stack (Airflow on SQLite + an MLflow server, about a minute), records a few
 ledger summaries, one drift report and two gated model versions (v1 promoted, then v2 promoted
 over it) in the stack's own lake and MLflow, then drives Debian's chromium through Playwright:
 sign in, click the navigation entry, read the page inside the plugin's iframe, and save a

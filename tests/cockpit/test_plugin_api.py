@@ -1,6 +1,6 @@
 """The Flywheel plugin in a running Airflow 3.3 API server (the embedded stack, real auth).
 
-Starts Airflow standalone and MLflow on free loopback ports under a temporary home (about a
+Starts Airflow (SQLite) and MLflow on free loopback ports under a temporary home (about a
 minute), writes one ledger summary into the stack's lake, then checks: the plugin is listed with
 its views and no import error; the page needs authentication (401/403 and nothing else for an
 anonymous caller) and answers an authenticated one (Bearer token or the UI's ``_token`` cookie)

@@ -1,6 +1,6 @@
 """End to end: the demo scenario through Airflow's real scheduler, REST API and an MLflow server.
 
-Starts Airflow standalone (SQLite + LocalExecutor) and `mlflow server` on free loopback ports
+Starts Airflow on SQLite (LocalExecutor, supervised components) and `mlflow server` on free loopback ports
 under a temporary home, lands three weeks of transactions with drift and faults, and lets the
 scheduler run ingest -> train -> drift_check -> backfill -> train. Takes several minutes.
 """

@@ -1,6 +1,6 @@
 """The development stack: what runs Flywheel on one machine for the demo and the tests.
 
-* :mod:`.stack`: the embedded stack launcher (Airflow standalone + an MLflow server, or the
+* :mod:`.stack`: the embedded stack launcher (Airflow on SQLite + an MLflow server, or the
   production-like variant on PostgreSQL and S3), started and stopped as process groups;
 * :mod:`.production`: the production-like backends the integration tests run the loop on;
 * :mod:`.synthetic`: small, strongly labelled validated partitions for any spec (test fixtures).

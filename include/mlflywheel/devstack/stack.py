@@ -1,8 +1,10 @@
-"""The embedded stack: Airflow standalone (SQLite + LocalExecutor) and an MLflow server.
+"""The embedded stack: Airflow (SQLite + LocalExecutor) and an MLflow server.
 
-The same class runs the production-like variant used by the integration tests: Airflow's
-metadata on PostgreSQL with each component (api-server, scheduler, dag-processor, triggerer)
-as its own process, MLflow's backend store on PostgreSQL with artifacts on S3, the lake on S3.
+Airflow's components (api-server, scheduler, dag-processor, triggerer) run as processes of
+their own, each under :mod:`.supervise`, which starts it again when it exits (what
+``airflow standalone`` does not do). The same class runs the production-like variant used by
+the integration tests: Airflow's metadata on PostgreSQL, MLflow's backend store on PostgreSQL
+with artifacts on S3, the lake on S3.
 
 Started and stopped as process groups so that nothing is left behind. Used by ``make demo``,
 ``make up`` / ``make down`` and the end-to-end test. Everything lives under one home folder:
@@ -35,6 +37,7 @@ log = logging.getLogger("mlflywheel.stack")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 # Offline and quiet: no telemetry, no hub downloads, no usage reporting.
 OFFLINE_ENV = {
@@ -67,7 +70,7 @@ class EmbeddedStack:
     mlflow_port: int = 5000
     password: str = "admin"
     extra_env: dict[str, str] = field(default_factory=dict)
-    airflow_db_uri: str = ""  # empty: standalone on SQLite; else components on this database
+    airflow_db_uri: str = ""  # empty: SQLite under home; else this database
     mlflow_backend_uri: str = ""  # empty: SQLite under home
     mlflow_artifacts_destination: str = ""  # empty: a folder under home; or s3://bucket/prefix
     lake_uri: str = ""  # empty: a folder under home
@@ -136,7 +139,7 @@ class EmbeddedStack:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": "flywheel-local-" + str(self.api_port),  # shared by components
-            # standalone starts its components as `airflow ...`: the venv's bin must come first
+            # Airflow starts its task processes as `airflow ...`: the venv's bin must come first
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         if self.airflow_db_uri:
@@ -179,19 +182,19 @@ class EmbeddedStack:
             env,
         )  # fmt: skip
         airflow = str(bin_dir / "airflow")
-        if self.airflow_db_uri:
-            # Production-like: migrate the PostgreSQL metadata DB, then one process per component.
-            migrate = subprocess.run(
-                [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600, check=False
-            )
-            if migrate.returncode != 0:
-                self.stop()
-                raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
-            for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                self._spawn(f"airflow-{component}", [airflow, component], env)
-        else:
+        if not self.airflow_db_uri:
             prepare_sqlite(airflow_home / "airflow.db")
-            self._spawn("airflow", [airflow, "standalone"], env)
+        # Migrate the metadata database, then one process per component, each restarted when it
+        # exits (devstack.supervise), as a production deployment's supervisor would.
+        migrate = subprocess.run(
+            [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        if migrate.returncode != 0:
+            self.stop()
+            raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
+        for component in COMPONENTS:
+            self._spawn(f"airflow-{component}", [sys.executable, "-m", "mlflywheel.devstack.supervise",
+                                                 component, "--", airflow, component], env)  # fmt: skip
         self._write_pid_file()
         try:
             self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
@@ -283,7 +286,9 @@ class EmbeddedStack:
         raise StackError(f"DAGs not parsed within {timeout:.0f}s: {', '.join(missing)}")
 
 
-PROBLEM_LINE = re.compile(r"\[(error|critical)\s*\]|Traceback|database is locked|OperationalError", re.IGNORECASE)
+PROBLEM_LINE = re.compile(
+    r"\[(error|critical)\s*\]|Traceback|database is locked|OperationalError|supervise: restarting", re.IGNORECASE
+)
 
 
 def log_tail(path: Path, lines: int) -> list[str]:
