@@ -432,7 +432,8 @@ def _settle_promoting(settings: Settings, version: str) -> None:
 
 def finish_interrupted(settings: Settings) -> dict[str, str]:
     """Settle promotions a kill left ``promoting``: ``promoted`` if the alias moved (and
-    ``previous_champion`` set to what it replaced), else ``promotion_failed``. Returns
+    ``previous_champion`` set to what it replaced), else ``promotion_failed``; remove a
+    ``previous_champion`` that names the champion (a rollback killed before its last step). Returns
     ``{version: decision}`` of those settled. Run first by promotion, approval and rollback
     (one promoter at a time, as the DAGs run them)."""
     settled: dict[str, str] = {}
@@ -452,6 +453,10 @@ def finish_interrupted(settings: Settings) -> dict[str, str]:
             })  # fmt: skip
             settled[name] = PROMOTION_FAILED
         log.warning("version %s: an interrupted promotion settled as %s", name, settled[name])
+    previous = registry.get_alias(settings, registry.PREVIOUS_CHAMPION)
+    if previous is not None and str(previous.version) == (_champion_version(settings) or ""):
+        registry.delete_alias(settings, registry.PREVIOUS_CHAMPION)  # a rollback killed before its last step
+        log.warning("previous_champion named the champion v%s: removed", previous.version)
     return settled
 
 

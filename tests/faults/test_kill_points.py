@@ -276,3 +276,95 @@ def test_ingest_of_a_readable_redelivery_killed_at_every_write_step(harness, tmp
     steps = _kill_everywhere(harness, tmp_path, pg_uri, template, validated_a["record"], stage="ingest",
                              run_id="run-D", check_killed=killed, check_repaired=repaired)  # fmt: skip
     assert "publish.manifest#1" in steps
+
+
+# --- promotion ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def registry_template(tmp_path_factory) -> dict:
+    """A registry (SQLite) with version 1 champion and version 2 awaiting approval against it."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    env = {"FLYWHEEL_DATA_DIR": str(root), "FLYWHEEL_LAKE_URI": (root / "lake").as_uri(),
+           "FLYWHEEL_MLFLOW_TRACKING_URI": uri, "FLYWHEEL_MLFLOW_ARTIFACT_ROOT": str(root / "artifacts")}  # fmt: skip
+    name = f"flywheel-{DATASET}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=(root / "artifacts").as_uri())
+    client.set_model_version_tag(name, "1", "flywheel.gate.decision", "promoted")
+    client.set_registered_model_alias(name, "champion", "1")
+    for key, value in {"decision": "awaiting_approval", "verdict": "promoted", "gate_passed": "true",
+                       "champion_version": "1", "reasons": "better"}.items():  # fmt: skip
+        client.set_model_version_tag(name, "2", f"flywheel.gate.{key}", value)
+    return {"db": root / "mlflow.db", "env": env, "uri": uri, "name": name}
+
+
+def _registry_state(reg: dict, db: Path) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def alias(name):
+        try:
+            return str(client.get_model_version_by_alias(reg["name"], name).version)
+        except Exception:  # noqa: BLE001 - a missing alias
+            return None
+
+    return {"champion": alias("champion"), "previous": alias("previous_champion"),
+            "decision": client.get_model_version(reg["name"], "2").tags.get("flywheel.gate.decision")}  # fmt: skip
+
+
+def _registry_copy(reg: dict, work: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reg["db"], work / "mlflow.db")
+    return {**reg["env"], "FLYWHEEL_MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+
+
+def test_approval_and_rollback_killed_at_every_write_step(harness, tmp_path, registry_template):
+    reg = registry_template
+    work = tmp_path / "reg"
+    steps = harness.steps(tmp_path, stage="approve", version="2", env=_registry_copy(reg, work))
+    assert {"registry.tag#1", "registry.alias#1", "registry.alias#2", "promote.record#1"} <= set(steps)
+    for step in steps:
+        env = _registry_copy(reg, work)
+        answer = harness.run(stage="approve", version="2", env=env, fault=step)
+        assert answer["signal"] == SIGKILL, (step, answer)
+        state = _registry_state(reg, work / "mlflow.db")
+        # Old or new, never a mix: "promoted" only with the alias moved; previous never the champion.
+        assert state["champion"] in {"1", "2"}, (step, state)
+        assert state["previous"] != state["champion"], (step, state)
+        assert state["decision"] in {"awaiting_approval", "promoting", "promoted"}, (step, state)
+        if state["decision"] == "promoted":
+            assert state["champion"] == "2" and state["previous"] == "1", (step, state)
+        # The next call settles it: promoted with its previous_champion, or promotion_failed.
+        harness.ok(stage="finish", env=env)
+        state = _registry_state(reg, work / "mlflow.db")
+        if state["champion"] == "2":
+            assert (state["decision"], state["previous"]) == ("promoted", "1"), (step, state)
+            harness.ok(stage="rollback", env=env)  # a real one step back, not a no-op
+            assert _registry_state(reg, work / "mlflow.db")["champion"] == "1"
+        else:
+            assert state["decision"] in {"awaiting_approval", "promotion_failed"}, (step, state)
+            assert harness.run(stage="rollback", env=env)["code"] == 1  # refused: nothing to go back to
+            assert _registry_state(reg, work / "mlflow.db")["champion"] == "1"
+
+    # Rollback itself, killed at each of its steps, from a completed promotion.
+    promoted = tmp_path / "promoted"
+    harness.ok(stage="approve", version="2", env=_registry_copy(reg, promoted))
+    reg_promoted = {**reg, "db": promoted / "mlflow.db"}
+    steps = harness.steps(tmp_path, stage="rollback", env=_registry_copy(reg_promoted, work))
+    assert "registry.alias#2" in steps
+    for step in steps:
+        env = _registry_copy(reg_promoted, work)
+        assert harness.run(stage="rollback", env=env, fault=step)["signal"] == SIGKILL
+        state = _registry_state(reg, work / "mlflow.db")
+        assert state["champion"] in {"1", "2"}, (step, state)
+        if state["champion"] == "2":
+            harness.ok(stage="rollback", env=env)  # not done yet: the retry does it
+        else:
+            assert harness.run(stage="rollback", env=env)["code"] == 1  # done: a second one is refused
+        state = _registry_state(reg, work / "mlflow.db")
+        assert state["champion"] == "1" and state["previous"] is None, (step, state)
