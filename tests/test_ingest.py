@@ -105,7 +105,8 @@ def test_rerun_is_idempotent(lake):
     first_raw = read_raw(lake, SPEC, DAY)
     second = ingest_partition(lake, SPEC, DAY, run_id="run-2")
     pd.testing.assert_frame_equal(read_raw(lake, SPEC, DAY), first_raw)
-    assert len(_versions(lake, "raw")) == 1
+    ingest_partition(lake, SPEC, DAY, run_id="run-3")
+    assert len(_versions(lake, "raw")) == 2  # the current version and the one before, no more
     assert first["coercion_errors"] == second["coercion_errors"] == 10
     assert lake.list_partitions("raw", SPEC.name) == [DAY]
 
@@ -156,11 +157,20 @@ def test_corrupt_file_quarantined_whole(lake):
     assert 0 < summary["rows_in"] <= 400  # best effort from what can still be decompressed
     assert result == summary
 
-    # Re-running gives the same outcome; a fixed re-delivery supersedes the quarantine.
+    # Re-running gives the same outcome (the previous commit's version is kept one commit more).
     assert ingest_partition(lake, SPEC, DAY, run_id="run-3")["status"] == "quarantined"
-    assert len(_versions(lake, "quarantine")) == 1
+    assert len(_versions(lake, "quarantine")) == 2
+    assert ingest_partition(lake, SPEC, DAY, run_id="run-3b")["status"] == "quarantined"
+    assert len(_versions(lake, "quarantine")) == 2
+    # A fixed re-delivery: raw is ingested; the quarantine and its ledger summary stay together
+    # (one commit) until validation commits the new delivery's result over them.
     land_frame(lake, SPEC, DAY, generate_day(DAY, 40, seed=5))
     assert ingest_partition(lake, SPEC, DAY, run_id="run-4")["rows_in"] == 40
+    assert lake.list_partitions("quarantine", SPEC.name) == [DAY]
+    assert ledger.read_summary(lake, SPEC.name, DAY)["run_id"] == "run-3b"
+    from mlflywheel import validation
+
+    assert validation.validate_partition(lake, SPEC, DAY, run_id="run-4")["status"] == "validated"
     assert lake.list_partitions("quarantine", SPEC.name) == []
 
 
@@ -332,3 +342,20 @@ def test_excel_sep_line_is_not_a_record(lake):
     result = ingest_partition(lake, SPEC, DAY, run_id="r")
     assert result["status"] == "raw" and result["rows_in"] == 50 and result["coercion_errors"] == 0
     assert list(read_raw(lake, SPEC, DAY).columns[: len(SPEC.column_names)]) == SPEC.column_names
+
+
+def test_unreadable_redelivery_replaces_the_validation_report(lake):
+    """Issue 9, item 9: the report a reader reaches belongs to the same commit as the ledger."""
+    from mlflywheel import validation
+
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 300, seed=5))
+    ingest_partition(lake, SPEC, DAY, run_id="run-1")
+    validated = validation.validate_partition(lake, SPEC, DAY, run_id="run-1")
+    assert validated["rows_validated"] > 0
+    land_bytes(lake, SPEC, DAY, b"PAR1" + bytes(range(256)) * 4)  # a Parquet file, not the CSV expected
+    ingest_partition(lake, SPEC, DAY, run_id="run-2")
+    summary = ledger.read_summary(lake, SPEC.name, DAY)
+    assert summary["status"] == "quarantined" and summary["run_id"] == "run-2"
+    page = lake.get_bytes(summary["report_key"]).decode()
+    assert "run-2" in page and "unreadable file" in page and "run-1" not in page
+    assert lake.list_partitions("validated", SPEC.name) == []

@@ -70,10 +70,13 @@ def test_publish_replaces_old_version(lake):
     assert first["version"] != second["version"]
     assert lake.manifest("raw", "ds", DAY)["rows_in"] == 2
     assert lake.partition_file("raw", "ds", DAY, "data.bin") == b"v2"
-    versions = {
-        k.split("/")[3] for k in lake.list_keys(partition_prefix("raw", "ds", DAY) + "/") if "/v=" in k
-    }
-    assert versions == {f"v={second['version']}"}  # the old version folder is gone
+    def versions():
+        return {k.split("/")[3] for k in lake.list_keys(partition_prefix("raw", "ds", DAY) + "/") if "/v=" in k}
+
+    # The previous version stays one publish more (a reader may still be reading it), not longer.
+    assert versions() == {f"v={first['version']}", f"v={second['version']}"}
+    third = lake.publish_partition("raw", "ds", DAY, {"data.bin": b"v3"}, meta={"rows_in": 3})
+    assert versions() == {f"v={second['version']}", f"v={third['version']}"}
     assert lake.list_partitions("raw", "ds") == [DAY]
 
 
@@ -135,3 +138,77 @@ def test_no_temp_files_left(local_lake):
     local_lake.put_bytes("state/a", b"1")
     assert [p.name for p in (local_lake.root / "state").iterdir()] == ["a"]
     assert MANIFEST == "_MANIFEST.json"
+
+
+# --- one commit point per partition across zones (issue 9, items 6, 8, 12) -------------------------
+def _summary(status: str, rows_validated: int, rows_quarantined: int, run_id: str) -> dict:
+    return {"dataset": "ds", "partition": DAY.isoformat(), "status": status, "run_id": run_id,
+            "rows_in": rows_validated + rows_quarantined, "rows_validated": rows_validated,
+            "rows_quarantined": rows_quarantined}  # fmt: skip
+
+
+def test_list_partitions_skips_a_folder_that_is_not_a_day(lake, caplog):
+    lake.publish_partition("raw", "ds", DAY, {"f": b""})
+    lake.put_json("raw/ds/dt=not-a-date/_MANIFEST.json", {"version": "x", "files": []})
+    with caplog.at_level("WARNING"):
+        assert lake.list_partitions("raw", "ds") == [DAY]
+    assert "dt=not-a-date" in caplog.text
+
+
+def test_commit_switches_every_zone_and_the_record_at_once(lake):
+    first = lake.commit_partition(
+        "ds", DAY, _summary("validated", 3, 0, "run-1"),
+        zones={"validated": ({"data.bin": b"v1"}, {"rows": 3}), "quarantine": None},
+        report={"report.html": b"<p>validated 3</p>"},
+    )  # fmt: skip
+    assert lake.manifest("validated", "ds", DAY)["rows"] == 3
+    assert lake.manifest("quarantine", "ds", DAY) is None
+    assert lake.get_bytes(first["report_key"]) == b"<p>validated 3</p>"
+    second_id = "29990101T000000-cafecafe"
+    base = partition_prefix("quarantine", "ds", DAY)
+    # A run killed after writing its new quarantine files but before its commit record:
+    lake.put_bytes(f"{base}/v={second_id}/data.bin", b"q-new")
+    assert lake.list_partitions("quarantine", "ds") == []  # readers still see the first commit
+    assert lake.partition_file("validated", "ds", DAY, "data.bin") == b"v1"
+
+    second = lake.commit_partition(
+        "ds", DAY, _summary("quarantined", 0, 3, "run-2"),
+        zones={"validated": None, "quarantine": ({"data.bin": b"q2"}, {"rows": 3})},
+        report={"report.html": b"<p>quarantined 3</p>"},
+    )  # fmt: skip
+    assert lake.list_partitions("validated", "ds") == []
+    assert lake.list_partitions("quarantine", "ds") == [DAY]
+    assert lake.partition_file("quarantine", "ds", DAY, "data.bin") == b"q2"
+    assert lake.get_bytes(second["report_key"]) == b"<p>quarantined 3</p>"
+    assert lake.commit_record("ds", DAY)["run_id"] == "run-2"
+    # The crashed run's orphan is gone; the first commit's files stay one more commit (a reader
+    # that resolved it just before the switch may still be reading them).
+    assert [k for k in lake.list_keys(base + "/") if second_id in k] == []
+    assert lake.get_bytes(first["report_key"]) == b"<p>validated 3</p>"
+    lake.commit_partition(
+        "ds", DAY, _summary("validated", 3, 0, "run-3"),
+        zones={"validated": ({"data.bin": b"v3"}, {"rows": 3}), "quarantine": None},
+        report={"report.html": b"<p>validated 3 again</p>"},
+    )  # fmt: skip
+    assert not lake.exists(first["report_key"])  # two commits old: collected
+
+
+def test_temp_files_of_killed_writes_are_collected(local_lake):
+    lake = local_lake
+    lake.publish_partition("raw", "ds", DAY, {"f": b"1"})
+    folder = lake.root / partition_prefix("raw", "ds", DAY)
+    (folder / ".tmp-killed-manifest").write_bytes(b"half")
+    version = next(p for p in folder.iterdir() if p.name.startswith("v="))
+    (version / ".tmp-killed-data").write_bytes(b"half")
+    lake.publish_partition("raw", "ds", DAY, {"f": b"2"})
+    lake.publish_partition("raw", "ds", DAY, {"f": b"3"})
+    assert [p for p in folder.rglob(".tmp-*")] == []
+
+    lake.commit_partition("ds", DAY, _summary("validated", 1, 0, "r"),
+                          zones={"validated": ({"f": b"1"}, {}), "quarantine": None}, report={})  # fmt: skip
+    commit_folder = lake.root / "reports" / "ingest" / "ds" / f"dt={DAY.isoformat()}"
+    for where in (commit_folder, lake.root / partition_prefix("validated", "ds", DAY)):
+        (where / ".tmp-killed").write_bytes(b"half")
+    lake.commit_partition("ds", DAY, _summary("validated", 1, 0, "r2"),
+                          zones={"validated": ({"f": b"2"}, {}), "quarantine": None}, report={})  # fmt: skip
+    assert [p for p in lake.root.rglob(".tmp-*")] == []

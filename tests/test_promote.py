@@ -493,3 +493,80 @@ def test_evaluation_holdout_leaves_out_unlabelled_rows(tmp_path: Path) -> None:
     assert record["champion_trained_rows_left_out"] == 0 and record["champion_trained_span"] is None
     with pytest.raises(ValueError, match="extra_days"):
         promote.evaluation_holdout(lake, manifest, holdout, extra_days=-1)
+
+
+def _fail_champion_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow refuses every move of the ``champion`` alias (the server went away mid-promotion)."""
+    from mlflow.tracking import MlflowClient
+
+    real = MlflowClient.set_registered_model_alias
+
+    def set_alias(self, name, alias, version):
+        if alias == registry.CHAMPION:
+            raise RuntimeError("MLflow is down")
+        return real(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", set_alias)
+
+
+def test_a_failed_alias_move_says_so_and_rollback_refuses_a_no_op(world: dict, monkeypatch) -> None:
+    """Issue 9, item 7: "promoted" only once the alias moved; previous_champion never the champion."""
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    with monkeypatch.context() as mp:
+        _fail_champion_moves(mp)
+        with pytest.raises(promote.PromotionError, match="MLflow is down"):
+            promote.evaluate_and_promote(settings, candidate_version=world["good"], snapshot_id=world["snapshot"])
+    tags = tags_of(settings, world["good"])
+    assert tags["flywheel.gate.decision"] == "promotion_failed"
+    assert tags["flywheel.gate.verdict"] == "promoted" and tags["flywheel.gate.gate_passed"] == "true"
+    assert "MLflow is down" in tags["flywheel.gate.promotion_error"]
+    assert str(registry.champion(settings).version) == world["noise"]
+    previous = registry.previous_champion(settings)
+    assert previous is None or str(previous.version) != world["noise"]
+    with pytest.raises(promote.PromotionError, match="no previous_champion"):
+        promote.rollback(settings, reason="after the failure")
+    assert str(registry.champion(settings).version) == world["noise"]
+    # The next gate (MLflow back) promotes it for real.
+    result = promote.evaluate_and_promote(settings, candidate_version=world["good"], snapshot_id=world["snapshot"])
+    assert result["decision"] == "promoted" and result["alias_moved"]
+    assert tags_of(settings, world["good"])["flywheel.gate.decision"] == "promoted"
+    assert str(registry.previous_champion(settings).version) == world["noise"]
+
+
+def test_an_interrupted_promotion_is_finished_by_the_next_call(world: dict) -> None:
+    """A promotion killed after its alias moved, before it said so: rollback and the next gate
+    finish the record first (a kill before the move is recorded as failed)."""
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    registry.tag_version(settings, world["good"], {"flywheel.gate.decision": "promoting",
+                                                   "flywheel.gate.champion_version": world["noise"]})  # fmt: skip
+    registry.tag_version(settings, world["good"], {"flywheel.champion.replaced": world["noise"]})
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri).set_registered_model_alias(
+        settings.model_name, registry.CHAMPION, world["good"]
+    )  # the move happened; previous_champion was not set yet
+    result = promote.rollback(settings, reason="drift")
+    assert result["champion"] == world["noise"] and result["rolled_back"] == world["good"]
+    assert tags_of(settings, world["good"])["flywheel.gate.decision"] == "promoted"
+
+    registry.tag_version(settings, world["good"], {"flywheel.gate.decision": "promoting"})  # killed before the move
+    assert promote.finish_interrupted(settings) == {world["good"]: "promotion_failed"}
+    assert str(registry.champion(settings).version) == world["noise"]
+
+
+def test_previous_champion_equal_to_the_champion_reads_as_none(world: dict) -> None:
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri).set_registered_model_alias(
+        settings.model_name, registry.PREVIOUS_CHAMPION, world["noise"]
+    )  # what a failed move used to leave
+    assert registry.previous_champion(settings) is None
+    with pytest.raises(promote.PromotionError, match="no previous_champion"):
+        promote.rollback(settings, reason="no-op")

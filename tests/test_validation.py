@@ -102,7 +102,7 @@ def test_clean_partition_is_all_validated(lake):
     assert summary["reasons"] == {} and summary["partition_failures"] == []
     assert set(summary) == {
         "dataset", "partition", "status", "rows_in", "rows_validated", "rows_quarantined",
-        "reasons", "partition_failures", "run_id", "report_key", "validated_at",
+        "reasons", "partition_failures", "run_id", "report_key", "validated_at", "commit",
     }
     assert_nothing_lost(lake, summary, ROWS)
 
@@ -289,14 +289,15 @@ def test_report_names_the_reason(lake):
     frame = clean_frame()
     _out_of_range(frame)
     summary = run(lake, frame)
-    assert summary["report_key"] == f"reports/validation/transactions/dt={DAY.isoformat()}/report.html"
+    commit_id = summary["commit"]["id"]
+    assert summary["report_key"] == f"reports/validation/transactions/dt={DAY.isoformat()}/v={commit_id}/report.html"
     page = lake.get_bytes(summary["report_key"]).decode()
     assert page.startswith("<!DOCTYPE html>")
     assert "amount outside [0.0, 50000.0]" in page
     assert "partially_quarantined" in page and "t-00005" in page  # a failing row in the sample
     assert "expect_column_values_to_be_between" in page
     assert lake.partition_file("quarantine", SPEC.name, DAY, "report.html").decode() == page
-    report_json = lake.get_json(f"reports/validation/transactions/dt={DAY.isoformat()}/summary.json")
+    report_json = lake.get_json(summary["report_key"].replace("report.html", "summary.json"))
     assert report_json["status"] == "partially_quarantined"
     failed = [e for e in report_json["expectations"] if not e["success"]]
     assert {e["column"] for e in failed} == {"amount", "is_fraud"}

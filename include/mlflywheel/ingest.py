@@ -144,7 +144,8 @@ def ingest_partition(
         {keys.DATA_FILE: frame_to_parquet(raw)},
         meta={"rows_in": rows_in, "notes": landed.notes, **base},
     )
-    _clear_unreadable_quarantine(lake, spec, day)
+    # An earlier whole-file quarantine of the day stays with its ledger summary (one commit) until
+    # validation commits this delivery's result over it.
     return {
         **base,
         "status": "raw",
@@ -466,20 +467,12 @@ def _quarantine_unreadable(
 ) -> dict[str, Any]:
     rows_in = records if records is not None else _records_in(data)
     reason = f"unreadable file: {error}"
-    # Nothing of an unreadable delivery may stay downstream, not even an earlier run's output.
+    # Nothing of an unreadable delivery may stay downstream: raw goes first, so no later
+    # validation can publish an earlier delivery's rows again (a kill right after leaves readers
+    # on the previous commit, and the retry repeats this).
     lake.clear_partition(keys.RAW, spec.name, day)
-    lake.clear_partition(keys.VALIDATED, spec.name, day)
     reasons = {reason: rows_in}
-    lake.publish_partition(
-        keys.QUARANTINE,
-        spec.name,
-        day,
-        {
-            f"landing.{spec.landing_format}": data,
-            "reasons.json": json.dumps(reasons, indent=2, sort_keys=True).encode(),
-        },
-        meta={"kind": UNREADABLE_KIND, "rows_in": rows_in, **base},
-    )
+    commit_id = keys.new_version()
     summary = {
         **base,
         "status": "quarantined",
@@ -487,16 +480,40 @@ def _quarantine_unreadable(
         "rows_validated": 0,
         "rows_quarantined": rows_in,
         "reasons": reasons,
+        "partition_failures": [reason],
+        "report_key": keys.validation_report_key(spec.name, day, version=commit_id),
+        "validated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    ledger.write_summary(lake, summary, sink=ledger_sink)  # same step that published the quarantine
-    return summary
+    quarantine = (
+        {
+            f"landing.{spec.landing_format}": data,
+            "reasons.json": json.dumps(reasons, indent=2, sort_keys=True).encode(),
+        },
+        {"kind": UNREADABLE_KIND, "rows_in": rows_in, **base},
+    )
+    # One commit: the quarantine, no validated rows, this report and the ledger summary together.
+    return ledger.commit(
+        lake,
+        summary,
+        zones={keys.QUARANTINE: quarantine, keys.VALIDATED: None},
+        report={keys.REPORT_HTML: _unreadable_report(spec, summary).encode()},
+        commit_id=commit_id,
+        sink=ledger_sink,
+    )
 
 
-def _clear_unreadable_quarantine(lake: Lake, spec: DatasetSpec, day: dt.date) -> None:
-    """A readable re-delivery supersedes an earlier whole-file quarantine of the day.
+def _unreadable_report(spec: DatasetSpec, summary: dict[str, Any]) -> str:
+    """The validation report of a delivery that could not be read (nothing was validated)."""
+    from mlflywheel import reports
 
-    Row-level quarantine belongs to validation, which replaces it when it runs next.
-    """
-    manifest = lake.manifest(keys.QUARANTINE, spec.name, day)
-    if manifest is not None and manifest.get("kind") == UNREADABLE_KIND:
-        lake.clear_partition(keys.QUARANTINE, spec.name, day)
+    overview = reports.key_values(
+        [(name.replace("_", " "), summary[name])
+         for name in ("dataset", "partition", "status", "rows_in", "rows_validated", "rows_quarantined",
+                      "run_id", "source_key", "source_sha256", "validated_at")]
+    )  # fmt: skip
+    return reports.page(
+        f"Validation of {summary['dataset']} {summary['partition']}: {summary['status']}",
+        [("Overview", overview), ("Partition failures", reports.bullet_list(summary["partition_failures"]))],
+        subtitle=f"{spec.description} The delivered file is kept whole in quarantine. "
+        f"Report key: {summary['report_key']}",
+    )

@@ -5,9 +5,14 @@ Every partition that ingest touches ends with exactly one summary at
 were validated and how many were quarantined, and why. The invariant
 ``rows_in == rows_validated + rows_quarantined`` is checked on every write.
 
+The summary is also the partition's commit record (:func:`commit`,
+:meth:`mlflywheel.lake.Lake.commit_partition`): it names the versions of the partition's validated
+and quarantined rows and of its validation report, all written before it, so the ledger and the
+zones switch together.
+
 Optionally a *sink* mirrors every summary somewhere queryable (``FLYWHEEL_LEDGER_URI``: a
 PostgreSQL table, see :mod:`mlflywheel.ledger_postgres`). The lake's summary stays the record
-the pipeline itself reads; the sink is written in the same step, just before it.
+the pipeline itself reads; the sink is written in the same step, just after the commit.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlflywheel import faults
 from mlflywheel.lake import Lake, keys
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,15 +39,8 @@ class LedgerSink(Protocol):
     def record(self, summary: dict[str, Any]) -> None: ...
 
 
-def write_summary(lake: Lake, summary: dict[str, Any], *, sink: LedgerSink | None = None) -> None:
-    """Validate and write a partition summary (replacing any earlier one for the partition).
-
-    Order: validate, then ``sink.record(summary)``, then the lake's ``summary.json``. Both
-    describe the same, already published partition. The lake summary goes last because it is
-    the completion mark the pipeline reads (:func:`days_without_summary`), like a manifest: if
-    it exists the sink has the row too. Any failure raises, so the Airflow task retries, and a
-    re-run rewrites both idempotently (the sink upserts, the lake put replaces).
-    """
+def check_summary(summary: dict[str, Any]) -> None:
+    """Raise :class:`LedgerError` unless ``summary`` is a complete, balanced partition summary."""
     required = ("dataset", "partition", "status", "rows_in", "rows_validated", "rows_quarantined", "run_id")
     missing = [k for k in required if k not in summary]
     if missing:
@@ -53,10 +52,52 @@ def write_summary(lake: Lake, summary: dict[str, Any], *, sink: LedgerSink | Non
             f"{summary['dataset']} {summary['partition']}: rows_in={summary['rows_in']} but "
             f"validated={summary['rows_validated']} + quarantined={summary['rows_quarantined']}"
         )
+
+
+def commit(
+    lake: Lake,
+    summary: dict[str, Any],
+    *,
+    zones: dict[str, tuple[dict[str, bytes], dict[str, Any] | None] | None],
+    report: dict[str, bytes] | None = None,
+    commit_id: str | None = None,
+    sink: LedgerSink | None = None,
+) -> dict[str, Any]:
+    """Publish a partition's result and its summary in one commit; return the summary as recorded.
+
+    The summary is checked, then :meth:`mlflywheel.lake.Lake.commit_partition` writes the
+    validated and quarantined rows and the report under fresh versions and the summary last, as
+    the partition's commit record (readers see the old commit or the new one, never a mix). The
+    sink (PostgreSQL) is written after the commit, from the record: it is a mirror at most one
+    commit behind (the record's ``commit.id`` is in its row), never ahead of the lake; a run
+    killed in between fails its task, and the retry commits again and records it.
+    """
+    check_summary(summary)
     day = dt.date.fromisoformat(summary["partition"])
+    record = lake.commit_partition(summary["dataset"], day, summary, zones=zones, report=report, commit_id=commit_id)
     if sink is not None:
-        sink.record(summary)
-    lake.put_json(keys.ledger_summary_key(summary["dataset"], day), summary)
+        faults.point("ledger.sink")
+        sink.record(record)
+    return record
+
+
+def write_summary(lake: Lake, summary: dict[str, Any], *, sink: LedgerSink | None = None) -> None:
+    """Validate and write a partition summary alone, keeping the partition's current commit.
+
+    A low-level door (tests, repairs): the pipeline records summaries with :func:`commit`, which
+    publishes the rows in the same step. The summary replaces the record's figures; the ``commit``
+    entry (which versions are current) is carried over, so readers keep resolving the same zones.
+    """
+    check_summary(summary)
+    day = dt.date.fromisoformat(summary["partition"])
+    key = keys.ledger_summary_key(summary["dataset"], day)
+    current = lake.get_json(key) if lake.exists(key) else {}
+    record = dict(summary)
+    if "commit" in current and "commit" not in record:
+        record["commit"] = current["commit"]
+    if sink is not None:
+        sink.record(record)
+    lake.put_json(key, record)
 
 
 def sink_from_settings(settings: Any) -> PostgresLedgerSink | None:

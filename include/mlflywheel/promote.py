@@ -10,7 +10,12 @@ difference on the gate metric (``gate_bootstrap_samples`` resamples of row indic
 interval at ``gate_confidence``) are the evidence :func:`mlflywheel.gate.decide` decides on.
 
 Order matters for crash safety: the decision is written as tags on the candidate version
-first and the ``champion`` alias moves last, so a promoted model always has its record.
+first, as ``promoting`` when the alias is to move; the ``champion`` alias moves next, and only then
+is the decision ``promoted``. A failure of the move records ``promotion_failed`` with the error
+(the alias did not move); a kill leaves ``promoting``, which :func:`finish_interrupted` settles
+(``promoted`` if the alias had moved, else ``promotion_failed``) before the next promotion,
+approval or rollback. ``previous_champion`` never names the champion, and a rollback that would
+restore the champion itself is refused.
 Modes: ``gate`` moves the alias when the gate promotes; ``shadow`` scores and records the gate's
 verdict truthfully (decision ``shadow``, ``verdict`` and ``gate_passed`` as the gate said) but
 never moves it; ``approval`` records a passing gate as ``awaiting_approval`` and leaves the move
@@ -28,7 +33,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlflywheel import gate, metrics, registry
+from mlflywheel import faults, gate, metrics, registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -43,6 +48,8 @@ MODES = ("gate", "shadow", "approval")
 SHADOW = "shadow"
 APPROVAL = "approval"
 AWAITING_APPROVAL = "awaiting_approval"  # the decision recorded while a person has not answered
+PROMOTING = "promoting"  # recorded before the champion alias moves; "promoted" once it has
+PROMOTION_FAILED = "promotion_failed"  # the alias did not move (error in promotion_error)
 GATE_PREFIX = "flywheel.gate."
 APPROVAL_PREFIX = "flywheel.approval."
 APPROVAL_ANSWERS = ("approved", "rejected", "timed_out")
@@ -92,6 +99,7 @@ def evaluate_and_promote(
     """
     if mode not in MODES:
         raise PromotionError(f"mode {mode!r} not in {MODES}")
+    finish_interrupted(settings)
     evidence = score_on_holdout(settings, str(candidate_version), snapshot_id)
     decision = gate.decide(
         evidence.candidate_metrics,
@@ -335,9 +343,11 @@ def record_and_move(
         evidence, decision, outcome=outcome, reasons=reasons, snapshot_id=snapshot_id, mode=mode,
         decided_by=decided_by, decided_at=decided_at,
     )  # fmt: skip
+    if move_alias:  # "promoting" first, the alias, then "promoted" (_move_champion)
+        tags[f"{GATE_PREFIX}decision"] = PROMOTING
     registry.tag_version(settings, candidate_version, tags)  # the record first ...
     if move_alias:  # ... the alias last
-        registry.set_champion(
+        _move_champion(
             settings,
             candidate_version,
             reason=f"gate: {'; '.join(decision.reasons)} (snapshot {snapshot_id}, by {decided_by or 'n/a'})",
@@ -372,6 +382,82 @@ def record_and_move(
         "decided_by": decided_by,
         "decided_at": decided_at,
     }
+
+
+def _move_champion(settings: Settings, version: str, *, reason: str) -> None:
+    """Move ``champion`` to ``version``, recorded ``promoting``, then ``promoted`` once it moved.
+
+    A failure leaves the alias where it was (or, failing after it moved, finishes as promoted), and
+    records ``promotion_failed`` with the error before raising :class:`PromotionError`; a kill
+    leaves ``promoting``, which :func:`finish_interrupted` settles on the next call.
+    """
+    try:
+        registry.set_champion(settings, version, reason=reason)
+    except Exception as exc:
+        current = _champion_version(settings)
+        if current == version:  # the champion moved; only previous_champion did not
+            log.warning("version %s is champion, but previous_champion was not set: %s", version, exc)
+            _settle_promoting(settings, version)
+            return
+        error = f"{type(exc).__name__}: {exc}"
+        registry.tag_version(settings, version, {
+            f"{GATE_PREFIX}decision": PROMOTION_FAILED,
+            f"{GATE_PREFIX}promotion_error": error,
+        })  # fmt: skip
+        raise PromotionError(
+            f"version {version}: the champion alias did not move ({error}); champion is still "
+            f"{('v' + current) if current else 'unset'}; recorded as {PROMOTION_FAILED}"
+        ) from exc
+    faults.point("promote.record")
+    registry.tag_version(settings, version, {f"{GATE_PREFIX}decision": "promoted"})
+
+
+def _champion_version(settings: Settings) -> str | None:
+    current = registry.champion(settings)
+    return str(current.version) if current is not None else None
+
+
+def _settle_promoting(settings: Settings, version: str) -> None:
+    """``version`` is champion: make ``previous_champion`` what it replaced, record ``promoted``."""
+    tags = registry.version_tags(settings, version)
+    replaced = tags.get("flywheel.champion.replaced", "none")
+    if replaced not in ("none", version):
+        previous = registry.get_alias(settings, registry.PREVIOUS_CHAMPION)
+        if previous is None or str(previous.version) != replaced:
+            registry.configure_mlflow(settings).set_registered_model_alias(
+                settings.model_name, registry.PREVIOUS_CHAMPION, replaced
+            )
+    registry.tag_version(settings, version, {f"{GATE_PREFIX}decision": "promoted"})
+
+
+def finish_interrupted(settings: Settings) -> dict[str, str]:
+    """Settle promotions a kill left ``promoting``: ``promoted`` if the alias moved (and
+    ``previous_champion`` set to what it replaced), else ``promotion_failed``; remove a
+    ``previous_champion`` that names the champion (a rollback killed before its last step). Returns
+    ``{version: decision}`` of those settled. Run first by promotion, approval and rollback
+    (one promoter at a time, as the DAGs run them)."""
+    settled: dict[str, str] = {}
+    current = None
+    for version in registry.list_versions(settings):
+        if (version.tags or {}).get(f"{GATE_PREFIX}decision") != PROMOTING:
+            continue
+        current = current if current is not None else (_champion_version(settings) or "")
+        name = str(version.version)
+        if name == current:
+            _settle_promoting(settings, name)
+            settled[name] = "promoted"
+        else:
+            registry.tag_version(settings, name, {
+                f"{GATE_PREFIX}decision": PROMOTION_FAILED,
+                f"{GATE_PREFIX}promotion_error": "interrupted before the champion alias moved",
+            })  # fmt: skip
+            settled[name] = PROMOTION_FAILED
+        log.warning("version %s: an interrupted promotion settled as %s", name, settled[name])
+    previous = registry.get_alias(settings, registry.PREVIOUS_CHAMPION)
+    if previous is not None and str(previous.version) == (_champion_version(settings) or ""):
+        registry.delete_alias(settings, registry.PREVIOUS_CHAMPION)  # a rollback killed before its last step
+        log.warning("previous_champion named the champion v%s: removed", previous.version)
+    return settled
 
 
 def _decision_tags(
@@ -479,6 +565,7 @@ def apply_approval(
     if answer not in APPROVAL_ANSWERS:
         raise PromotionError(f"answer {answer!r} not in {APPROVAL_ANSWERS}")
     version = str(candidate_version)
+    finish_interrupted(settings)
     try:
         tags = dict(registry.get_version(settings, version).tags or {})
     except registry.RegistryError as exc:
@@ -510,7 +597,7 @@ def apply_approval(
         settings,
         version,
         {
-            f"{GATE_PREFIX}decision": outcome,
+            f"{GATE_PREFIX}decision": PROMOTING if outcome == "promoted" else outcome,
             f"{GATE_PREFIX}reasons": "; ".join(reasons),
             f"{APPROVAL_PREFIX}answer": answer,
             f"{APPROVAL_PREFIX}by": who,
@@ -521,8 +608,8 @@ def apply_approval(
     if stale:
         raise PromotionError(reasons[-1])
     if outcome == "promoted":  # ... the alias last
-        registry.set_champion(settings, version, reason=f"approved by {who} at {at} (gate passed: "
-                              f"{tags.get(f'{GATE_PREFIX}verdict', 'promoted')})")  # fmt: skip
+        _move_champion(settings, version, reason=f"approved by {who} at {at} (gate passed: "
+                       f"{tags.get(f'{GATE_PREFIX}verdict', 'promoted')})")  # fmt: skip
     return {
         "model_name": settings.model_name,
         "candidate_version": version,
@@ -587,15 +674,18 @@ def rollback(
     ``to_version``: back to that version instead, which must have passed the gate before
     (promoted by it, or passed it in shadow mode) and not be the champion now.
     """
+    finish_interrupted(settings)  # a promotion killed half-way: settle it, then go back from there
     current = registry.champion(settings)
     demoted = str(current.version) if current is not None else None
     if to_version is None:
-        previous = registry.previous_champion(settings)
+        previous = registry.previous_champion(settings)  # never the champion itself
         if previous is None:
             raise PromotionError(f"{settings.model_name} has no previous_champion to roll back to")
         restored = str(previous.version)
     else:
         restored = _rollback_target(settings, str(to_version), demoted)
+    if restored == demoted:
+        raise PromotionError(f"version {restored} is the champion already: nothing to roll back")
     at = _now()
     record = {"reason": reason, "decided_by": decided_by, "at": at}
     registry.tag_version(

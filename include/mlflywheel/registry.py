@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from mlflywheel import faults
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -298,7 +300,15 @@ def champion(settings: Settings) -> ModelVersion | None:
 
 
 def previous_champion(settings: Settings) -> ModelVersion | None:
-    return get_alias(settings, PREVIOUS_CHAMPION)
+    """The version a rollback restores; None if there is none, or if the alias names the champion
+    itself (what a move interrupted after the champion alias leaves: nothing to go back to)."""
+    previous = get_alias(settings, PREVIOUS_CHAMPION)
+    if previous is None:
+        return None
+    current = champion(settings)
+    if current is not None and str(current.version) == str(previous.version):
+        return None
+    return previous
 
 
 def list_versions(settings: Settings) -> list[ModelVersion]:
@@ -375,6 +385,7 @@ def load_reference(settings: Settings, version: str) -> pd.DataFrame:
 
 def tag_version(settings: Settings, version: str, tags: dict[str, Any]) -> None:
     client = configure_mlflow(settings)
+    faults.point("registry.tag")
     for key, value in tags.items():
         text = "" if value is None else str(value)
         client.set_model_version_tag(settings.model_name, str(version), key, text[:TAG_VALUE_LIMIT])
@@ -383,8 +394,11 @@ def tag_version(settings: Settings, version: str, tags: dict[str, Any]) -> None:
 def set_champion(settings: Settings, version: str, *, reason: str) -> dict[str, Any]:
     """Move ``champion`` to ``version``; the replaced champion becomes ``previous_champion``.
 
-    Tags on the new champion come first and the ``champion`` alias moves last, so a crash
-    never leaves an unexplained champion.
+    Order: tags on the new champion (including ``flywheel.champion.replaced``, the version it
+    replaces), then the ``champion`` alias (the commit point), then ``previous_champion``. A failure
+    before the champion moves changes no alias; one after it leaves ``previous_champion`` behind
+    by one move (never equal to the champion: :func:`previous_champion` reads such an alias as
+    None), and the ``replaced`` tag says what it should be (``promote.finish_interrupted``).
     """
     client = configure_mlflow(settings)
     version = str(version)
@@ -400,16 +414,21 @@ def set_champion(settings: Settings, version: str, *, reason: str) -> dict[str, 
             "flywheel.champion.replaced": previous or "none",
         },
     )
-    if previous is not None:
-        client.set_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION, previous)
+    faults.point("registry.alias")
     client.set_registered_model_alias(settings.model_name, CHAMPION, version)
+    if previous is not None:
+        faults.point("registry.alias")
+        client.set_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION, previous)
     return {"champion": version, "previous_champion": previous}
 
 
 def restore_champion(settings: Settings, version: str) -> None:
-    """Rollback's alias move: ``champion`` -> ``version``, and ``previous_champion`` removed."""
+    """Rollback's alias move: ``champion`` -> ``version``, and ``previous_champion`` removed
+    (killed in between, ``previous_champion`` equals the champion and reads as None)."""
     client = configure_mlflow(settings)
+    faults.point("registry.alias")
     client.set_registered_model_alias(settings.model_name, CHAMPION, str(version))
+    faults.point("registry.alias")
     client.delete_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION)
 
 

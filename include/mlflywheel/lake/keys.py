@@ -10,7 +10,11 @@ Zones (top-level prefixes):
   state/       small state documents (drift events)
 
 A partition lives at ``<zone>/<dataset>/dt=YYYY-MM-DD/``; its data files sit under a version
-folder ``v=<version>/`` and ``_MANIFEST.json`` (written last) names the current version. Stages
+folder ``v=<version>/``. What names the current version is the partition's commit point, one
+object written last: ``_MANIFEST.json`` in the partition's folder for a zone published alone
+(raw), and for the zones a partition's result spans (validated, quarantine, with the validation
+report and the ledger summary) the partition's commit record, which is its ledger summary
+(:func:`partition_commit_key`), so all of them switch together. Stages
 never build keys themselves: they ask this module, so a layout change is made here once.
 Meta columns (names starting with ``_``) ride beside the schema's columns in raw and quarantined
 partitions. The day window of a partition is the UTC day ``[00:00, next day 00:00)``.
@@ -20,6 +24,7 @@ Standard library only: DAG files import this at parse time.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from mlflywheel.lake.errors import LakeError
 
@@ -32,6 +37,8 @@ REPORTS = "reports"
 SNAPSHOTS = "snapshots"
 STATE = "state"
 ZONES = (LANDING, RAW, VALIDATED, QUARANTINE, REPORTS, SNAPSHOTS, STATE)
+# The zones of a partition's result: resolved through its one commit record, never separately.
+COMMITTED_ZONES = (VALIDATED, QUARANTINE)
 
 # --- markers and file names ----------------------------------------------------------------
 MANIFEST = "_MANIFEST.json"  # a partition's commit point
@@ -84,20 +91,31 @@ def version_folder(version: str) -> str:
     return f"{VERSION_PREFIX}{version}"
 
 
+def new_version() -> str:
+    """A fresh version (commit) id: sortable by time, unique by a random suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def folder_day(folder: str) -> dt.date | None:
+    """The day of a ``dt=YYYY-MM-DD`` folder name; None for anything else (``dt=not-a-date``)."""
+    if not folder.startswith(DAY_PREFIX):
+        return None
+    try:
+        return dt.date.fromisoformat(folder[len(DAY_PREFIX) :])
+    except ValueError:
+        return None
+
+
 def partition_file_key(zone: str, dataset: str, day: dt.date, version: str, name: str) -> str:
     return f"{partition_prefix(zone, dataset, day)}/{version_folder(version)}/{name}"
 
 
 def manifest_day(key: str, zone: str, dataset: str) -> dt.date | None:
-    """The day of ``<zone>/<dataset>/dt=D/_MANIFEST.json``; None for any other key."""
+    """The day of ``<zone>/<dataset>/dt=D/_MANIFEST.json``; None for any other key
+    (and for a folder ``dt=...`` that is not a day)."""
     parts = key.split("/")
-    if (
-        len(parts) == 4
-        and parts[:2] == [zone, dataset]
-        and parts[3] == MANIFEST
-        and parts[2].startswith(DAY_PREFIX)
-    ):
-        return dt.date.fromisoformat(parts[2][len(DAY_PREFIX) :])
+    if len(parts) == 4 and parts[:2] == [zone, dataset] and parts[3] == MANIFEST:
+        return folder_day(parts[2])
     return None
 
 
@@ -122,9 +140,21 @@ def ledger_summary_key(dataset: str, day: dt.date) -> str:
     return f"{ledger_prefix(dataset)}{DAY_PREFIX}{day.isoformat()}/{SUMMARY_JSON}"
 
 
-def validation_report_key(dataset: str, day: dt.date, name: str = REPORT_HTML) -> str:
-    """A file of the partition's validation report (``report.html``, ``summary.json``)."""
-    return f"{REPORTS}/validation/{dataset}/{DAY_PREFIX}{day.isoformat()}/{name}"
+def partition_commit_key(dataset: str, day: dt.date) -> str:
+    """A partition's commit record: its ledger summary, naming the versions of its validated and
+    quarantined rows and of its validation report (see :meth:`mlflywheel.lake.Lake.commit_partition`)."""
+    return ledger_summary_key(dataset, day)
+
+
+def validation_report_prefix(dataset: str, day: dt.date) -> str:
+    return f"{REPORTS}/validation/{dataset}/{DAY_PREFIX}{day.isoformat()}"
+
+
+def validation_report_key(dataset: str, day: dt.date, name: str = REPORT_HTML, version: str | None = None) -> str:
+    """A file of the partition's validation report (``report.html``, ``summary.json``); with
+    ``version``, the file of that commit (``.../v=<version>/<name>``), as commits write them."""
+    folder = validation_report_prefix(dataset, day)
+    return f"{folder}/{version_folder(version)}/{name}" if version else f"{folder}/{name}"
 
 
 def drift_reports_prefix(dataset: str) -> str:

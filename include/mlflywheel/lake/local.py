@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mlflywheel import faults
 from mlflywheel.lake import keys  # the submodule, not the package: no import circle
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
@@ -40,6 +41,7 @@ class LocalLake(Lake):
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            faults.point("lake.put.partial")  # the bytes are on disk, not yet in place
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -65,6 +67,14 @@ class LocalLake(Lake):
             if path.is_file() and not path.name.startswith(keys.TEMP_PREFIX):
                 out.append(path.relative_to(self.root).as_posix())
         return sorted(out)
+
+    def remove_incomplete(self, prefix: str) -> None:
+        """Delete the ``.tmp-*`` files of writes killed before their rename under ``prefix``."""
+        base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
+        if base.is_dir():
+            for path in base.rglob(keys.TEMP_PREFIX + "*"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))

@@ -246,6 +246,23 @@ class S3Lake(Lake):
         self._bucket_checked = True
         return sorted(keys)
 
+    def remove_incomplete(self, prefix: str) -> None:
+        """Abort the multipart uploads under folder ``prefix`` that killed writes never finished
+        (their parts cost storage but no reader sees them)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        folder = prefix.rstrip("/")
+        s3_prefix = self._key(folder) + "/" if folder else (f"{self.prefix}/" if self.prefix else "")
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=s3_prefix):
+                for upload in page.get("Uploads", []):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("abort uploads under", prefix, exc) from exc
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under ``prefix`` as a folder, and the object named ``prefix``."""
         from botocore.exceptions import BotoCoreError, ClientError

@@ -22,11 +22,12 @@ Expectations are either *partition-level* (columns match the schema, at least on
 
 Every row ends in exactly one zone (checked before publishing), re-runs replace the
 partitions of the day instead of adding to them, and each run writes a human-readable
-report to ``reports/validation/<dataset>/dt=<day>/`` and the partition's ledger summary.
+report to ``reports/validation/<dataset>/dt=<day>/v=<commit>/`` and the partition's ledger summary,
+all in one commit (:mod:`.publication`).
 
 Modules: :mod:`.suite` (the expectations, run with Great Expectations, imported lazily with
 analytics off), :mod:`.verdict` (result -> verdict -> split of the rows), :mod:`.publication`
-(zones, report, ledger in a crash-safe order), :mod:`.report` (the HTML page).
+(zones, report, ledger in one commit), :mod:`.report` (the HTML page).
 """
 
 from __future__ import annotations
@@ -108,11 +109,12 @@ def validate_partition(
     log_failures(where, verdict, len(frame))
     split = split_rows(spec, frame, verdict, where=where)
 
-    summary = partition_summary(spec, day, split, verdict, rows_in=len(frame), run_id=run_id)
+    commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
+    summary = partition_summary(spec, day, split, verdict, rows_in=len(frame), run_id=run_id, commit_id=commit_id)
     report_html = render_report(spec, summary, verdict.outcomes, split.failing_sample.head(REPORT_SAMPLE_ROWS))
-    publish(
-        lake, day, split, summary,
-        report_html=report_html, verdict=verdict, suite=suite, result=result, ledger_sink=ledger_sink,
+    summary = publish(
+        lake, day, split, summary, report_html=report_html, verdict=verdict, suite=suite, result=result,
+        ledger_sink=ledger_sink, commit_id=commit_id,
     )  # fmt: skip
     log.info(
         "%s: %s (rows_in=%d validated=%d quarantined=%d) report %s",
@@ -148,7 +150,14 @@ def read_raw_partition(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: s
 
 
 def partition_summary(
-    spec: DatasetSpec, day: dt.date, split: Split, verdict: Verdict, *, rows_in: int, run_id: str
+    spec: DatasetSpec,
+    day: dt.date,
+    split: Split,
+    verdict: Verdict,
+    *,
+    rows_in: int,
+    run_id: str,
+    commit_id: str | None = None,
 ) -> dict[str, Any]:
     """The partition's ledger summary."""
     return {
@@ -161,6 +170,6 @@ def partition_summary(
         "reasons": split.reason_counts,
         "partition_failures": list(verdict.partition_failures),
         "run_id": run_id,
-        "report_key": keys.validation_report_key(spec.name, day),
+        "report_key": keys.validation_report_key(spec.name, day, version=commit_id),
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),
     }

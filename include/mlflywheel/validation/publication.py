@@ -1,8 +1,10 @@
-"""Publishing a validated partition: the zones, the report and the ledger, in a crash-safe order.
+"""Publishing a validated partition: the zones, the report and the ledger, in one commit.
 
-Quarantine is published before validated, so a crash in between never drops rows; a re-run
-replaces every zone of the day. The ledger summary is written last: it is the mark that the
-partition is done (see :func:`mlflywheel.ledger.write_summary`).
+Validated rows, quarantined rows, the report (HTML and JSON) and the ledger summary are written
+by :func:`mlflywheel.ledger.commit`: every file under a fresh version, the summary last as the
+partition's commit record. A crash anywhere before it leaves readers on the previous commit
+(never new quarantine beside old validated rows); a re-run commits again and collects what the
+crashed run left.
 """
 
 from __future__ import annotations
@@ -31,21 +33,21 @@ def publish(
     suite: ExpectationSuite,
     result: ExpectationSuiteValidationResult,
     ledger_sink: ledger.LedgerSink | None = None,
-) -> None:
-    """Write the day's validated and quarantined partitions, the report and the ledger summary."""
-    dataset, run_id, rows_in = summary["dataset"], summary["run_id"], summary["rows_in"]
+    commit_id: str | None = None,
+) -> dict[str, Any]:
+    """Commit the day's validated and quarantined partitions, the report and the ledger summary
+    together; returns the summary as recorded (with its ``commit``)."""
+    run_id, rows_in = summary["run_id"], summary["rows_in"]
     result_json = json.dumps(result.to_json_dict(), indent=2, sort_keys=True, default=str).encode()
+    zones: dict[str, Any] = {keys.VALIDATED: None, keys.QUARANTINE: None}  # None: no partition now
     if split.status != "validated":
-        lake.publish_partition(
-            keys.QUARANTINE,
-            dataset,
-            day,
+        zones[keys.QUARANTINE] = (
             {
                 keys.DATA_FILE: frame_to_parquet(split.quarantined),
                 "validation_result.json": result_json,
                 keys.REPORT_HTML: report_html.encode(),
             },
-            meta={
+            {
                 "rows": len(split.quarantined),
                 "run_id": run_id,
                 "rows_in": rows_in,
@@ -54,30 +56,22 @@ def publish(
             },
         )
     if split.validated is not None:
-        lake.publish_partition(
-            keys.VALIDATED,
-            dataset,
-            day,
+        zones[keys.VALIDATED] = (
             {keys.DATA_FILE: frame_to_parquet(split.validated)},
-            meta={
+            {
                 "rows": split.rows_validated,
                 "run_id": run_id,
                 "rows_in": rows_in,
                 "rows_quarantined": len(split.quarantined),
             },
         )
-    else:
-        lake.clear_partition(keys.VALIDATED, dataset, day)  # an earlier run's rows are no longer trusted
-    if split.status == "validated":
-        lake.clear_partition(keys.QUARANTINE, dataset, day)  # stale failures of an earlier run
-
-    lake.put_text(summary["report_key"], report_html)
-    lake.put_json(
-        keys.validation_report_key(dataset, day, keys.SUMMARY_JSON),
-        {
-            **summary,
-            "expectations": [outcome_row(o) for o in verdict.outcomes],
-            "suite": suite.to_json_dict(),
-        },
-    )
-    ledger.write_summary(lake, summary, sink=ledger_sink)
+    report_json = {
+        **summary,
+        "expectations": [outcome_row(o) for o in verdict.outcomes],
+        "suite": suite.to_json_dict(),
+    }
+    report = {
+        keys.REPORT_HTML: report_html.encode(),
+        keys.SUMMARY_JSON: json.dumps(report_json, indent=2, sort_keys=True, default=str).encode(),
+    }
+    return ledger.commit(lake, summary, zones=zones, report=report, commit_id=commit_id, sink=ledger_sink)
