@@ -1,7 +1,7 @@
 # Flywheel: two commands on a fresh machine.
 #   make demo   set up, then run the whole loop on the embedded stack (Airflow + MLflow + local lake)
 #   make test   set up, then lint and run the whole test suite (what CI runs)
-#   make test-fast  the day-to-day lane: lint + unit and integration tests, without the e2e loops
+#   make test-fast  the day-to-day lane: lint + unit and integration tests, without the e2e loops and kill tests
 # Each creates .venv and installs the pinned requirements when they are missing or changed.
 
 SHELL := /bin/bash
@@ -29,7 +29,7 @@ test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: lint
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,6 +29,8 @@ from mlflywheel.datasets.upstreams.transactions import generate_day
 from mlflywheel.lake import LocalLake, keys
 from mlflywheel.lake.base import _versions_named
 
+pytestmark = pytest.mark.slow  # minutes: a fresh subprocess per kill point
+
 DAY = dt.date(2026, 11, 5)
 DATASET = "transactions"
 HERE = Path(__file__).resolve().parent
