@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel import faults
-from mlflywheel.lake import keys  # the keys submodule only, which imports nothing of the lake
+from mlflywheel.lake import keys  # the keys submodule only (it needs just lake.errors)
 from mlflywheel.lake.errors import LakeError
 
 if TYPE_CHECKING:  # pragma: no cover

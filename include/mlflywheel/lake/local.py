@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlflywheel import faults
-from mlflywheel.lake import keys  # the keys submodule only, which imports nothing of the lake
+from mlflywheel.lake import keys  # the keys submodule only (it needs just lake.errors)
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
 
