@@ -238,7 +238,8 @@ def test_validation_killed_at_every_write_step(harness, tmp_path, pg_uri, valida
 def test_ingest_of_an_unreadable_redelivery_killed_at_every_write_step(harness, tmp_path, pg_uri, validated_a):
     template = tmp_path / "template"
     shutil.copytree(validated_a["root"], template)
-    land_bytes(LocalLake(template), _spec(), DAY, b"\xff\xfeu\x00n\x00r\x00e\x00a\x00d\x00")
+    # A Parquet file where a CSV is expected: unreadable (a BOM'd UTF-16 text would be read).
+    land_bytes(LocalLake(template), _spec(), DAY, b"PAR1" + bytes(range(256)) * 4)
 
     def killed(lake, step, row):
         run = visible(lake)
