@@ -65,16 +65,26 @@ def task_state(stack: EmbeddedStack, run_id: str, task_id: str) -> str | None:
     return None
 
 
+# An answer given within about a second of the request can be lost in Airflow 3.3: the scheduler
+# may process the executor's report of the first (parking) attempt after the answer has already
+# re-queued the task, fail that task instance and retry it, which asks again. A person never
+# answers that fast; a test waits this long after the request appears.
+ANSWER_AFTER_SECONDS = 10
+
+
 def wait_for_task(
     stack: EmbeddedStack, run_id: str, task_id: str, states: set[str], *, timeout: float = 600
 ) -> str:
-    """Poll until ``task_id`` of the `train` run reaches one of ``states``; fail on a dead run."""
+    """Poll until ``task_id`` of the `train` run reaches one of ``states``; fail on a dead run.
+    Waiting for input, it also lets the request settle (:data:`ANSWER_AFTER_SECONDS`)."""
     deadline = time.monotonic() + timeout
     state = None
     while time.monotonic() < deadline:
         stack.check_alive()
         state = task_state(stack, run_id, task_id)
         if state in states:
+            if state == "awaiting_input":
+                time.sleep(ANSWER_AFTER_SECONDS)
             return state
         run = stack.api().request("GET", f"/dags/train/dagRuns/{requests.utils.quote(run_id, safe='')}")
         if run["state"] == "failed":
