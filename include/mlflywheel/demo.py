@@ -130,6 +130,8 @@ def run_demo(
         stack.mlflow_backend_uri = backends.mlflow_backend_uri
         stack.mlflow_artifacts_destination = backends.mlflow_artifacts_destination
         stack.lake_uri = backends.lake_uri
+        stack.celery_broker_url = backends.celery_broker_url
+        stack.celery_workers = backends.celery_workers()
     summary: dict[str, Any] = {"loop_closed": False, "home": str(home)}
     try:
         stack.start()

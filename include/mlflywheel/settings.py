@@ -145,6 +145,9 @@ class Settings:
 
     # --- training ----------------------------------------------------------------------
     training_backend: str = "local"  # local | kubernetes
+    # Airflow queue of the local backend's train_model (Celery: "gpu" sends it to the GPU worker);
+    # empty: the executor's default queue
+    training_queue: str = ""
     training_timeout_minutes: int = 120
     window_days: int = 14
     epochs: int = 8
@@ -530,6 +533,7 @@ CHECKS: dict[str, Check] = {
     "retry_delay_seconds": _integer(0),
     # training
     "training_backend": _choice("local", "kubernetes"),
+    "training_queue": _text("an Airflow queue name (letters, digits, _ . -)", _NAME, empty=True),
     "training_timeout_minutes": _integer(1),
     "window_days": _integer(1),
     "epochs": _integer(1),

@@ -35,6 +35,7 @@ AIRFLOW_SERVICES = (
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-worker",
 )
 # Names of variables that hold secrets (in .env and in the containers' environments); a name
 # ending in _FILE holds the path of a file, not a secret.
@@ -445,7 +446,7 @@ def test_settings_from_the_compose_environment(resolved):
     assert settings.ledger_uri.startswith("postgresql://")
     assert settings.training_backend == "local"
     assert settings.drift_backend == "scipy", "alibi-detect is BSL 1.1: non-production use only"
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     for offline in ("MLFLOW_DISABLE_TELEMETRY", "GX_ANALYTICS_ENABLED", "HF_HUB_OFFLINE",
@@ -524,8 +525,9 @@ def test_gpu_profile_reserves_an_nvidia_gpu(compose):
             and (d.get("count") == "all" or int(d["count"]) >= 1)
             for d in devices
         ), f"{name}: no nvidia GPU reserved"
-        # LocalExecutor runs tasks in the scheduler: the GPU belongs there, with a CUDA torch.
-        assert service["command"] == "scheduler"
+        # A Celery worker that consumes only the training queue holds the GPU, with a CUDA torch.
+        assert service["command"].split()[:2] == ["celery", "worker"]
+        assert option_value(service["command"].split(), "--queues") == "gpu"
         assert "download.pytorch.org/whl/cpu" not in service["build"]["args"]["TORCH_INDEX_URL"]
         assert service["image"] != compose["services"]["airflow-scheduler"]["image"]
     for name, service in compose["services"].items():
@@ -549,3 +551,31 @@ def test_dockerfile_matches_the_lock():
     ignore = (DOCKERFILE.parent / (DOCKERFILE.name + ".dockerignore")).read_text().split()
     for needed in ("!requirements.txt", "!pyproject.toml", "!README.md", "!include/"):
         assert needed in ignore
+
+
+def option_value(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+def test_celery_executor_with_redis_and_two_kinds_of_worker(resolved, compose):
+    """Celery: Redis as broker (password from .env), results in Airflow's PostgreSQL database, a
+    general worker on the default queue and, under the gpu profile, one on the training queue."""
+    services = resolved["services"]
+    env = _airflow_env(resolved)
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert broker.scheme == "redis" and broker.hostname == "redis" and broker.password
+    assert 6379 in listening_ports(services["redis"]) or "6379" in [str(p) for p in services["redis"]["expose"]]
+    assert "--requirepass" in services["redis"]["command"]
+    backend = env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert backend == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    general = compose["services"]["airflow-worker"]["command"].split()
+    assert option_value(general, "--queues") == env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "default"
+    gpu = compose["services"]["airflow-worker-gpu"]["command"].split()
+    assert option_value(gpu, "--queues") == "gpu" and option_value(gpu, "--concurrency") == "1"
+    # The training queue names a queue some worker consumes (default: the general worker's).
+    consumed = {option_value(s["command"].split(), "--queues") for n, s in compose["services"].items()
+                if n.startswith("airflow-worker")}  # fmt: skip
+    assert Settings.from_env(env).training_queue in consumed
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-worker-gpu"):
+        assert "redis" in compose["services"][name]["depends_on"], f"{name} does not wait for the broker"
+    assert not any("scheduler" in n and "gpu" in n for n in compose["services"]), "no second scheduler"

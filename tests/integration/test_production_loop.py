@@ -1,7 +1,9 @@
 """The core loop on the production backends that can run here.
 
-Airflow's metadata on the real PostgreSQL server (LocalExecutor; api-server, scheduler,
-dag-processor and triggerer as separate processes), MLflow's tracking server with its backend
+Airflow's metadata on the real PostgreSQL server, the Celery executor with the machine's Redis as
+broker and two workers as separate processes, one consuming only the `gpu` queue that training is
+routed to (as compose's `airflow-worker` and `airflow-worker-gpu`); api-server, scheduler,
+dag-processor and triggerer as separate processes. MLflow's tracking server with its backend
 store on PostgreSQL and artifacts on S3, the lake on S3 (moto's S3-compatible HTTP server on
 loopback), ingest extracting from a PostgreSQL source table, the ledger in a PostgreSQL table.
 Training runs on the local backend (no Kubernetes API server can run here).
@@ -25,6 +27,8 @@ from mlflywheel.devstack.stack import free_port
 from postgres_fixtures import temporary_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
+
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the machine's Redis (.ci/run makes sure it answers)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,8 @@ def production_run(tmp_path_factory, s3_server, databases):
         source_postgres_uri=databases["source"],
         source_table="public.card_transactions",
         ledger_uri=databases["ledger"],
+        celery_broker_url=REDIS_URL,
+        training_queue="gpu",
     )
     home = tmp_path_factory.mktemp("flywheel-prod")
     summary = run_demo(
@@ -115,3 +121,18 @@ def test_registry_lineage_matches_the_lake(production_run):
     # MLflow's artifacts went to S3 through the tracking server.
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="mlflow/")
     assert listed.get("KeyCount", 0) > 0
+
+
+def test_training_ran_on_the_gpu_worker_and_everything_else_on_the_general_one(production_run):
+    """Celery: train_model went to the `gpu` queue and ran on the worker that consumes it; every
+    other task ran on the general worker (each worker reports its own name as the hostname)."""
+    _, backends, _, _ = production_run
+    with psycopg2.connect(backends.airflow_db_uri.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT dag_id, task_id, queue, hostname FROM task_instance WHERE hostname <> ''")
+        ran = cur.fetchall()
+    training = [r for r in ran if r[1] == "train_model"]
+    others = [r for r in ran if r[1] != "train_model"]
+    assert len(training) >= 2, ran  # the first champion and the drift retrain
+    assert {(queue, host) for _, _, queue, host in training} == {("gpu", "worker-gpu")}
+    assert {"ingest", "train", "drift_check"} <= {dag for dag, *_ in others}
+    assert {(queue, host) for _, _, queue, host in others} == {("default", "worker")}

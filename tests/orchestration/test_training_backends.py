@@ -39,3 +39,23 @@ def test_local_run_timeout_kills_the_process():
 def test_missing_result_line_is_an_error():
     with pytest.raises(TrainingFailed, match="no FLYWHEEL_RESULT"):
         run_local_training([sys.executable, "-c", "print('done')"], timeout_s=60)
+
+
+@pytest.mark.parametrize(("queue", "expected"), [("gpu", "gpu"), ("", None)])
+def test_local_training_is_routed_to_the_training_queue(queue, expected):
+    """FLYWHEEL_TRAINING_QUEUE sends train_model (and only it) to the GPU worker's queue."""
+    from airflow.sdk import DAG, task
+    from mlflywheel.orchestration.training_backends import training_task
+    from mlflywheel.settings import Settings
+
+    settings = Settings.from_env({}, training_queue=queue)
+    with DAG(dag_id="routing", schedule=None) as dag:
+
+        @task
+        def build_snapshot() -> dict:
+            return {"snapshot_id": "s"}
+
+        training_task(settings, build_snapshot())
+    default = dag.get_task("build_snapshot").queue
+    assert dag.get_task("train_model").queue == (expected or default)
+    assert default != "gpu"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlflywheel.devstack.celery_executor import DEFAULT_QUEUE, CeleryWorker
+
 
 @dataclass(frozen=True)
 class ProductionBackends:
@@ -29,9 +31,21 @@ class ProductionBackends:
     source_postgres_uri: str
     source_table: str
     ledger_uri: str
+    # Airflow's Celery executor with this broker (empty: the LocalExecutor), one general worker and,
+    # with a training queue, a second worker that consumes only that queue (as compose's GPU worker).
+    celery_broker_url: str = ""
+    training_queue: str = ""
+
+    def celery_workers(self) -> tuple[CeleryWorker, ...]:
+        general = CeleryWorker("worker", (DEFAULT_QUEUE,), concurrency=2)
+        if not self.training_queue:
+            return (general,)
+        return general, CeleryWorker(f"worker-{self.training_queue}", (self.training_queue,), concurrency=1)
 
     def env(self) -> dict[str, str]:
+        queue = {"FLYWHEEL_TRAINING_QUEUE": self.training_queue} if self.training_queue else {}
         return {
+            **queue,
             "FLYWHEEL_LAKE_URI": self.lake_uri,
             "FLYWHEEL_S3_ENDPOINT_URL": self.s3_endpoint_url,
             "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint_url,

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflywheel.devstack import celery_executor
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 from mlflywheel.settings import Settings
 
@@ -74,6 +75,10 @@ class EmbeddedStack:
     mlflow_backend_uri: str = ""  # empty: SQLite under home
     mlflow_artifacts_destination: str = ""  # empty: a folder under home; or s3://bucket/prefix
     lake_uri: str = ""  # empty: a folder under home
+    # Empty: the LocalExecutor. A redis:// URL: the Celery executor with ``celery_workers``
+    # (needs ``airflow_db_uri``, which also holds Celery's results).
+    celery_broker_url: str = ""
+    celery_workers: tuple[celery_executor.CeleryWorker, ...] = (celery_executor.CeleryWorker("worker"),)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -83,6 +88,10 @@ class EmbeddedStack:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def celery_key_prefix(self) -> str:
+        return f"flywheel-{self.api_port}:"
 
     @property
     def pid_file(self) -> Path:
@@ -144,6 +153,10 @@ class EmbeddedStack:
         }
         if self.airflow_db_uri:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.airflow_db_uri
+        if self.celery_broker_url:
+            if not self.airflow_db_uri:
+                raise StackError("the Celery executor needs a metadata database server (airflow_db_uri)")
+            env.update(celery_executor.executor_env(self.celery_broker_url, self.airflow_db_uri, self.celery_key_prefix))
         else:
             # SQLite: wait up to a minute for a lock instead of failing after the driver's 5 s
             # (Airflow answers 503 to a backfill request that meets one).
@@ -195,6 +208,11 @@ class EmbeddedStack:
         for component in COMPONENTS:
             self._spawn(f"airflow-{component}", [sys.executable, "-m", "mlflywheel.devstack.supervise",
                                                  component, "--", airflow, component], env)  # fmt: skip
+        if self.celery_broker_url:
+            for worker in self.celery_workers:
+                worker_env = {**env, **celery_executor.worker_env(worker, free_port())}
+                self._spawn(f"airflow-worker-{worker.name}", [sys.executable, "-m", "mlflywheel.devstack.supervise",
+                            worker.name, "--", *celery_executor.worker_command(airflow, worker)], worker_env)  # fmt: skip
         self._write_pid_file()
         try:
             self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
@@ -259,6 +277,8 @@ class EmbeddedStack:
                 pass
         self.processes.clear()
         self.pid_file.unlink(missing_ok=True)
+        if self.celery_broker_url:
+            celery_executor.forget_queues(self.celery_broker_url, self.celery_key_prefix)
 
     def api(self) -> AirflowApi:
         return AirflowApi(self.api_url, ADMIN_USER, self.password)

@@ -62,7 +62,10 @@ def local_training_task(settings: Settings, snapshot: Any) -> Any:
     """``train_model`` as a TaskFlow task that runs the entrypoint locally, after ``snapshot``."""
     from airflow.sdk import task
 
-    @task(task_id="train_model")
+    # With the Celery executor a queue routes training to the workers that have the GPU.
+    queue = {"queue": settings.training_queue} if settings.training_queue else {}
+
+    @task(task_id="train_model", **queue)
     def train_model(snapshot: dict, params=None, run_id=None) -> dict:
         """Run `python -m mlflywheel.training` as a local process (the embedded default)."""
         cmd = training_command(snapshot["snapshot_id"], params, run_id)
