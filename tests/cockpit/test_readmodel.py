@@ -406,3 +406,12 @@ def test_drift_row_says_what_drift_check_did_about_retraining(world: dict, tmp_p
     again = request_retraining(_Backfills(), lake, report, cooldown_hours=24, retrain_window_days=7, wait_days=0)
     assert again["action"] == "none"  # once per event: the same day checked again records why not
     assert readmodel.drift_history(lake, SPEC.name)["rows"][0]["retraining"] == f"no backfill: {again['reason']}"
+
+
+@pytest.mark.parametrize(
+    ("versions", "awaiting", "says"),
+    [(0, 0, "no registered version"), (3, 1, "1 passed the gate and await approval"), (3, 0, "none was promoted")],
+)
+def test_no_champion_reason_names_versions_waiting_for_approval(versions: int, awaiting: int, says: str) -> None:
+    reason = readmodel.no_champion_reason("flywheel-transactions", versions, awaiting)
+    assert says in reason

@@ -631,12 +631,18 @@ def models(settings: Settings, *, versions: int = DEFAULT_VERSIONS) -> dict[str,
         "empty_reason": None,
     }
     if current is None:
-        out["empty_reason"] = (
-            f"no champion yet: {settings.model_name} has "
-            + (f"{len(records)} version(s) but none was promoted by the gate"
-               if records else "no registered version (the train DAG registers one per run)")
-        )  # fmt: skip
+        out["empty_reason"] = no_champion_reason(settings.model_name, len(records), len(out["awaiting"]))
     return out
+
+
+def no_champion_reason(model_name: str, versions: int, awaiting: int) -> str:
+    """Why the page shows no champion: nothing registered, versions waiting for a person, or refused."""
+    if not versions:
+        return f"no champion yet: {model_name} has no registered version (the train DAG registers one per run)"
+    if awaiting:
+        return (f"no champion yet: {model_name} has {versions} version(s); {awaiting} passed the gate and "
+                "await approval (Required Actions in Airflow)")  # fmt: skip
+    return f"no champion yet: {model_name} has {versions} version(s) but none was promoted"
 
 
 def retrains(settings: Settings) -> dict[tuple[str, str], list[dict[str, Any]]]:
