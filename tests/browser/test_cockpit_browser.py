@@ -93,6 +93,13 @@ def test_operator_opens_the_flywheel_page(stack: EmbeddedStack, tmp_path: Path) 
             # MLflow links point at the stack's MLflow UI.
             link = cockpit.get_by_role("link", name="MLflow model version").first
             assert link.get_attribute("href") == f"{stack.mlflow_url}/#/models/flywheel-transactions/versions/2"
+            # ... and open it in a new tab, although the plugin's iframe may not open popups.
+            with page.context.expect_page(timeout=15_000) as opened:
+                link.click()
+            opened.value.wait_for_load_state()
+            assert opened.value.url.startswith(f"{stack.mlflow_url}/")
+            assert opened.value.url.endswith("#/models/flywheel-transactions/versions/2")
+            opened.value.close()
             page.screenshot(path=str(tmp_path / "flywheel-page.png"), full_page=True)
 
             # Inside the iframe, a drift day's page and a readable 404.
