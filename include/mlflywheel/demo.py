@@ -130,6 +130,7 @@ def run_demo(
         stack.mlflow_backend_uri = backends.mlflow_backend_uri
         stack.mlflow_artifacts_destination = backends.mlflow_artifacts_destination
         stack.lake_uri = backends.lake_uri
+        stack.mlflow_auth = backends.mlflow_auth
     summary: dict[str, Any] = {"loop_closed": False, "home": str(home)}
     try:
         stack.start()

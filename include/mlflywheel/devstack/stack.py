@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflywheel.devstack.mlflow_auth import MlflowBasicAuth, server_command
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 from mlflywheel.settings import Settings
 
@@ -74,6 +75,7 @@ class EmbeddedStack:
     mlflow_backend_uri: str = ""  # empty: SQLite under home
     mlflow_artifacts_destination: str = ""  # empty: a folder under home; or s3://bucket/prefix
     lake_uri: str = ""  # empty: a folder under home
+    mlflow_auth: MlflowBasicAuth | None = None  # None: MLflow without authentication (the embedded default)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -99,6 +101,7 @@ class EmbeddedStack:
             mlflow_tracking_uri=self.mlflow_url,
             mlflow_artifact_root="mlflow-artifacts:/",
             airflow_api_url=self.api_url,
+            **(self.mlflow_auth.service_settings() if self.mlflow_auth else {}),  # the loop writes as the service account
         )
 
     def environment(self) -> dict[str, str]:
@@ -166,21 +169,14 @@ class EmbeddedStack:
         )
         env = self.environment()
         bin_dir = Path(sys.executable).parent
-        self._spawn(
-            "mlflow",
-            [
-                str(bin_dir / "mlflow"), "server",
-                "--backend-store-uri",
-                self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
-                "--artifacts-destination",
-                self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
-                "--serve-artifacts",
-                "--host", "127.0.0.1", "--port", str(self.mlflow_port),
-                "--allowed-hosts", f"127.0.0.1:{self.mlflow_port},localhost:{self.mlflow_port}",
-                "--workers", "1",
-            ],
-            env,
-        )  # fmt: skip
+        mlflow_command = server_command(
+            port=self.mlflow_port,
+            backend_store_uri=self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+            artifacts_destination=self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
+            basic_auth=self.mlflow_auth is not None,
+        )
+        auth_env = self.mlflow_auth.server_env(self.home / "mlflow") if self.mlflow_auth else {}
+        self._spawn("mlflow", mlflow_command, {**env, **auth_env})
         airflow = str(bin_dir / "airflow")
         if not self.airflow_db_uri:
             prepare_sqlite(airflow_home / "airflow.db")
@@ -198,6 +194,12 @@ class EmbeddedStack:
         self._write_pid_file()
         try:
             self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
+            if self.mlflow_auth:
+                settings = self.settings()
+                accounts = self.mlflow_auth.ensure_accounts(
+                    self.mlflow_url, model_name=settings.model_name, experiments=settings.mlflow_experiments
+                )
+                log.info("MLflow accounts: %s", accounts)
             self._wait_http(f"{self.api_url}/api/v2/monitor/health", "Airflow API", timeout)
         except BaseException:
             self.stop()
