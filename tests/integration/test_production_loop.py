@@ -2,7 +2,8 @@
 
 Airflow's metadata on the real PostgreSQL server (LocalExecutor; api-server, scheduler,
 dag-processor and triggerer as separate processes), MLflow's tracking server with its backend
-store on PostgreSQL and artifacts on S3, the lake on S3 (moto's S3-compatible HTTP server on
+store on PostgreSQL and artifacts on S3, behind its basic-auth app (the loop writes as the service
+account), the lake on S3 (moto's S3-compatible HTTP server on
 loopback), ingest extracting from a PostgreSQL source table, the ledger in a PostgreSQL table.
 Training runs on the local backend (no Kubernetes API server can run here).
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import sqlite3
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -115,3 +118,22 @@ def test_registry_lineage_matches_the_lake(production_run):
     # MLflow's artifacts went to S3 through the tracking server.
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="mlflow/")
     assert listed.get("KeyCount", 0) > 0
+
+
+def test_the_loop_wrote_to_mlflow_as_the_service_account(production_run):
+    """MLflow ran its basic-auth app: the accounts exist, and the experiments the loop created
+    (training runs, drift reports) belong to the service account (MLflow grants a creator MANAGE)."""
+    summary, backends, _, _ = production_run
+    assert backends.mlflow_auth is not None
+    database = Path(summary["home"]) / "mlflow" / "basic_auth.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        users = {name for (name,) in db.execute("SELECT username FROM users")}
+        grants = db.execute(
+            "SELECT u.username, p.resource_type, p.resource_pattern, p.permission FROM users u"
+            " JOIN user_role_assignments a ON a.user_id = u.id JOIN role_permissions p ON p.role_id = a.role_id"
+        ).fetchall()
+    assert users == {"admin", "flywheel", "viewer"}
+    service = {(kind, pattern) for user, kind, pattern, permission in grants if user == "flywheel" and permission == "MANAGE"}
+    assert ("registered_model", "flywheel-transactions") in service
+    assert len({pattern for kind, pattern in service if kind == "experiment"}) >= 2  # training and drift
+    assert not [grant for grant in grants if grant[0] == "viewer"]  # the viewer reads by the default only
