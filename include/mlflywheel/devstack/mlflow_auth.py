@@ -100,7 +100,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, *, timeout: float, l
 
 @contextlib.contextmanager
 def running_basic_auth_server(folder: Path, auth: MlflowBasicAuth, *, port: int, model_name: str,
-                              experiments: Sequence[str], timeout: float = 180) -> Iterator[str]:  # fmt: skip
+                              experiments: Sequence[str], timeout: float = 300) -> Iterator[str]:  # fmt: skip
     """A basic-auth MLflow server on SQLite under ``folder`` with ``auth``'s accounts; yields its URL.
 
     Stopped (its whole process group) on exit.
