@@ -39,6 +39,6 @@ RUN pip install --no-cache-dir -r /opt/flywheel/requirements.txt
 COPY --chown=airflow:0 pyproject.toml README.md /opt/flywheel/
 COPY --chown=airflow:0 include /opt/flywheel/include
 RUN pip install --no-cache-dir --no-deps -e /opt/flywheel \
-    && python -c "import mlflywheel.settings, torch, mlflow, airflow; print('torch', torch.__version__)"
+    && python -c "import mlflywheel.mlflow_accounts, torch, mlflow, airflow, flask_wtf; print('torch', torch.__version__)"
 
 WORKDIR /opt/airflow

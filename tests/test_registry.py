@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,59 @@ def test_versions_aliases_tags_and_reference(settings: Settings) -> None:
     reference = registry.load_reference(settings, "2")
     assert len(reference) == 40 and "score" in reference.columns
     assert set(SPEC.features) <= set(reference.columns)
+
+
+def test_the_mlflow_login_follows_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow reads its login from the environment on each request: the settings' login is put
+    there, and settings without one send none (a process may act as two accounts in turn)."""
+    for variable in registry.MLFLOW_CREDENTIAL_ENV:
+        monkeypatch.delenv(variable, raising=False)
+    base = {"FLYWHEEL_DATA_DIR": str(tmp_path), "FLYWHEEL_MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    service = Settings.from_env(base, mlflow_tracking_username="flywheel",
+                                mlflow_tracking_password="service-password-01")  # fmt: skip
+    registry.configure_mlflow(service)
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "flywheel", "service-password-01")  # fmt: skip
+    registry.configure_mlflow(Settings.from_env(base))
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ and "MLFLOW_TRACKING_PASSWORD" not in os.environ
+    # A login the process was started with (not set from settings) is left alone.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "from-the-shell")
+    registry.configure_mlflow(Settings.from_env(base))
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "from-the-shell"
+
+
+@pytest.mark.parametrize(
+    ("error_code", "status", "expected"),
+    [
+        ("UNAUTHENTICATED", None, "refused user 'flywheel': not authenticated (401)"),
+        ("PERMISSION_DENIED", None, "refused user 'flywheel': permission denied (403)"),
+        ("", 403, "permission denied (403)"),  # an artifact download: requests' HTTPError
+        ("RESOURCE_DOES_NOT_EXIST", None, None),
+        ("", 500, None),
+    ],
+)
+def test_refusals_become_clear_errors(tmp_path: Path, error_code: str, status: int | None,
+                                      expected: str | None) -> None:  # fmt: skip
+    settings = Settings.from_env(
+        {"FLYWHEEL_DATA_DIR": str(tmp_path), "FLYWHEEL_MLFLOW_TRACKING_URI": "https://ci:token@mlflow.example"},
+        mlflow_tracking_username="flywheel", mlflow_tracking_password="service-password-01",
+    )  # fmt: skip
+
+    class Refused(Exception):
+        def __init__(self) -> None:
+            super().__init__("API request failed")
+            self.error_code = error_code
+            self.response = type("Response", (), {"status_code": status})()
+
+    @registry._explain_refusals
+    def call(settings: Settings) -> None:
+        raise Refused()
+
+    with pytest.raises(Exception) as info:  # either kind: that is the point
+        call(settings)
+    if expected is None:
+        assert type(info.value) is Refused
+    else:
+        assert isinstance(info.value, registry.RegistryAuthError) and expected in str(info.value)
+        assert "MLflow at https://ci:***@mlflow.example" in str(info.value) and "token" not in str(info.value)
+        assert "service-password-01" not in str(info.value)

@@ -506,3 +506,48 @@ def test_redact(value: str, shown: str) -> None:
     from mlflywheel.settings import redact
 
     assert redact(value) == shown
+
+
+# --- the MLflow login (issue 12) ------------------------------------------------------------------
+
+MLFLOW_PASSWORD = "mlflow-service-password-0123"
+
+
+def test_mlflow_password_is_a_secret_field(data_dir: Path) -> None:
+    s = Settings.from_env(
+        env_for(data_dir, mlflow_tracking_username="flywheel", mlflow_tracking_password=MLFLOW_PASSWORD)
+    )
+    assert s.mlflow_tracking_password == MLFLOW_PASSWORD
+    assert s.to_env()["FLYWHEEL_MLFLOW_TRACKING_PASSWORD"] == MLFLOW_PASSWORD  # for a child process
+    assert Settings.from_env(s.to_env()) == s
+    for text in (repr(s), str(s), repr(s.redacted_env())):
+        assert MLFLOW_PASSWORD not in text
+    assert s.redacted_env()["FLYWHEEL_MLFLOW_TRACKING_PASSWORD"] == "***"
+    assert s.redacted_env()["FLYWHEEL_MLFLOW_TRACKING_USERNAME"] == "flywheel"
+    assert "mlflow_tracking_password='***'" in repr(s)
+
+
+def test_a_bad_mlflow_password_is_refused_without_showing_it(data_dir: Path) -> None:
+    short = "short-pw"  # MLflow refuses passwords under 12 characters
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env_for(data_dir, mlflow_tracking_username="flywheel", mlflow_tracking_password=short))
+    assert "FLYWHEEL_MLFLOW_TRACKING_PASSWORD='***': expected a password of at least 12 characters" in str(info.value)
+    assert short not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{"mlflow_tracking_username": "flywheel"}, {"mlflow_tracking_password": MLFLOW_PASSWORD}],
+)
+def test_mlflow_username_and_password_go_together(data_dir: Path, variables: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="go together: set both") as info:
+        Settings.from_env(env_for(data_dir, **variables))
+    assert MLFLOW_PASSWORD not in str(info.value)
+
+
+def test_mlflow_login_is_off_by_default_and_names_no_colon(data_dir: Path) -> None:
+    s = Settings.from_env(env_for(data_dir))
+    assert (s.mlflow_tracking_username, s.mlflow_tracking_password) == ("", "")
+    assert s.mlflow_experiments == ("flywheel", "flywheel-drift")
+    with pytest.raises(SettingsError, match="FLYWHEEL_MLFLOW_TRACKING_USERNAME='a:b': expected an MLflow user name"):
+        Settings.from_env(env_for(data_dir, mlflow_tracking_username="a:b", mlflow_tracking_password=MLFLOW_PASSWORD))

@@ -6,6 +6,7 @@
 #   role      database(s)                       used by
 #   airflow   airflow                           Airflow's metadata database
 #   mlflow    mlflow                            MLflow's tracking and registry store
+#             mlflow_auth                       MLflow's basic-auth app: users and permissions
 #   flywheel  flywheel_source, flywheel_ledger  FLYWHEEL_SOURCE_POSTGRES_URI, FLYWHEEL_LEDGER_URI
 #
 # Passwords come from the container's environment (docker-compose.yaml, from .env) and reach
@@ -30,12 +31,14 @@ CREATE ROLE flywheel LOGIN PASSWORD :'flywheel_password';
 
 CREATE DATABASE airflow OWNER airflow;
 CREATE DATABASE mlflow OWNER mlflow;
+CREATE DATABASE mlflow_auth OWNER mlflow;
 CREATE DATABASE flywheel_source OWNER flywheel;
 CREATE DATABASE flywheel_ledger OWNER flywheel;
 
 -- Each role reaches its own databases only.
 REVOKE ALL ON DATABASE airflow FROM PUBLIC;
 REVOKE ALL ON DATABASE mlflow FROM PUBLIC;
+REVOKE ALL ON DATABASE mlflow_auth FROM PUBLIC;
 REVOKE ALL ON DATABASE flywheel_source FROM PUBLIC;
 REVOKE ALL ON DATABASE flywheel_ledger FROM PUBLIC;
 SQL

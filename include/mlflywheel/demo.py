@@ -132,6 +132,7 @@ def run_demo(
         stack.lake_uri = backends.lake_uri
         stack.celery_broker_url = backends.celery_broker_url
         stack.celery_workers = backends.celery_workers()
+        stack.mlflow_auth = backends.mlflow_auth
     summary: dict[str, Any] = {"loop_closed": False, "home": str(home)}
     try:
         stack.start()

@@ -11,6 +11,7 @@ No other module imports MLflow (except the model class it loads,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from mlflywheel import faults
+from mlflywheel.settings import PREFIX, redact
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -49,6 +51,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done (missing version, no previous champion)."""
 
 
+class RegistryAuthError(RegistryError):
+    """The MLflow server refused the credentials (401) or the operation (403)."""
+
+
 # MLflow's own knobs (read on every request) for the FLYWHEEL_MLFLOW_HTTP_* settings.
 MLFLOW_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "mlflow_http_timeout_seconds",
@@ -56,6 +62,12 @@ MLFLOW_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "mlflow_http_backoff_factor",
 }
 MLFLOW_HTTP_BACKOFF_JITTER = 1.0  # MLflow's default: at most this much added to each backoff
+# MLflow reads the basic-auth login from these variables on every request.
+MLFLOW_CREDENTIAL_ENV = {
+    "MLFLOW_TRACKING_USERNAME": "mlflow_tracking_username",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow_tracking_password",
+}
+_credentials_set: dict[str, str] = {}  # what configure_mlflow last put into os.environ
 
 
 def mlflow_call_budget_seconds(settings: Settings) -> float:
@@ -79,6 +91,7 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     for variable, name in MLFLOW_HTTP_ENV.items():
         os.environ[variable] = str(getattr(settings, name))
+    _set_credentials(settings)
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -91,6 +104,60 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _set_credentials(settings: Settings) -> None:
+    """The settings' MLflow login into MLflow's variables; settings without one send none.
+
+    Only a value this function set is removed (a process may switch settings: a test, a tool
+    acting as two accounts); variables the process was started with are left alone otherwise.
+    """
+    for variable, name in MLFLOW_CREDENTIAL_ENV.items():
+        value = getattr(settings, name)
+        if value:
+            os.environ[variable] = _credentials_set[variable] = value
+        elif variable in _credentials_set and os.environ.get(variable) == _credentials_set.pop(variable):
+            del os.environ[variable]
+
+
+def _refusal(settings: Settings, exc: BaseException) -> RegistryAuthError | None:
+    """A clear error for MLflow's 401 or 403 (naming the server, the user and what to check), else None."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)  # artifact downloads: HTTPError
+    code = getattr(exc, "error_code", "") or {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}.get(status, "")
+    server, user = redact(settings.mlflow_tracking_uri), settings.mlflow_tracking_username
+    if code == "UNAUTHENTICATED":
+        who = f"user {user!r}" if user else "a request without credentials"
+        return RegistryAuthError(
+            f"MLflow at {server} refused {who}: not authenticated (401). Check {PREFIX}MLFLOW_TRACKING_USERNAME "
+            f"and {PREFIX}MLFLOW_TRACKING_PASSWORD (the service account's login; README: MLflow authentication)"
+        )
+    if code == "PERMISSION_DENIED":
+        return RegistryAuthError(
+            f"MLflow at {server} refused user {user!r}: permission denied (403) for {exc}. Training and "
+            f"promotion write with the service account; other accounts may only read"
+        )
+    return None
+
+
+def _explain_refusals(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn MLflow's 401/403 in ``function(settings, ...)`` into a :class:`RegistryAuthError`.
+
+    MLflow retries neither, so the error comes at once instead of after the retry budget.
+    """
+
+    @functools.wraps(function)
+    def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(settings, *args, **kwargs)
+        except RegistryAuthError:
+            raise
+        except Exception as exc:
+            refusal = _refusal(settings, exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+    return wrapper
+
+
 def _artifact_location(root: str, folder: str = "") -> str:
     """A URI (s3://, mlflow-artifacts:/, file://) is kept as is; a plain path becomes a file URI."""
     if urlparse(root).scheme:
@@ -99,10 +166,14 @@ def _artifact_location(root: str, folder: str = "") -> str:
     return (path / folder if folder else path).as_uri()
 
 
+@_explain_refusals
 def ensure_experiment(settings: Settings, name: str, *, own_folder: bool = False) -> str:
     """The id of experiment ``name``, created under the settings' artifact root if missing.
 
     ``own_folder`` puts its artifacts in a sub-folder named after it (reports beside models).
+    Behind a server's artifact proxy (``mlflow-artifacts:``) the server places each experiment
+    in a folder of its own, ``<experiment id>/``: MLflow's basic-auth app finds the experiment of
+    an upload by that folder, and refuses uploads elsewhere (the location is left to the server).
     """
     from mlflow.exceptions import MlflowException
 
@@ -110,7 +181,9 @@ def ensure_experiment(settings: Settings, name: str, *, own_folder: bool = False
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = _artifact_location(settings.mlflow_artifact_root, name if own_folder else "")
+    location = None
+    if urlparse(settings.mlflow_artifact_root).scheme != "mlflow-artifacts":
+        location = _artifact_location(settings.mlflow_artifact_root, name if own_folder else "")
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:
@@ -121,11 +194,13 @@ def ensure_experiment(settings: Settings, name: str, *, own_folder: bool = False
         return existing.experiment_id
 
 
+@_explain_refusals
 def run_tags(settings: Settings, run_id: str) -> dict[str, str]:
     """The tags of tracking run ``run_id``."""
     return dict(configure_mlflow(settings).get_run(run_id).data.tags)
 
 
+@_explain_refusals
 def log_report_run(
     settings: Settings,
     *,
@@ -176,6 +251,7 @@ class TrainingRecord:
     dataset_name: str = ""
 
 
+@_explain_refusals
 def record_training_run(settings: Settings, record: TrainingRecord) -> tuple[str, str]:
     """Log ``record`` as one run and register its model; returns ``(run_id, version)``.
 
@@ -269,6 +345,7 @@ def _is_missing(exc: Exception) -> bool:
     return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
 
 
+@_explain_refusals
 def get_version(settings: Settings, version: str) -> ModelVersion:
     client = configure_mlflow(settings)
     try:
@@ -279,11 +356,13 @@ def get_version(settings: Settings, version: str) -> ModelVersion:
         raise
 
 
+@_explain_refusals
 def version_tags(settings: Settings, version: str) -> dict[str, str]:
     """The tags of model version ``version`` (``flywheel.snapshot_id``, ``flywheel.metrics``, ...)."""
     return dict(get_version(settings, version).tags or {})
 
 
+@_explain_refusals
 def get_alias(settings: Settings, alias: str) -> ModelVersion | None:
     """The version behind ``alias``, or None if the alias (or the model) does not exist."""
     client = configure_mlflow(settings)
@@ -299,6 +378,7 @@ def champion(settings: Settings) -> ModelVersion | None:
     return get_alias(settings, CHAMPION)
 
 
+@_explain_refusals
 def previous_champion(settings: Settings) -> ModelVersion | None:
     """The version a rollback restores; None if there is none, or if the alias names the champion
     itself (what a move interrupted after the champion alias leaves: nothing to go back to)."""
@@ -311,6 +391,7 @@ def previous_champion(settings: Settings) -> ModelVersion | None:
     return previous
 
 
+@_explain_refusals
 def list_versions(settings: Settings) -> list[ModelVersion]:
     """All versions of the model, oldest first (empty if the model is not registered)."""
     client = configure_mlflow(settings)
@@ -318,6 +399,7 @@ def list_versions(settings: Settings) -> list[ModelVersion]:
     return sorted(versions, key=lambda v: int(v.version))
 
 
+@_explain_refusals
 def find_version_by_run_tag(settings: Settings, key: str, value: str) -> ModelVersion | None:
     """The newest version whose training run has tag ``key == value`` (for idempotent retries)."""
     client = configure_mlflow(settings)
@@ -356,6 +438,7 @@ class LoadedModel:
         return f"LoadedModel({self.name!r}, version={self.version!r})"
 
 
+@_explain_refusals
 def load_model(settings: Settings, version: str) -> LoadedModel:
     configure_mlflow(settings)
     import mlflow.pyfunc
@@ -367,6 +450,7 @@ def load_model(settings: Settings, version: str) -> LoadedModel:
     return LoadedModel(settings.model_name, str(version), model)
 
 
+@_explain_refusals
 def load_reference(settings: Settings, version: str) -> pd.DataFrame:
     """The reference sample logged with the version's run (train features + ``score``)."""
     configure_mlflow(settings)
@@ -383,6 +467,7 @@ def load_reference(settings: Settings, version: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
+@_explain_refusals
 def tag_version(settings: Settings, version: str, tags: dict[str, Any]) -> None:
     client = configure_mlflow(settings)
     faults.point("registry.tag")
@@ -391,6 +476,7 @@ def tag_version(settings: Settings, version: str, tags: dict[str, Any]) -> None:
         client.set_model_version_tag(settings.model_name, str(version), key, text[:TAG_VALUE_LIMIT])
 
 
+@_explain_refusals
 def set_champion(settings: Settings, version: str, *, reason: str) -> dict[str, Any]:
     """Move ``champion`` to ``version``; the replaced champion becomes ``previous_champion``.
 
@@ -422,6 +508,7 @@ def set_champion(settings: Settings, version: str, *, reason: str) -> dict[str, 
     return {"champion": version, "previous_champion": previous}
 
 
+@_explain_refusals
 def restore_champion(settings: Settings, version: str) -> None:
     """Rollback's alias move: ``champion`` -> ``version``, and ``previous_champion`` removed
     (killed in between, ``previous_champion`` equals the champion and reads as None)."""
@@ -432,6 +519,7 @@ def restore_champion(settings: Settings, version: str) -> None:
     client.delete_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION)
 
 
+@_explain_refusals
 def delete_alias(settings: Settings, alias: str) -> bool:
     """Remove ``alias`` if it exists; returns whether it did."""
     if get_alias(settings, alias) is None:

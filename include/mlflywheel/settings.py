@@ -13,7 +13,8 @@ a variable of only blanks sets a text field to the empty string (e.g. ``FLYWHEEL
 no secrets), which is also how :meth:`Settings.to_env` writes an emptied field.
 
 Secrets: values may embed credentials (``postgresql://user:password@...``, ``?token=...``,
-``password=...``). ``repr``/``str`` and :meth:`Settings.redacted_env` show them as ``***``
+``password=...``), and the fields of :data:`SECRET_FIELDS` are secrets whole (the MLflow
+password). ``repr``/``str``, error messages and :meth:`Settings.redacted_env` show them as ``***``
 (:func:`redact`); :meth:`Settings.to_env` carries the real values, for a child process only.
 """
 
@@ -114,6 +115,10 @@ class Settings:
     mlflow_tracking_uri: str = ""  # default: sqlite:///<data_dir>/mlflow/mlflow.db
     mlflow_artifact_root: str = ""  # default: <data_dir>/mlflow/artifacts
     mlflow_experiment: str = "flywheel"
+    # An MLflow server with authentication (its basic-auth app): the service account's login.
+    # Empty: no credentials sent (the embedded default). The password is a secret field.
+    mlflow_tracking_username: str = ""
+    mlflow_tracking_password: str = ""
     # MLflow REST calls: (retries + 1) x 2 x timeout + backoff (0 s, 2 s, ...) at most (~51 s by default).
     mlflow_http_timeout_seconds: int = 8  # whole seconds (MLflow), to connect and again to read
     mlflow_http_max_retries: int = 2
@@ -247,12 +252,22 @@ class Settings:
                 problems.append(f"{_shown(name, getattr(self, name))}: expected {check.allowed}")
         if self.source == "postgres" and not (self.source_postgres_uri and self.source_table):
             problems.append(f"{PREFIX}SOURCE=postgres needs {PREFIX}SOURCE_POSTGRES_URI and {PREFIX}SOURCE_TABLE")
+        if bool(self.mlflow_tracking_username) != bool(self.mlflow_tracking_password):
+            problems.append(
+                f"{PREFIX}MLFLOW_TRACKING_USERNAME and {PREFIX}MLFLOW_TRACKING_PASSWORD go together: "
+                "set both (an MLflow server with authentication) or neither"
+            )
         return problems
 
     def __repr__(self) -> str:
         """Like the dataclass repr, with credentials redacted (settings end up in logs)."""
-        shown = ", ".join(f"{f.name}={_redacted(getattr(self, f.name))!r}" for f in dataclasses.fields(self))
+        shown = ", ".join(f"{f.name}={_redacted(getattr(self, f.name), f.name)!r}" for f in dataclasses.fields(self))
         return f"{type(self).__name__}({shown})"
+
+    @property
+    def mlflow_experiments(self) -> tuple[str, str]:
+        """The MLflow experiments Flywheel writes: training runs, then drift reports."""
+        return self.mlflow_experiment, f"{self.mlflow_experiment}-drift"
 
     @property
     def split_fraction_values(self) -> tuple[float, ...]:
@@ -300,7 +315,8 @@ class Settings:
 
     def redacted_env(self) -> dict[str, str]:
         """:meth:`to_env` with credentials replaced by ``***``: what may be logged or rendered."""
-        return {key: redact(value) for key, value in self.to_env().items()}
+        return {PREFIX + f.name.upper(): _env_value(_redacted(getattr(self, f.name), f.name))
+                for f in dataclasses.fields(self)}  # fmt: skip
 
 
 def _parse(key: str, raw: str, kind: typing.Any) -> typing.Any:
@@ -336,11 +352,17 @@ _TYPE_WORDS: dict[typing.Any, str] = {
 }  # fmt: skip
 
 
+#: Fields whose whole value is a secret: shown as ``***`` whenever set.
+SECRET_FIELDS = frozenset({"mlflow_tracking_password"})
+
+
 def _shown(name: str, value: typing.Any) -> str:
-    return f"{PREFIX}{name.upper()}={_redacted(value)!r}"
+    return f"{PREFIX}{name.upper()}={_redacted(value, name)!r}"
 
 
-def _redacted(value: typing.Any) -> typing.Any:
+def _redacted(value: typing.Any, name: str = "") -> typing.Any:
+    if name in SECRET_FIELDS and value:
+        return REDACTED
     return redact(value) if isinstance(value, str) else value
 
 
@@ -509,6 +531,8 @@ CHECKS: dict[str, Check] = {
     "mlflow_http_backoff_factor": _integer(0, 120),  # MLflow refuses more than 120
     "mlflow_artifact_root": _text("an artifact location (path or URI)"),
     "mlflow_experiment": _text("an experiment name"),
+    "mlflow_tracking_username": _text("an MLflow user name", r"[^\s:]+", empty=True),
+    "mlflow_tracking_password": _text("a password of at least 12 characters (MLflow's rule)", r".{12,}", empty=True),
     "model_name": _text("a registered model name"),
     "dataset": _text("a dataset name (letters, digits, _ . -)", _NAME),
     "dataset_spec": _text("a path or URI", empty=True),

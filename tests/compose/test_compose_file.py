@@ -224,7 +224,7 @@ def test_valid_against_compose_specification(compose):
 
 def test_expected_services(compose):
     services = set(compose["services"])
-    assert {"postgres", "seaweedfs", "bucket-init", "mlflow", *AIRFLOW_SERVICES} <= services
+    assert {"postgres", "seaweedfs", "bucket-init", "mlflow", "mlflow-init", *AIRFLOW_SERVICES} <= services
 
 
 def test_images_are_pinned(compose):
@@ -264,7 +264,7 @@ def test_bind_mounts_exist(compose):
 # --- health and start order ----------------------------------------------------------------------
 def test_long_running_services_have_healthchecks(compose):
     one_shots = one_shot_services(compose)
-    assert {"bucket-init", "airflow-init"} <= one_shots
+    assert {"bucket-init", "airflow-init", "mlflow-init"} <= one_shots
     for name, service in compose["services"].items():
         if name in one_shots:
             assert service.get("restart") == "no", f"{name}: a one-shot job must not restart"
@@ -462,6 +462,9 @@ def test_settings_suit_the_kubernetes_backend(resolved):
     assert kubernetes.unreachable_from_pod(settings) == []
     pod_env = kubernetes.pod_env(settings)  # raises if a setting embeds a password
     assert pod_env["FLYWHEEL_LAKE_URI"] == settings.lake_uri
+    # The pod logs in to MLflow with the login of its Kubernetes secret, never a copy of the worker's.
+    assert settings.mlflow_tracking_password and settings.mlflow_tracking_password not in pod_env.values()
+    assert not {"FLYWHEEL_MLFLOW_TRACKING_USERNAME", "FLYWHEEL_MLFLOW_TRACKING_PASSWORD"} & set(pod_env)
 
 
 def test_buckets_are_created(resolved):
@@ -484,7 +487,7 @@ def test_databases_and_roles_are_created(resolved, compose):
     script = "\n".join(p.read_text() for p in sorted(POSTGRES_INIT.iterdir()) if p.suffix in (".sh", ".sql"))
     databases = set(re.findall(r"CREATE DATABASE (\w+)", script))
     roles = set(re.findall(r"CREATE ROLE (\w+)", script))
-    assert {"airflow", "mlflow", "flywheel_source", "flywheel_ledger"} <= databases
+    assert {"airflow", "mlflow", "mlflow_auth", "flywheel_source", "flywheel_ledger"} <= databases
     urls = [
         urlsplit(value)
         for service in resolved["services"].values()
@@ -499,6 +502,60 @@ def test_databases_and_roles_are_created(resolved, compose):
     assert "./docker/postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
     for variable in set(re.findall(r"\b(\w+_DB_PASSWORD)\b", script)):
         assert variable in environment(postgres), f"postgres does not receive {variable}"
+
+
+# --- MLflow behind its basic-auth app (issues 9 and 12) -------------------------------------------
+def test_mlflow_runs_the_basic_auth_app_with_its_config_from_env(resolved, tmp_path):
+    from mlflywheel import mlflow_accounts
+
+    mlflow = resolved["services"]["mlflow"]
+    assert option(mlflow, "--app-name") == "basic-auth"
+    entrypoint = mlflow["entrypoint"]
+    assert entrypoint[:5] == ["/usr/bin/dumb-init", "--", "bash", "-c", entrypoint[4]] and entrypoint[5] == "mlflow"
+    script = entrypoint[4]
+    assert 'server-config --out "${MLFLOW_AUTH_CONFIG_PATH}" && exec mlflow "$@"' in script
+    env = environment(mlflow)
+    for variable in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                     "MLFLOW_AUTH_DATABASE_URI", "MLFLOW_AUTH_CONFIG_PATH"):  # fmt: skip
+        assert env.get(variable), f"mlflow: {variable} is not set"
+    # What the entrypoint writes before the server starts: the user store and READ for everyone else.
+    config_file = tmp_path / "basic_auth.ini"
+    assert mlflow_accounts.main(["server-config", "--out", str(config_file)], env=env) == 0
+    text = config_file.read_text()
+    assert f"database_uri = {env['MLFLOW_AUTH_DATABASE_URI']}" in text
+    assert "default_permission = READ" in text and f"admin_username = {env['MLFLOW_AUTH_ADMIN_USERNAME']}" in text
+    assert urlsplit(env["MLFLOW_AUTH_DATABASE_URI"]).path == "/mlflow_auth"  # apart from the tracking store
+    assert len(env["MLFLOW_AUTH_ADMIN_PASSWORD"]) >= 12  # MLflow refuses to create a shorter one
+
+
+def test_airflow_logs_in_to_mlflow_as_the_service_account(resolved, env_example):
+    services = resolved["services"]
+    for name in AIRFLOW_SERVICES:
+        settings = Settings.from_env(environment(services[name]))
+        assert settings.mlflow_tracking_username == env_example["MLFLOW_SERVICE_USER"], name
+        assert settings.mlflow_tracking_password == env_example["MLFLOW_SERVICE_PASSWORD"], name
+        # The admin's and the viewer's passwords reach no Airflow process.
+        values = set(environment(services[name]).values())
+        assert env_example["MLFLOW_ADMIN_PASSWORD"] not in values and env_example["MLFLOW_VIEWER_PASSWORD"] not in values
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-worker-gpu", "airflow-apiserver"):
+        assert services[name]["depends_on"]["mlflow-init"]["condition"] == "service_completed_successfully", name
+
+
+def test_mlflow_init_creates_the_accounts_the_others_use(resolved):
+    services = resolved["services"]
+    init = services["mlflow-init"]
+    assert init["entrypoint"] == ["python", "-m", "mlflywheel.mlflow_accounts"] and init["command"] == ["ensure"]
+    assert init["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
+    env, server_env = environment(init), environment(services["mlflow"])
+    # The admin it logs in as is the one the server creates; the service account is Airflow's.
+    assert (env["MLFLOW_AUTH_ADMIN_USERNAME"], env["MLFLOW_AUTH_ADMIN_PASSWORD"]) == (
+        server_env["MLFLOW_AUTH_ADMIN_USERNAME"], server_env["MLFLOW_AUTH_ADMIN_PASSWORD"])  # fmt: skip
+    init_settings, airflow_settings = Settings.from_env(env), Settings.from_env(_airflow_env(resolved))
+    for field in ("mlflow_tracking_uri", "mlflow_tracking_username", "mlflow_tracking_password", "model_name",
+                  "mlflow_experiments"):  # fmt: skip
+        assert getattr(init_settings, field) == getattr(airflow_settings, field), field
+    assert env["MLFLOW_VIEWER_USERNAME"] and len(env["MLFLOW_VIEWER_PASSWORD"]) >= 12
+    assert env["MLFLOW_VIEWER_USERNAME"] != init_settings.mlflow_tracking_username
 
 
 # --- Airflow, GPU, image --------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Airflow's metadata on the real PostgreSQL server, the Celery executor with the m
 broker and two workers as separate processes, one consuming only the `gpu` queue that training is
 routed to (as compose's `airflow-worker` and `airflow-worker-gpu`); api-server, scheduler,
 dag-processor and triggerer as separate processes. MLflow's tracking server with its backend
-store on PostgreSQL and artifacts on S3, the lake on S3 (moto's S3-compatible HTTP server on
+store on PostgreSQL and artifacts on S3, behind its basic-auth app (the loop writes as the service
+account), the lake on S3 (moto's S3-compatible HTTP server on
 loopback), ingest extracting from a PostgreSQL source table, the ledger in a PostgreSQL table.
 Training runs on the local backend (no Kubernetes API server can run here).
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import sqlite3
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -141,3 +144,22 @@ def test_training_ran_on_the_gpu_worker_and_everything_else_on_the_general_one(p
     assert {(queue, host) for _, _, queue, host in training} == {("gpu", "worker-gpu")}
     assert {"ingest", "train", "drift_check"} <= {dag for dag, *_ in others}
     assert {(queue, host) for _, _, queue, host in others} == {("default", "worker")}
+
+
+def test_the_loop_wrote_to_mlflow_as_the_service_account(production_run):
+    """MLflow ran its basic-auth app: the accounts exist, and the experiments the loop created
+    (training runs, drift reports) belong to the service account (MLflow grants a creator MANAGE)."""
+    summary, backends, _, _ = production_run
+    assert backends.mlflow_auth is not None
+    database = Path(summary["home"]) / "mlflow" / "basic_auth.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        users = {name for (name,) in db.execute("SELECT username FROM users")}
+        grants = db.execute(
+            "SELECT u.username, p.resource_type, p.resource_pattern, p.permission FROM users u"
+            " JOIN user_role_assignments a ON a.user_id = u.id JOIN role_permissions p ON p.role_id = a.role_id"
+        ).fetchall()
+    assert users == {"admin", "flywheel", "viewer"}
+    service = {(kind, pattern) for user, kind, pattern, permission in grants if user == "flywheel" and permission == "MANAGE"}
+    assert ("registered_model", "flywheel-transactions") in service
+    assert len({pattern for kind, pattern in service if kind == "experiment"}) >= 2  # training and drift
+    assert not [grant for grant in grants if grant[0] == "viewer"]  # the viewer reads by the default only

@@ -37,6 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DAG = PROJECT_ROOT / "dags" / "train.py"
 HEAVY = ("torch", "mlflow", "pandas", "numpy", "sklearn", "boto3", "great_expectations", "alibi_detect")
 PLANTED_SECRET = "planted-secret-value-must-not-leak"
+MLFLOW_PASSWORD = "planted-mlflow-password-must-not-leak"
 
 K8S_ENV = {
     "FLYWHEEL_TRAINING_BACKEND": "kubernetes",
@@ -65,6 +66,10 @@ K8S_ENV = {
     "FLYWHEEL_TASK_RETRIES": "3",
     # Present in the DAG processor's environment; must never reach the pod spec.
     "AWS_SECRET_ACCESS_KEY": PLANTED_SECRET,
+    # The worker's own MLflow login (an MLflow server with authentication): the pod gets its own
+    # from the secret flywheel-mlflow, never a copy of this one.
+    "FLYWHEEL_MLFLOW_TRACKING_USERNAME": "flywheel",
+    "FLYWHEEL_MLFLOW_TRACKING_PASSWORD": MLFLOW_PASSWORD,
 }
 RUN_ID = "manual__2026-11-25T02:00:00+00:00"
 SNAPSHOT_ID = "transactions-20261124-14d-abc123"
@@ -299,6 +304,31 @@ def test_env_is_plain_config_and_secrets_come_from_refs(rendered):
     assert [e.secret_ref.name for e in container.env_from] == ["flywheel-mlflow", "flywheel-s3"]
     assert all(e.config_map_ref is None for e in container.env_from)
     assert PLANTED_SECRET not in json.dumps(pod.to_dict(), default=str)
+
+
+def test_mlflow_login_comes_from_the_secret_never_from_the_worker(rendered):
+    """Issue 12: the MLflow password is in no env value of the pod spec; the pod reads the login
+    (FLYWHEEL_MLFLOW_TRACKING_USERNAME / _PASSWORD) from the Kubernetes secret flywheel-mlflow."""
+    operator, pod, _ = rendered
+    container = container_of(pod)
+    names = {e.name for e in container.env}
+    assert not names & {"FLYWHEEL_MLFLOW_TRACKING_USERNAME", "FLYWHEEL_MLFLOW_TRACKING_PASSWORD",
+                        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}  # fmt: skip
+    assert MLFLOW_PASSWORD not in json.dumps(pod.to_dict(), default=str)
+    assert MLFLOW_PASSWORD not in json.dumps([str(e) for e in operator.env_vars])
+    assert "flywheel-mlflow" in [e.secret_ref.name for e in container.env_from]
+
+
+def test_a_login_without_secrets_for_the_pod_is_warned_about(caplog):
+    settings = Settings.from_env({**K8S_ENV, "FLYWHEEL_K8S_SECRETS": " "})
+    with caplog.at_level("WARNING", logger="mlflywheel.orchestration"):
+        op = build_in_dag(settings)
+    assert op.env_from == []
+    assert "K8S_SECRETS names no secret" in caplog.text and MLFLOW_PASSWORD not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mlflywheel.orchestration"):
+        build_in_dag(Settings.from_env(K8S_ENV))
+    assert "names no secret" not in caplog.text
 
 
 # --- settings edge cases (operator built in a throwaway DAG) -------------------------------------

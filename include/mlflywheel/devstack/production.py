@@ -1,17 +1,18 @@
 """The production-like backends a team runs, for the same loop: used by the integration tests.
 
 Airflow's metadata on PostgreSQL (components as separate processes), MLflow's backend on
-PostgreSQL with artifacts on S3, the lake on S3, ingest reading a PostgreSQL source table, the
+PostgreSQL with artifacts on S3 behind MLflow's basic-auth app, the lake on S3, ingest reading a PostgreSQL source table, the
 ingestion ledger in a PostgreSQL table. :func:`mlflywheel.demo.run_demo` takes a
 :class:`ProductionBackends` to run the demo scenario on them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflywheel.devstack.celery_executor import DEFAULT_QUEUE, CeleryWorker
+from mlflywheel.devstack.mlflow_auth import MlflowBasicAuth
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ProductionBackends:
     Airflow's metadata on PostgreSQL (components as separate processes), MLflow's backend on
     PostgreSQL with artifacts on S3, the lake on S3, ingest reading a PostgreSQL source table,
     the ingestion ledger in a PostgreSQL table. S3 credentials come from the AWS_* environment.
+    MLflow runs with its basic-auth app (fresh logins; the loop writes as the service account)
+    unless ``mlflow_auth`` is None.
     """
 
     airflow_db_uri: str
@@ -31,6 +34,7 @@ class ProductionBackends:
     source_postgres_uri: str
     source_table: str
     ledger_uri: str
+    mlflow_auth: MlflowBasicAuth | None = field(default_factory=MlflowBasicAuth.generated)
     # Airflow's Celery executor with this broker (empty: the LocalExecutor), one general worker and,
     # with a training queue, a second worker that consumes only that queue (as compose's GPU worker).
     celery_broker_url: str = ""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflywheel.devstack import celery_executor
+from mlflywheel.devstack.mlflow_auth import MlflowBasicAuth, server_command
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 from mlflywheel.settings import Settings
 
@@ -79,6 +80,7 @@ class EmbeddedStack:
     # (needs ``airflow_db_uri``, which also holds Celery's results).
     celery_broker_url: str = ""
     celery_workers: tuple[celery_executor.CeleryWorker, ...] = (celery_executor.CeleryWorker("worker"),)
+    mlflow_auth: MlflowBasicAuth | None = None  # None: MLflow without authentication (the embedded default)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -108,6 +110,7 @@ class EmbeddedStack:
             mlflow_tracking_uri=self.mlflow_url,
             mlflow_artifact_root="mlflow-artifacts:/",
             airflow_api_url=self.api_url,
+            **(self.mlflow_auth.service_settings() if self.mlflow_auth else {}),  # the loop writes as the service account
         )
 
     def environment(self) -> dict[str, str]:
@@ -153,14 +156,14 @@ class EmbeddedStack:
         }
         if self.airflow_db_uri:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.airflow_db_uri
-        if self.celery_broker_url:
-            if not self.airflow_db_uri:
-                raise StackError("the Celery executor needs a metadata database server (airflow_db_uri)")
-            env.update(celery_executor.executor_env(self.celery_broker_url, self.airflow_db_uri, self.celery_key_prefix))
         else:
             # SQLite: wait up to a minute for a lock instead of failing after the driver's 5 s
             # (Airflow answers 503 to a backfill request that meets one).
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "mlflywheel.devstack.sqlite.CONNECT_ARGS"
+        if self.celery_broker_url:
+            if not self.airflow_db_uri:
+                raise StackError("the Celery executor needs a metadata database server (airflow_db_uri)")
+            env.update(celery_executor.executor_env(self.celery_broker_url, self.airflow_db_uri, self.celery_key_prefix))
         env.update(self.extra_env)
         return env
 
@@ -179,21 +182,14 @@ class EmbeddedStack:
         )
         env = self.environment()
         bin_dir = Path(sys.executable).parent
-        self._spawn(
-            "mlflow",
-            [
-                str(bin_dir / "mlflow"), "server",
-                "--backend-store-uri",
-                self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
-                "--artifacts-destination",
-                self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
-                "--serve-artifacts",
-                "--host", "127.0.0.1", "--port", str(self.mlflow_port),
-                "--allowed-hosts", f"127.0.0.1:{self.mlflow_port},localhost:{self.mlflow_port}",
-                "--workers", "1",
-            ],
-            env,
-        )  # fmt: skip
+        mlflow_command = server_command(
+            port=self.mlflow_port,
+            backend_store_uri=self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+            artifacts_destination=self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
+            basic_auth=self.mlflow_auth is not None,
+        )
+        auth_env = self.mlflow_auth.server_env(self.home / "mlflow") if self.mlflow_auth else {}
+        self._spawn("mlflow", mlflow_command, {**env, **auth_env})
         airflow = str(bin_dir / "airflow")
         if not self.airflow_db_uri:
             prepare_sqlite(airflow_home / "airflow.db")
@@ -216,6 +212,12 @@ class EmbeddedStack:
         self._write_pid_file()
         try:
             self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
+            if self.mlflow_auth:
+                settings = self.settings()
+                accounts = self.mlflow_auth.ensure_accounts(
+                    self.mlflow_url, model_name=settings.model_name, experiments=settings.mlflow_experiments
+                )
+                log.info("MLflow accounts: %s", accounts)
             self._wait_http(f"{self.api_url}/api/v2/monitor/health", "Airflow API", timeout)
         except BaseException:
             self.stop()

@@ -360,7 +360,7 @@ def _log_to_mlflow(settings: Settings, report: dict[str, Any], html: str) -> str
 
     return registry.log_report_run(
         settings,
-        experiment=f"{settings.mlflow_experiment}-drift",
+        experiment=settings.mlflow_experiments[1],
         tags={
             "dataset": report["dataset"],
             "day": report["day"],

@@ -19,7 +19,9 @@ What the pod gets:
 
 * plain, non-secret configuration as ``FLYWHEEL_*`` env vars (lake, MLflow, dataset, ...);
 * credentials ONLY through ``envFrom`` references to the Kubernetes secrets named in
-  ``FLYWHEEL_K8S_SECRETS``; a setting that embeds a credential (a password in a URI, a token or
+  ``FLYWHEEL_K8S_SECRETS`` (the MLflow login as ``FLYWHEEL_MLFLOW_TRACKING_USERNAME`` and
+  ``FLYWHEEL_MLFLOW_TRACKING_PASSWORD`` in the secret ``flywheel-mlflow``: the worker's own
+  login is never copied into the spec); a setting that embeds a credential (a password in a URI, a token or
   any other query parameter not known to be harmless, a libpq ``password=``: whatever
   :func:`mlflywheel.settings.redact` would hide) is refused, so no secret value is ever written
   into the pod spec (which Airflow logs and renders in its UI);
@@ -171,7 +173,7 @@ def _check_no_embedded_credential(name: str, value: str) -> None:
             f"{PREFIX}{name.upper()}={shown!r} carries a credential (a password or a secret query "
             f"parameter), which would be written in plain text into the training pod's spec: drop it "
             f"from the value and provide the credential through one of the secrets in {PREFIX}K8S_SECRETS "
-            f"(e.g. PGPASSWORD, AWS_SESSION_TOKEN, or MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)"
+            f"(e.g. PGPASSWORD, AWS_SESSION_TOKEN, or {PREFIX}MLFLOW_TRACKING_USERNAME and _PASSWORD)"
         )
 
 
@@ -288,6 +290,12 @@ def build_training_pod_operator(
     problems = unreachable_from_pod(settings)
     if problems:
         log.warning("kubernetes training backend: a pod cannot reach %s", "; ".join(problems))
+    if settings.mlflow_tracking_username and not secret_names(settings):
+        log.warning(
+            "kubernetes training backend: MLflow asks for a login (%sMLFLOW_TRACKING_USERNAME is set) but "
+            "%sK8S_SECRETS names no secret: the pod would call MLflow without one and be refused (401)",
+            PREFIX, PREFIX,
+        )  # fmt: skip
 
     command = training_command(snapshot_id_template, dict(PARAM_TEMPLATES), RUN_ID_TEMPLATE)
     operator_class = _training_pod_operator_class()
