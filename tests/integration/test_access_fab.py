@@ -267,3 +267,25 @@ def test_the_cockpit_offers_the_answer_link_only_to_who_may_answer(world: World)
             assert reply.status_code == 200, (role, path, reply.status_code)
             assert (link in reply.text) == (role == access.APPROVER), (role, path)
             assert f"v{version}" in reply.text or f"version {version}" in reply.text, (role, path)
+
+
+def test_each_cockpit_page_also_needs_read_access_to_its_dag(world: World):
+    """A role that may open plugins but read no DAG gets none of the cockpit's pages: each checks
+    read access to the DAG its records belong to, with Airflow's own check."""
+    import requests
+
+    role = new_id("plugins_only")
+    world.admin("POST", "/auth/fab/v1/roles", {"name": role, "actions": [
+        {"action": {"name": "can_read"}, "resource": {"name": "Plugins"}},
+        {"action": {"name": "can_read"}, "resource": {"name": "Website"}},
+    ]})  # fmt: skip
+    name, password = new_id("pia"), secrets.token_hex(12)
+    world.admin("POST", "/auth/fab/v1/users", {"username": name, "password": password, "email": f"{name}@x.invalid",
+                                              "first_name": name, "last_name": "p", "roles": [{"name": role}]})  # fmt: skip
+    bearer = requests.post(f"{world.stack.api_url}/auth/token", json={"username": name, "password": password},
+                           timeout=30).json()["access_token"]  # fmt: skip
+    assert call(world.stack, bearer, "GET", "/api/v2/plugins").status_code == 200  # the app-wide check passes
+    for path in ("/flywheel/", "/flywheel/dag/train", "/flywheel/dag/ingest", f"/flywheel/dag/ingest/run/{quoted(world.ingest_run)}",
+                 "/flywheel/version/1", "/flywheel/drift/2026-11-20", "/flywheel/partition/2026-11-20",
+                 "/flywheel/report/validation/2026-11-20", "/flywheel/report/drift/2026-11-20"):  # fmt: skip
+        assert call(world.stack, bearer, "GET", path).status_code == 403, path
