@@ -25,7 +25,9 @@ as a backfill created by `drift_check` when drift crosses its thresholds.
    *Required Actions*, with the gate's evidence in the request. **Approve** runs
    **promote_approved** (who and when recorded on the version, then the alias moves, if the
    champion is still the one the gate compared against); **Reject**, or no answer within
-   `FLYWHEEL_APPROVAL_TIMEOUT_HOURS`, runs **record_refusal** and promotes nothing. In the other
+   `FLYWHEEL_APPROVAL_TIMEOUT_HOURS`, runs **record_refusal** and promotes nothing. The request is
+   assigned to the roles in `FLYWHEEL_APPROVER_ROLES` (the compose stack: `approver`): nobody
+   else's answer is accepted. In the other
    modes, and when the gate does not pass, these steps are skipped. While a run waits for an
    answer, the next `train` run waits too (one active run).
 
@@ -39,6 +41,7 @@ import datetime as dt
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
 from mlflywheel.orchestration import dag_support
+from mlflywheel.orchestration.access import approval_assignees
 from mlflywheel.orchestration.train_params import train_params
 from mlflywheel.orchestration.training_backends import training_task
 from mlflywheel.settings import Settings
@@ -119,6 +122,8 @@ with DAG(
         body="{{ ti.xcom_pull(task_ids='evaluate_and_promote')['approval']['body'] }}",
         defaults="Reject",  # no answer in time: Airflow answers Reject for nobody; nothing is promoted
         response_timeout=dt.timedelta(hours=settings.approval_timeout_hours),
+        # FLYWHEEL_APPROVER_ROLES: only members of these roles may answer (FAB auth manager; empty: not assigned)
+        assigned_users=approval_assignees(settings.approver_roles),
         doc_md="A person approves or rejects the promotion that passed the gate (Required Actions).",
     )
 

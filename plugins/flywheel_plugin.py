@@ -10,6 +10,11 @@ Also registers global operator extra links (TaskFlow tasks take no ``extra_links
 the task instances of ``train``, ``drift_check`` and ``ingest`` (model version, MLflow run, drift
 report, validation report, quarantine). The API server calls ``get_link`` for every task of every
 DAG; which task shows which button, and where it goes, is :mod:`mlflywheel.cockpit.links`.
+
+Access: the whole app needs Airflow's Plugins view permission; each page also needs read access
+to the DAG its records belong to (train, drift_check, ingest; a run's tab: that DAG's runs). The
+one action a page offers, the link to answer a waiting approval, is shown only to callers who
+may answer it (:func:`mlflywheel.orchestration.access.may_answer_approvals`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import datetime as dt
 import logging
 from typing import ClassVar
 
-from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView, DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_access_view
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 from fastapi import Depends, FastAPI, Request
@@ -47,6 +52,24 @@ def _context():
     return settings, lake_from_settings(settings)
 
 
+def _may_answer(user) -> bool:
+    """Whether the caller may answer approval requests (Airflow's checks); no on any failure."""
+    try:
+        from mlflywheel.orchestration.access import may_answer_approvals
+        from mlflywheel.settings import Settings
+
+        return may_answer_approvals(user, Settings.from_env().approver_roles)
+    except Exception:
+        log.warning("could not check whether %s may answer approvals", user, exc_info=True)
+        return False
+
+
+# Each page also needs read access to the DAG whose records it shows (Airflow's own checks).
+READS_TRAIN = [Depends(requires_access_dag("GET", param_dag_id="train"))]
+READS_DRIFT_CHECK = [Depends(requires_access_dag("GET", param_dag_id="drift_check"))]
+READS_INGEST = [Depends(requires_access_dag("GET", param_dag_id="ingest"))]
+
+
 def _html(page, *, status: int | None = None) -> HTMLResponse:
     from mlflywheel.cockpit.pages import respond
 
@@ -54,71 +77,73 @@ def _html(page, *, status: int | None = None) -> HTMLResponse:
     return HTMLResponse(body, status_code=status if status and code == 200 else code)
 
 
-@app.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
+@app.get("/", response_class=HTMLResponse, dependencies=READS_TRAIN + READS_DRIFT_CHECK + READS_INGEST)
+def overview(request: Request, user: GetUserDep) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     def page() -> str:
         settings, lake = _context()
         query = request.query_params
         return pages.overview_page(settings, lake, days=query.get("days"), versions=query.get("versions"),
-                                   base=PREFIX)  # fmt: skip
+                                   base=PREFIX, may_answer=_may_answer(user))  # fmt: skip
 
     return _html(page)
 
 
-@app.get("/dag/{dag_id}", response_class=HTMLResponse)
-def dag_tab(dag_id: str, request: Request) -> HTMLResponse:
+@app.get("/dag/{dag_id}", response_class=HTMLResponse, dependencies=[Depends(requires_access_dag("GET"))])
+def dag_tab(dag_id: str, request: Request, user: GetUserDep) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     def page() -> str:
         settings, lake = _context()
-        return pages.dag_page(settings, lake, dag_id, days=request.query_params.get("days"), base=PREFIX)
+        return pages.dag_page(settings, lake, dag_id, days=request.query_params.get("days"), base=PREFIX,
+                              may_answer=_may_answer(user))  # fmt: skip
 
     return _html(page)
 
 
-@app.get("/dag/{dag_id}/run/{run_id:path}", response_class=HTMLResponse)
-def run_tab(dag_id: str, run_id: str) -> HTMLResponse:
+@app.get("/dag/{dag_id}/run/{run_id:path}", response_class=HTMLResponse,
+         dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])  # fmt: skip
+def run_tab(dag_id: str, run_id: str, user: GetUserDep) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     def page() -> str:
         settings, lake = _context()
         return pages.run_page(settings, lake, dag_id, run_id, data_interval_end=_interval_end(dag_id, run_id),
-                              base=PREFIX)  # fmt: skip
+                              base=PREFIX, may_answer=_may_answer(user))  # fmt: skip
 
     return _html(page)
 
 
-@app.get("/drift/{day}", response_class=HTMLResponse)
+@app.get("/drift/{day}", response_class=HTMLResponse, dependencies=READS_DRIFT_CHECK)
 def drift_day(day: str) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     return _html(lambda: pages.drift_day_page(*_context(), day, base=PREFIX))
 
 
-@app.get("/partition/{day}", response_class=HTMLResponse)
+@app.get("/partition/{day}", response_class=HTMLResponse, dependencies=READS_INGEST)
 def partition(day: str) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     return _html(lambda: pages.partition_page(*_context(), day, base=PREFIX))
 
 
-@app.get("/version/{version}", response_class=HTMLResponse)
-def version(version: str) -> HTMLResponse:
+@app.get("/version/{version}", response_class=HTMLResponse, dependencies=READS_TRAIN)
+def version(version: str, user: GetUserDep) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
-    return _html(lambda: pages.version_page(_context()[0], version, base=PREFIX))
+    return _html(lambda: pages.version_page(_context()[0], version, base=PREFIX, may_answer=_may_answer(user)))
 
 
-@app.get("/report/validation/{day}", response_class=HTMLResponse)
+@app.get("/report/validation/{day}", response_class=HTMLResponse, dependencies=READS_INGEST)
 def validation_report(day: str) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 
     return _html(lambda: pages.validation_report(*_context(), day))
 
 
-@app.get("/report/drift/{day}", response_class=HTMLResponse)
+@app.get("/report/drift/{day}", response_class=HTMLResponse, dependencies=READS_DRIFT_CHECK)
 def drift_report(day: str) -> HTMLResponse:
     from mlflywheel.cockpit import pages
 

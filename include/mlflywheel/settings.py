@@ -194,6 +194,9 @@ class Settings:
     floor_roc_auc: float = 0.7
     promotion_mode: str = "gate"  # train's default: gate | shadow | approval (a person approves in the UI)
     approval_timeout_hours: float = 24.0  # no answer by then: nothing promoted
+    # Roles whose members answer approval requests (FAB auth manager, comma-separated); empty: the request
+    # is not assigned, and whoever the auth manager lets answer may (the embedded stack's simple auth manager).
+    approver_roles: str = ""
 
     # --- validation --------------------------------------------------------------------
     max_failed_row_fraction: float = 0.2  # above this the whole partition is quarantined
@@ -508,6 +511,10 @@ def _postgres_uri(v: str) -> bool:
     return True
 
 
+def _role_list(v: str) -> bool:
+    return all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}", n.strip()) for n in v.split(",") if n.strip())
+
+
 def _secret_list(v: str) -> bool:
     return all(re.fullmatch(_DNS_SUBDOMAIN, n.strip()) for n in v.split(",") if n.strip())
 
@@ -601,6 +608,7 @@ CHECKS: dict[str, Check] = {
     "floor_roc_auc": _PROBABILITY,
     "promotion_mode": _choice("gate", "shadow", "approval"),
     "approval_timeout_hours": _number(0, low_open=True),
+    "approver_roles": Check("comma-separated FAB role names (or blank)", _role_list),
     # validation
     "max_failed_row_fraction": _PROBABILITY,
     # drift

@@ -286,9 +286,29 @@ def test_approvals_show_who_answered_and_what_waits(world: dict) -> None:
         "/dags/train/runs/manual__waiting/tasks/approve_promotion/required_actions"
     )
     assert [r["version"] for r in data["refused"]] == [refused]
-    page = pages.overview_page(settings, world["lake"])
+    page = pages.overview_page(settings, world["lake"], may_answer=True)
     assert 'id="awaiting"' in page and "Required Actions" in page
+    assert 'href="/dags/train/runs/manual__waiting/tasks/approve_promotion/required_actions"' in page
     assert "approved by ada" in page and "rejected by bob" in page
+
+
+def test_the_answer_link_is_offered_only_to_who_may_answer(world: dict) -> None:
+    """The cockpit's one action: the link to answer a waiting approval. A caller the plugin found
+    unable to answer (Airflow's checks) sees that it waits, not the link."""
+    settings = Settings.from_env(model_name="flywheel-cockpit-approval-links")
+    waiting = register_version(settings, "manual__waits")
+    gate_version(settings, waiting, {"pr_auc": 0.59, "roc_auc": 0.89}, airflow_run_id="manual__waits",
+                 interval=(0.03, 0.1), mode="approval")  # fmt: skip
+    link = 'href="/dags/train/runs/manual__waits/tasks/approve_promotion/required_actions"'
+    may, may_not = (pages.overview_page(settings, world["lake"], may_answer=answer) for answer in (True, False))
+    assert link in may and link not in may_not
+    assert 'id="awaiting"' in may_not and "an approver's" in may_not
+    for render in (lambda answer: pages.version_page(settings, waiting, may_answer=answer),
+                   lambda answer: pages.run_page(settings, world["lake"], "train", "manual__waits", may_answer=answer),
+                   lambda answer: pages.dag_page(settings, world["lake"], "train", may_answer=answer)):  # fmt: skip
+        assert link in render(True)
+        assert link not in render(False)
+    assert "awaiting an approver's answer" in pages.version_page(settings, waiting, may_answer=False)
 
 # --- empty states --------------------------------------------------------------------------
 def test_empty_states_say_why(tmp_path: Path) -> None:

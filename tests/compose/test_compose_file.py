@@ -408,11 +408,45 @@ def test_airflow_api_connection(resolved):
     )
     execution = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert (execution.hostname, execution.port, execution.path) == (api.hostname, api.port, "/execution/")
-    # The connection's user is the simple auth manager's admin, with the password the api-server sets.
-    user, role = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":")
-    apiserver = environment(resolved["services"]["airflow-apiserver"])
-    assert (conn["login"], conn["password"]) == (user, apiserver["AIRFLOW_ADMIN_PASSWORD"])
-    assert role == "admin" and apiserver["AIRFLOW_ADMIN_USER"] == user
+    # The connection's user is the service account that airflow-init creates, with its password;
+    # never the admin (a person).
+    init = environment(resolved["services"]["airflow-init"])
+    assert (conn["login"], conn["password"]) == (init["AIRFLOW_SERVICE_USER"], init["AIRFLOW_SERVICE_PASSWORD"])
+    assert conn["login"] != init["AIRFLOW_ADMIN_USER"] and conn["password"] != init["AIRFLOW_ADMIN_PASSWORD"]
+
+
+# --- users and roles (FAB) -----------------------------------------------------------------------
+def test_airflow_runs_on_the_fab_auth_manager_with_roles_applied_at_start(compose, resolved):
+    from mlflywheel.devstack.stack import FAB_AUTH_MANAGER
+    from mlflywheel.orchestration import access
+
+    env = _airflow_env(resolved)
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
+    assert not [k for k in env if k.startswith("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER")]
+    # Approval requests go to the approver role, a role the access module defines.
+    assert Settings.from_env(env).approver_roles == access.APPROVER
+    # airflow-init migrates (FAB's tables too), then applies the roles and users, before any
+    # other Airflow service starts (they wait for it to complete).
+    script = " ".join(compose["services"]["airflow-init"]["command"])
+    migrate, apply = script.index("airflow db migrate"), script.index("python -m mlflywheel.orchestration.access apply")
+    assert migrate < apply
+    for name in AIRFLOW_SERVICES[1:]:
+        condition = compose["services"][name]["depends_on"]["airflow-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+    # The accounts of .env parse: the admin and the service account.
+    users = access.users_from_env(environment(resolved["services"]["airflow-init"]))
+    assert {(u.role, u.machine) for u in users} == {(access.ADMIN, False), (access.SERVICE, True)}
+
+
+def test_user_passwords_reach_airflow_init_only(resolved):
+    for name, service in resolved["services"].items():
+        env = environment(service)
+        for key in ("AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_USERS"):
+            assert (key in env) == (name == "airflow-init"), f"{name}: {key}"
+
+
+def test_env_example_adds_no_people_by_default(env_example):
+    assert env_example["AIRFLOW_USERS"] == "", "AIRFLOW_USERS would hold real passwords: keep it empty"
 
 
 # --- the settings the code reads -----------------------------------------------------------------

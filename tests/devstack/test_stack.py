@@ -130,3 +130,26 @@ def test_a_timed_out_wait_names_the_unfinished_runs_and_their_tasks(tmp_path: Pa
     assert "1/2 drift_check runs finished" in str(failed.value)
     assert "drift_check/backfill__2026-11-22T04:00:00+00:00 running [check_drift=queued, request_retraining=None]" \
         in str(failed.value)
+
+
+def test_fab_stack_uses_flywheels_auth_manager_and_the_service_account(tmp_path: Path):
+    from mlflywheel.devstack.stack import ADMIN_USER, FAB_AUTH_MANAGER
+    from mlflywheel.orchestration import access
+
+    simple = EmbeddedStack(home=tmp_path).environment()
+    assert "AIRFLOW__CORE__AUTH_MANAGER" not in simple  # Airflow's default: the simple auth manager
+    assert not simple.get("FLYWHEEL_APPROVER_ROLES", "").strip()  # approvals not assigned
+    conn_var = "AIRFLOW_CONN_" + EmbeddedStack(home=tmp_path).settings().airflow_conn_id.upper()
+    assert json.loads(simple[conn_var])["login"] == ADMIN_USER  # the laptop's one user
+
+    stack = EmbeddedStack(home=tmp_path, auth_manager="fab")
+    env = stack.environment()
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
+    assert env["FLYWHEEL_APPROVER_ROLES"] == access.APPROVER
+    conn = json.loads(env[conn_var])
+    assert (conn["login"], conn["password"]) == (access.DEFAULT_SERVICE_USER, stack.service_password)
+    assert [(u.username, u.role) for u in stack.accounts()] == [
+        (ADMIN_USER, access.ADMIN), (access.DEFAULT_SERVICE_USER, access.SERVICE)]
+    assert stack.service_password not in repr(stack)
+    with pytest.raises(ValueError, match="simple or fab"):
+        EmbeddedStack(home=tmp_path, auth_manager="ldap")

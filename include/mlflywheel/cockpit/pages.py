@@ -95,22 +95,45 @@ def error_page(status: int, title: str, message: str, *, base: str = "") -> str:
     return render("error.html", status=status, title=title, message=message, base=base)
 
 
+def without_answer_links(record: dict[str, Any]) -> dict[str, Any]:
+    """A version record without its link to answer the approval (for a viewer who may not answer)."""
+    return {**record, "required_action_url": ""} if record.get("required_action_url") else record
+
+
+def _models_for(models: dict[str, Any], may_answer: bool) -> dict[str, Any]:
+    """The models section as the viewer may act on it: the answer links only for those who may answer."""
+    if may_answer:
+        return models
+    out = dict(models)
+    for key in ("champion", "previous"):
+        if out.get(key):
+            out[key] = without_answer_links(out[key])
+    for key in ("awaiting", "timeline", "refused"):
+        if key in out:
+            out[key] = [without_answer_links(r) for r in out[key]]
+    return out
+
+
 # --- pages ---------------------------------------------------------------------------------
+# ``may_answer``: whether the caller may answer approval requests (the plugin asks Airflow's auth
+# manager); the link to answer one is the only action a page offers, shown only to them.
 def overview_page(settings: Settings, lake: Lake, *, days: str | None = None, versions: str | None = None,
-                  base: str = "") -> str:  # fmt: skip
+                  base: str = "", may_answer: bool = False) -> str:  # fmt: skip
     """The Flywheel page: champion, versions, drift history (with the plot), ledger."""
     day_count = readmodel.parse_count(days, default=readmodel.DEFAULT_DAYS, name="days")
     version_count = readmodel.parse_count(
         versions, default=readmodel.DEFAULT_VERSIONS, name="versions", maximum=10_000
     )
     data = readmodel.overview(settings, lake, days=day_count, versions=version_count)
+    data["models"] = _models_for(data["models"], may_answer)
     return render(
         "overview.html", data=data, base=base, svg=plot.svg(data["drift"]["points"]),
         sections=("models", "drift", "ledger"), title=f"Flywheel: {settings.dataset}",
     )  # fmt: skip
 
 
-def dag_page(settings: Settings, lake: Lake, dag_id: str, *, days: str | None = None, base: str = "") -> str:
+def dag_page(settings: Settings, lake: Lake, dag_id: str, *, days: str | None = None, base: str = "",
+             may_answer: bool = False) -> str:  # fmt: skip
     """A DAG's tab: the part of the page that DAG feeds."""
     section = DAG_SECTIONS.get(dag_id)
     if section is None:
@@ -119,7 +142,7 @@ def dag_page(settings: Settings, lake: Lake, dag_id: str, *, days: str | None = 
     data: dict[str, Any] = {"dataset": settings.dataset, "days": day_count}
     svg = ""
     if section == "models":
-        data["models"] = readmodel.models(settings)
+        data["models"] = _models_for(readmodel.models(settings), may_answer)
     elif section == "drift":
         data["drift"] = readmodel.drift_history(
             lake, settings.dataset, days=day_count, retrains=readmodel.retrains(settings)
@@ -132,11 +155,12 @@ def dag_page(settings: Settings, lake: Lake, dag_id: str, *, days: str | None = 
 
 
 def run_page(settings: Settings, lake: Lake, dag_id: str, run_id: str, *,
-             data_interval_end: dt.datetime | None = None, base: str = "") -> str:  # fmt: skip
+             data_interval_end: dt.datetime | None = None, base: str = "", may_answer: bool = False) -> str:  # fmt: skip
     """A DAG run's tab: a train run's gate decision, a drift_check run's day report, an ingest
     run's partition summary with its first quarantined rows."""
     if dag_id == "train":
         record = readmodel.train_run(settings, run_id)
+        record = record if may_answer else without_answer_links(record)
         return render("version.html", v=record, base=base, run_id=run_id,
                       title=f"train run {run_id}: version {record['version']}")  # fmt: skip
     if dag_id == "drift_check":
@@ -164,8 +188,9 @@ def partition_page(settings: Settings, lake: Lake, day: str, *, base: str = "") 
                   title=f"partition {day}")  # fmt: skip
 
 
-def version_page(settings: Settings, version: str, *, base: str = "") -> str:
+def version_page(settings: Settings, version: str, *, base: str = "", may_answer: bool = False) -> str:
     record = readmodel.version_detail(settings, version)
+    record = record if may_answer else without_answer_links(record)
     return render("version.html", v=record, base=base, run_id="", title=f"version {record['version']}")
 
 

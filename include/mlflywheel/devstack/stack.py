@@ -13,6 +13,11 @@ Started and stopped as process groups so that nothing is left behind. Used by ``
   <home>/mlflow/    MLflow's SQLite store and artifacts
   <home>/lake/      the lake
   <home>/logs/      stdout/stderr of the processes this module starts
+
+Authentication: Airflow's simple auth manager (one ``admin``, the laptop default), or with
+``auth_manager="fab"`` the FAB auth manager of the compose stack: Flywheel's roles applied at start
+(:mod:`mlflywheel.orchestration.access`), the admin, the service account whose connection
+drift_check uses, and ``users``; approval requests assigned to the ``approver`` role.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from mlflywheel.devstack import celery_executor
 from mlflywheel.devstack.mlflow_auth import MlflowBasicAuth, server_command
+from mlflywheel.orchestration import access
 from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 from mlflywheel.settings import Settings
 
@@ -40,6 +47,7 @@ log = logging.getLogger("mlflywheel.stack")
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+FAB_AUTH_MANAGER = "mlflywheel.orchestration.auth_manager.FlywheelFabAuthManager"
 
 # Offline and quiet: no telemetry, no hub downloads, no usage reporting.
 OFFLINE_ENV = {
@@ -81,7 +89,16 @@ class EmbeddedStack:
     celery_broker_url: str = ""
     celery_workers: tuple[celery_executor.CeleryWorker, ...] = (celery_executor.CeleryWorker("worker"),)
     mlflow_auth: MlflowBasicAuth | None = None  # None: MLflow without authentication (the embedded default)
+    auth_manager: str = "simple"  # simple | fab (Flywheel's roles; users below, the admin and the service)
+    users: list[access.UserSpec] = field(default_factory=list)  # more FAB accounts (people)
+    service_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    components: tuple[str, ...] = COMPONENTS  # Airflow components to run
+    with_mlflow: bool = True
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.auth_manager not in ("simple", "fab"):
+            raise ValueError(f"auth_manager must be simple or fab, got {self.auth_manager!r}")
 
     @property
     def api_url(self) -> str:
@@ -103,27 +120,26 @@ class EmbeddedStack:
         """The settings the DAGs see: the embedded default, rooted in ``home``."""
         env = {k: v for k, v in os.environ.items() if k.startswith("FLYWHEEL_")}
         env.update({k: v for k, v in self.extra_env.items() if k.startswith("FLYWHEEL_")})
+        # Without an MLflow server (a stack of the API server alone) the settings' own default
+        # applies: a SQLite store under home.
+        mlflow = {"mlflow_tracking_uri": self.mlflow_url, "mlflow_artifact_root": "mlflow-artifacts:/"}
         return Settings.from_env(
             env,
             data_dir=self.home,
             lake_uri=self.lake_uri or (self.home / "lake").as_uri(),
-            mlflow_tracking_uri=self.mlflow_url,
-            mlflow_artifact_root="mlflow-artifacts:/",
             airflow_api_url=self.api_url,
-            **(self.mlflow_auth.service_settings() if self.mlflow_auth else {}),  # the loop writes as the service account
+            **(mlflow if self.with_mlflow else {}),
+            # the loop writes as the service account
+            **(self.mlflow_auth.service_settings() if self.mlflow_auth and self.with_mlflow else {}),
         )
 
     def environment(self) -> dict[str, str]:
         settings = self.settings()
         airflow_home = self.home / "airflow"
-        conn = {
-            "conn_type": "http",
-            "host": "127.0.0.1",
-            "port": self.api_port,
-            "login": ADMIN_USER,
-            "password": self.password,
-            "schema": "http",
-        }
+        # drift_check's REST client: on FAB the service account, never a person's login
+        login, password = (access.DEFAULT_SERVICE_USER, self.service_password) if self.fab else (ADMIN_USER, self.password)
+        conn = {"conn_type": "http", "host": "127.0.0.1", "port": self.api_port, "login": login,
+                "password": password, "schema": "http"}  # fmt: skip
         # The caller's own Airflow settings (a test run's unit-test mode, another AIRFLOW_HOME)
         # must not leak into the stack: it is configured from scratch here.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -164,12 +180,47 @@ class EmbeddedStack:
             if not self.airflow_db_uri:
                 raise StackError("the Celery executor needs a metadata database server (airflow_db_uri)")
             env.update(celery_executor.executor_env(self.celery_broker_url, self.airflow_db_uri, self.celery_key_prefix))
+        if self.fab:
+            env["AIRFLOW__CORE__AUTH_MANAGER"] = FAB_AUTH_MANAGER
+            env["AIRFLOW__API__SECRET_KEY"] = env["AIRFLOW__API_AUTH__JWT_SECRET"]
+            env["FLYWHEEL_APPROVER_ROLES"] = access.APPROVER
         env.update(self.extra_env)
         return env
 
+    @property
+    def fab(self) -> bool:
+        return self.auth_manager == "fab"
+
+    def accounts(self) -> list[access.UserSpec]:
+        """The FAB accounts :meth:`start` creates: the admin, the service account, ``users``."""
+        return [
+            access.UserSpec(ADMIN_USER, access.ADMIN, self.password),
+            access.UserSpec(access.DEFAULT_SERVICE_USER, access.SERVICE, self.service_password, machine=True),
+            *self.users,
+        ]
+
+    def _apply_access(self, env: dict[str, str]) -> None:
+        """Flywheel's roles and the accounts, as compose's airflow-init applies them."""
+        users = " ".join(f"{u.username}:{u.role}:{u.password}" for u in self.users)
+        account_env = {**env, "AIRFLOW_ADMIN_USER": ADMIN_USER, "AIRFLOW_ADMIN_PASSWORD": self.password,
+                       "AIRFLOW_SERVICE_PASSWORD": self.service_password, "AIRFLOW_USERS": users}  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "mlflywheel.orchestration.access", "apply"], env=account_env,
+                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"applying the roles failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def serialize_dags(self) -> None:
+        """Parse the DAG files into the metadata DB once (``airflow dags reserialize``): the DAGs
+        without a DAG processor running."""
+        airflow = str(Path(sys.executable).parent / "airflow")
+        done = subprocess.run([airflow, "dags", "reserialize"], env=self.environment(), capture_output=True,
+                              text=True, timeout=600, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"airflow dags reserialize failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
     # --- lifecycle ---------------------------------------------------------------------
     def start(self, *, timeout: float = 300) -> None:
-        for port in (self.api_port, self.mlflow_port):
+        for port in (self.api_port, self.mlflow_port) if self.with_mlflow else (self.api_port,):
             if _port_open(port):
                 raise StackError(f"port {port} is already in use on 127.0.0.1: stop what runs there (make down?)")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -182,14 +233,8 @@ class EmbeddedStack:
         )
         env = self.environment()
         bin_dir = Path(sys.executable).parent
-        mlflow_command = server_command(
-            port=self.mlflow_port,
-            backend_store_uri=self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
-            artifacts_destination=self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
-            basic_auth=self.mlflow_auth is not None,
-        )
-        auth_env = self.mlflow_auth.server_env(self.home / "mlflow") if self.mlflow_auth else {}
-        self._spawn("mlflow", mlflow_command, {**env, **auth_env})
+        if self.with_mlflow:
+            self._spawn_mlflow(env)
         airflow = str(bin_dir / "airflow")
         if not self.airflow_db_uri:
             prepare_sqlite(airflow_home / "airflow.db")
@@ -201,7 +246,13 @@ class EmbeddedStack:
         if migrate.returncode != 0:
             self.stop()
             raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
-        for component in COMPONENTS:
+        if self.fab:
+            try:
+                self._apply_access(env)
+            except BaseException:
+                self.stop()
+                raise
+        for component in self.components:
             self._spawn(f"airflow-{component}", [sys.executable, "-m", "mlflywheel.devstack.supervise",
                                                  component, "--", airflow, component], env)  # fmt: skip
         if self.celery_broker_url:
@@ -211,8 +262,9 @@ class EmbeddedStack:
                             worker.name, "--", *celery_executor.worker_command(airflow, worker)], worker_env)  # fmt: skip
         self._write_pid_file()
         try:
-            self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
-            if self.mlflow_auth:
+            if self.with_mlflow:
+                self._wait_http(f"{self.mlflow_url}/health", "MLflow", timeout)
+            if self.with_mlflow and self.mlflow_auth:
                 settings = self.settings()
                 accounts = self.mlflow_auth.ensure_accounts(
                     self.mlflow_url, model_name=settings.model_name, experiments=settings.mlflow_experiments
@@ -223,6 +275,16 @@ class EmbeddedStack:
             self.stop()
             raise
         log.info("embedded stack up: Airflow %s (user %s), MLflow %s", self.api_url, ADMIN_USER, self.mlflow_url)
+
+    def _spawn_mlflow(self, env: dict[str, str]) -> None:
+        command = server_command(
+            port=self.mlflow_port,
+            backend_store_uri=self.mlflow_backend_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+            artifacts_destination=self.mlflow_artifacts_destination or str(self.home / "mlflow" / "artifacts"),
+            basic_auth=self.mlflow_auth is not None,
+        )
+        auth_env = self.mlflow_auth.server_env(self.home / "mlflow") if self.mlflow_auth else {}
+        self._spawn("mlflow", command, {**env, **auth_env})
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         out = open(self.home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
