@@ -263,6 +263,33 @@ def test_candidate_already_champion_is_a_no_op(world: dict) -> None:
     assert registry.previous_champion(settings) is None
 
 
+def test_a_retry_of_a_gate_that_promoted_keeps_its_record(world: dict) -> None:
+    """The train task run again after its promotion completed (or retried after a kill once the
+    alias had moved): gating again would compare the champion with itself and overwrite the
+    comparison with the champion it replaced; the recorded decision is kept instead."""
+    settings = world["settings"]
+    reset_aliases(settings)
+    registry.set_champion(settings, world["noise"], reason="test setup")
+    first = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], decided_by="try-1"
+    )
+    assert first["decision"] == "promoted" and first["alias_moved"]
+    recorded = {k: v for k, v in tags_of(settings, world["good"]).items() if k.startswith("flywheel.gate.")}
+
+    again = promote.evaluate_and_promote(
+        settings, candidate_version=world["good"], snapshot_id=world["snapshot"], decided_by="try-2"
+    )
+    assert again["promoted"] and again["decision"] == "promoted" and again["record_kept"]
+    assert not again["alias_moved"] and again["champion_version"] == world["noise"]
+    assert again["evidence"]["interval"] == pytest.approx(first["evidence"]["interval"], abs=1e-4)
+    assert again["candidate_metrics"]["pr_auc"] == pytest.approx(first["candidate_metrics"]["pr_auc"])
+    assert any("already the champion" in r and "record is kept" in r for r in again["reasons"])
+    kept = {k: v for k, v in tags_of(settings, world["good"]).items() if k.startswith("flywheel.gate.")}
+    assert kept == recorded  # still the comparison with v{noise}, decided by try-1
+    assert str(registry.previous_champion(settings).version) == world["noise"]
+    reset_aliases(settings)
+
+
 def test_an_undecided_candidate_is_gated_again_once_later_days_exist(world: dict) -> None:
     no_later_days = Settings.from_env(gate_holdout_extra_days=0)
     reset_aliases(no_later_days)

@@ -369,6 +369,7 @@ def test_blank_variable_sets_a_text_field_to_empty_while_an_empty_one_is_unset(d
         ("mlflow_http_max_retries", "11"), ("mlflow_http_backoff_factor", "-1"),
         ("postgres_connect_timeout_seconds", "1"), ("postgres_statement_timeout_seconds", "0"),
         ("approver_roles", "approver,role:x"), ("approver_roles", "a/b"),
+        ("postgres_extract_timeout_seconds", "0"),
     ],
 )  # fmt: skip
 def test_out_of_range_value_is_refused_naming_variable_value_and_what_is_allowed(

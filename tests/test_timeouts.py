@@ -1,18 +1,21 @@
 """Bounded outages (issue 9, item 11): every outside call fails within its budget when the server hangs.
 
 The server is real: a socket on loopback that accepts every connection and never answers a byte
-(what a wedged process or a stuck proxy looks like from the client). No client library is mocked:
-boto3, MLflow's REST client, libpq and requests each run their own timeout and retry code.
-Budgets are made small through the settings so the tests stay quick; the defaults' budgets are
-checked by arithmetic to stay under a minute.
+(what a wedged process or a stuck proxy looks like from the client), or, for PostgreSQL mid-query,
+a loopback TCP proxy in front of the real server that forwards the handshake and then freezes.
+No client library is mocked: boto3, MLflow's REST client, libpq and requests each run their own
+timeout and retry code. Budgets are made small through the settings so the tests stay quick; the
+defaults' budgets are checked by arithmetic to stay under a minute.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +86,11 @@ def test_default_budgets_are_under_a_minute(tmp_path: Path) -> None:
     assert lake.call_budget_seconds() < 60
     assert mlflow_call_budget_seconds(settings) < 60
     assert settings.postgres_connect_timeout_seconds < 60
+    from mlflywheel.postgres import query_budget_seconds
+
+    assert query_budget_seconds(settings) < 60  # the ledger's and the loop's own queries
+    # A day's extract may run longer by design (FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS), but bounded.
+    assert query_budget_seconds(settings, settings.postgres_extract_timeout_seconds) <= 660
     assert AirflowApi("http://127.0.0.1:9", "u", "p").budget < 60
 
 
@@ -181,6 +189,205 @@ def test_postgres_timeouts_come_from_the_environment_by_default(
     with pytest.raises(psycopg2.OperationalError, match="waiting at most 2 s"):
         connect(f"postgresql://flywheel@{hung_server.address}/source")
     assert time.monotonic() - started <= 2 + SLACK_S
+
+
+# --- PostgreSQL mid-query: a proxy that forwards the handshake, then freezes ------------------------
+
+
+@dataclass
+class FreezingProxy:
+    """Loopback TCP proxy to the real PostgreSQL server. Once the client sends bytes containing
+    ``marker`` (a query), nothing more is forwarded either way, and every socket stays open: the
+    client's kernel still gets its data and keepalives acknowledged, as from a wedged server or a
+    stuck middlebox, so neither TCP keepalives nor ``tcp_user_timeout`` end the wait."""
+
+    host: str
+    port: int
+    marker: bytes = b""
+    frozen: threading.Event = field(default_factory=threading.Event)
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    def uri(self, database_uri: str, password: str = SECRET) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(database_uri)
+        user = parts.username or "postgres"
+        # trust auth never asks for the password: it is here to be redacted from messages
+        return urlunsplit(parts._replace(netloc=f"{user}:{password}@{self.host}:{self.port}"))
+
+
+def _pump(source: socket.socket, target: socket.socket, proxy: FreezingProxy, stop: threading.Event,
+          watch: bool) -> None:  # fmt: skip
+    source.settimeout(0.1)
+    while not stop.is_set():
+        if proxy.frozen.is_set():
+            stop.wait(0.1)  # hold the connection open, forward nothing
+            continue
+        try:
+            data = source.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        if watch and proxy.marker and proxy.marker in data:
+            proxy.frozen.set()  # the query reaches the server; its answer never comes back
+        if proxy.frozen.is_set() and not watch:
+            continue
+        try:
+            target.sendall(data)
+        except OSError:
+            return
+
+
+@pytest.fixture()
+def freezing_proxy() -> Iterator[FreezingProxy]:
+    from urllib.parse import urlsplit
+
+    sys.path.insert(0, str(Path(__file__).parent / "integration"))
+    try:
+        from postgres_fixtures import ADMIN_URI
+    finally:
+        sys.path.pop(0)
+    upstream = urlsplit(ADMIN_URI)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    proxy = FreezingProxy("127.0.0.1", listener.getsockname()[1])
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection((upstream.hostname or "127.0.0.1", upstream.port or 5432))
+            proxy.sockets += [client, server]
+            for source, target, watch in ((client, server, True), (server, client, False)):
+                thread = threading.Thread(target=_pump, args=(source, target, proxy, stop, watch), daemon=True)
+                thread.start()
+                threads.append(thread)
+
+    acceptor = threading.Thread(target=accept_forever, daemon=True)
+    acceptor.start()
+    try:
+        yield proxy
+    finally:
+        stop.set()
+        acceptor.join(timeout=5)
+        for thread in threads:
+            thread.join(timeout=5)
+        for sock in proxy.sockets:  # a client still blocked (no bound) gets EOF here and ends
+            sock.close()
+        listener.close()
+
+
+@pytest.fixture()
+def pg_database() -> Iterator[str]:
+    sys.path.insert(0, str(Path(__file__).parent / "integration"))
+    try:
+        from postgres_fixtures import temporary_database
+    finally:
+        sys.path.pop(0)
+    with temporary_database("flywheel_timeouts") as uri:
+        yield uri
+
+
+def _run_bounded(call: Callable[[], object], wait_s: float) -> tuple[BaseException | None, float, bool]:
+    """Run ``call`` in a thread; (its exception, seconds it took, whether it ended within ``wait_s``).
+
+    A call with no bound of its own would block forever: the test must fail, not hang."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        started = time.monotonic()
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+        outcome["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout=wait_s)
+    ended = not thread.is_alive()
+    return outcome.get("error"), float(outcome.get("elapsed", wait_s)), ended  # type: ignore[arg-type]
+
+
+def test_postgres_ledger_query_frozen_mid_query_fails_within_its_budget(
+    freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
+) -> None:
+    import psycopg2
+    from mlflywheel.ledger_postgres import PostgresLedgerSink
+    from mlflywheel.postgres import query_budget_seconds
+
+    settings = settings_for(tmp_path, postgres_connect_timeout_seconds=2, postgres_statement_timeout_seconds=2)
+    table = "ledger_frozen_mid_query"
+    PostgresLedgerSink(pg_database, table, settings=settings).ensure_table()  # straight, not via the proxy
+    freezing_proxy.marker = table.encode()
+    sink = PostgresLedgerSink(freezing_proxy.uri(pg_database), table, settings=settings)
+    budget = query_budget_seconds(settings)
+    assert budget == 4
+    error, elapsed, ended = _run_bounded(lambda: sink.read("transactions", dt.date(2026, 11, 5)), budget + 20)
+    assert freezing_proxy.frozen.is_set()  # it froze mid-query, after a complete handshake
+    assert ended, "the read blocked on a frozen connection with no bound"
+    assert isinstance(error, psycopg2.OperationalError), error
+    assert 2 <= elapsed <= budget + SLACK_S, elapsed
+    message = str(error)
+    assert f"postgres:***@{freezing_proxy.host}:{freezing_proxy.port}" in message and SECRET not in message
+    assert "no answer within 4 s" in message and "FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS" in message
+
+
+def test_postgres_source_extract_frozen_mid_copy_fails_within_its_budget(
+    freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
+) -> None:
+    import psycopg2
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.lake import LocalLake, keys
+    from mlflywheel.sources.postgres import extract_partition_to_landing, load_frame_to_table
+
+    day = dt.date(2026, 11, 5)
+    spec = get_spec("transactions")
+    settings = settings_for(tmp_path, postgres_connect_timeout_seconds=2, postgres_extract_timeout_seconds=3)
+    load_frame_to_table(pg_database, "source_rows", spec, generate_day(day, 50, seed=3), settings=settings)
+    freezing_proxy.marker = b"COPY"
+    lake = LocalLake(tmp_path / "lake")
+    uri = freezing_proxy.uri(pg_database)
+    def extract() -> object:
+        return extract_partition_to_landing(lake, spec, day, postgres_uri=uri, table="source_rows", settings=settings)
+
+    error, elapsed, ended = _run_bounded(extract, 5 + 20)
+    assert freezing_proxy.frozen.is_set() and ended, "the extract blocked on a frozen connection"
+    assert isinstance(error, psycopg2.OperationalError), error
+    assert 3 <= elapsed <= 5 + SLACK_S, elapsed
+    assert "no answer within 5 s" in str(error) and "FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS" in str(error)
+    assert SECRET not in str(error) and f"{freezing_proxy.host}:{freezing_proxy.port}" in str(error)
+    assert not lake.exists(keys.landing_marker_key(spec.name, day))  # nothing landed
+
+
+def test_postgres_statement_past_its_timeout_fails_clearly(pg_database: str, tmp_path: Path) -> None:
+    import psycopg2
+    import psycopg2.errors
+    from mlflywheel.postgres import transaction
+
+    settings = settings_for(tmp_path, postgres_statement_timeout_seconds=1)
+    uri = pg_database.replace("postgres@", f"postgres:{SECRET}@", 1)
+    started = time.monotonic()
+    with pytest.raises(psycopg2.OperationalError) as info, transaction(uri, settings=settings) as cursor:
+        cursor.execute("SELECT pg_sleep(30)")
+    assert time.monotonic() - started < 1 + SLACK_S  # the server's own timeout, not the client's cut
+    message = str(info.value)
+    assert "statement timeout" in message and "1 s" in message
+    assert "FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS" in message
+    assert "postgres:***@127.0.0.1" in message and SECRET not in message
+    assert isinstance(info.value.__cause__, psycopg2.errors.QueryCanceled)
 
 
 # --- the Airflow REST API --------------------------------------------------------------------------

@@ -12,8 +12,11 @@ subprocess, through the environment or :func:`arm`:
 
 Step names are stable across runs (no versions or random ids in them), e.g. ``lake.put``
 (before an object write), ``lake.put.partial`` (the bytes are on disk in a temporary file, not yet
-in place), ``lake.delete``, ``commit.record`` (a partition's commit point), ``ledger.sink``,
-``registry.alias`` (an MLflow alias move). Standard library only.
+in place; on S3, the first part of a multipart upload is stored, not yet the object),
+``lake.delete``, ``commit.record`` (a partition's commit point), ``ledger.sink``, ``registry.tag``
+(before a version's tags), ``registry.tag.partial`` (the first of them written),
+``registry.alias`` (an MLflow alias move), ``promote.record`` (before ``promoted`` is recorded).
+Standard library only.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def sink_from_settings(settings: Any) -> PostgresLedgerSink | None:
         return None
     from mlflywheel.ledger_postgres import PostgresLedgerSink  # psycopg2 only when a sink is configured
 
-    return PostgresLedgerSink(settings.ledger_uri, settings.ledger_table)
+    return PostgresLedgerSink(settings.ledger_uri, settings.ledger_table, settings=settings)
 
 
 def read_summary(lake: Lake, dataset: str, day: dt.date) -> dict[str, Any] | None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from mlflywheel.postgres import connect, table_identifier
+from mlflywheel.postgres import table_identifier, transaction
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflywheel.settings import Settings
 
 _COLUMNS = ("dataset", "partition", "rows_in", "rows_validated", "rows_quarantined", "status", "run_id")
 
@@ -25,12 +28,16 @@ class PostgresLedgerSink:
     """Records partition summaries in ``table`` of the database at ``postgres_uri``.
 
     A connection is opened per call: ledger writes are one per partition and task, so pooling
-    would only hold connections open between Airflow tasks.
+    would only hold connections open between Airflow tasks. Every call is bounded
+    (:func:`mlflywheel.postgres.transaction`; timeouts from ``settings``, default the environment).
     """
 
-    def __init__(self, postgres_uri: str, table: str = "flywheel_ingest_ledger"):
+    def __init__(
+        self, postgres_uri: str, table: str = "flywheel_ingest_ledger", *, settings: Settings | None = None
+    ):
         self.postgres_uri = postgres_uri
         self.table = table
+        self.settings = settings
         self._identifier = table_identifier(table)  # rejects an empty name up front
         self._ensured = False
 
@@ -57,16 +64,12 @@ class PostgresLedgerSink:
             )
             """
         ).format(table=self._identifier)
-        conn = connect(self.postgres_uri)
-        try:
-            with conn, conn.cursor() as cursor:
-                # Two first-time creators racing on CREATE TABLE IF NOT EXISTS can still collide
-                # in the catalog; a transaction-scoped advisory lock on the name serialises them.
-                lock_name = f"flywheel-ledger:{self.table}"
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_name,))
-                cursor.execute(ddl)
-        finally:
-            conn.close()
+        with transaction(self.postgres_uri, settings=self.settings) as cursor:
+            # Two first-time creators racing on CREATE TABLE IF NOT EXISTS can still collide
+            # in the catalog; a transaction-scoped advisory lock on the name serialises them.
+            lock_name = f"flywheel-ledger:{self.table}"
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_name,))
+            cursor.execute(ddl)
         self._ensured = True
 
     def record(self, summary: dict[str, Any]) -> None:
@@ -100,12 +103,8 @@ class PostgresLedgerSink:
                 sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(c)) for c in updated
             ),
         )
-        conn = connect(self.postgres_uri)
-        try:
-            with conn, conn.cursor() as cursor:
-                cursor.execute(statement, values)
-        finally:
-            conn.close()
+        with transaction(self.postgres_uri, settings=self.settings) as cursor:
+            cursor.execute(statement, values)
 
     def read(self, dataset: str, day: dt.date) -> dict[str, Any] | None:
         """The ledger row of ``dataset``'s partition ``day``, or None."""
@@ -121,15 +120,11 @@ class PostgresLedgerSink:
         query = sql.SQL("SELECT {columns} FROM {table} {where}").format(
             columns=sql.SQL(", ").join(map(sql.Identifier, columns)), table=self._identifier, where=where
         )
-        conn = connect(self.postgres_uri)
-        try:
-            with conn, conn.cursor() as cursor:
-                if not self._table_exists(cursor):
-                    return []  # nothing recorded yet: reading must not create the table
-                cursor.execute(query, params)
-                fetched = cursor.fetchall()
-        finally:
-            conn.close()
+        with transaction(self.postgres_uri, settings=self.settings, readonly=True) as cursor:
+            if not self._table_exists(cursor):
+                return []  # nothing recorded yet: reading must not create the table
+            cursor.execute(query, params)
+            fetched = cursor.fetchall()
         out = []
         for row in fetched:
             record = dict(zip(columns, row, strict=True))

@@ -100,6 +100,10 @@ def evaluate_and_promote(
     if mode not in MODES:
         raise PromotionError(f"mode {mode!r} not in {MODES}")
     finish_interrupted(settings)
+    if mode == "gate":
+        done = _recorded_promotion(settings, str(candidate_version), snapshot_id)
+        if done is not None:
+            return done
     evidence = score_on_holdout(settings, str(candidate_version), snapshot_id)
     decision = gate.decide(
         evidence.candidate_metrics,
@@ -115,6 +119,53 @@ def evaluate_and_promote(
     return record_and_move(
         settings, evidence, decision, snapshot_id=snapshot_id, mode=mode, decided_by=decided_by
     )
+
+
+def _recorded_promotion(settings: Settings, version: str, snapshot_id: str) -> dict[str, Any] | None:
+    """The decision this gate already recorded when it promoted ``version`` on ``snapshot_id`` (the
+    task's retry after a kill once the alias had moved, or a second run), kept as it is; else None.
+
+    Gating again would compare the champion with itself and overwrite the evidence against the
+    champion it replaced.
+    """
+    if _champion_version(settings) != version:
+        return None
+    tags = registry.version_tags(settings, version)
+    if (tags.get(f"{GATE_PREFIX}decision"), tags.get(f"{GATE_PREFIX}mode"),
+            tags.get(f"{GATE_PREFIX}snapshot_id")) != ("promoted", "gate", snapshot_id):  # fmt: skip
+        return None
+    decided_at = tags.get(f"{GATE_PREFIX}decided_at", "")
+    reasons = [r for r in tags.get(f"{GATE_PREFIX}reasons", "").split("; ") if r]
+    reasons.append(f"version {version} is already the champion: this gate promoted it at {decided_at}; "
+                   "its record is kept")  # fmt: skip
+    log.info("version %s: promoted by this gate before (%s); record kept", version, decided_at)
+    evidence = gate_evidence(tags)
+    margin = _json_or_none(tags.get(f"{GATE_PREFIX}margin"))
+    champion = tags.get(f"{GATE_PREFIX}champion_version", "none")
+    return {
+        "model_name": settings.model_name,
+        "candidate_version": version,
+        "champion_version": None if champion in ("", "none") else champion,
+        "snapshot_id": snapshot_id,
+        "mode": "gate",
+        "decision": "promoted",
+        "verdict": tags.get(f"{GATE_PREFIX}verdict", "promoted"),
+        "promoted": True,
+        "alias_moved": False,  # not by this call
+        "awaiting_approval": False,
+        "gate_passed": True,
+        "reasons": reasons,
+        "metric": tags.get(f"{GATE_PREFIX}metric", settings.gate_metric),
+        "margin": margin,
+        "difference": evidence["difference"],
+        "evidence": evidence,
+        "holdout": _json_or_none(tags.get(f"{GATE_PREFIX}holdout")) or {},
+        "candidate_metrics": _json_or_none(tags.get(f"{GATE_PREFIX}candidate_metrics")),
+        "champion_metrics": _json_or_none(tags.get(f"{GATE_PREFIX}champion_metrics")),
+        "decided_by": tags.get(f"{GATE_PREFIX}decided_by", ""),
+        "decided_at": decided_at,
+        "record_kept": True,
+    }
 
 
 def score_on_holdout(settings: Settings, candidate_version: str, snapshot_id: str) -> Evidence:

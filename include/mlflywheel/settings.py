@@ -134,7 +134,11 @@ class Settings:
     ledger_uri: str = ""  # postgresql://... adds a ledger table beside the lake's summaries
     ledger_table: str = "flywheel_ingest_ledger"
     postgres_connect_timeout_seconds: int = 10  # source and ledger; libpq's minimum is 2
-    postgres_statement_timeout_seconds: int = 600  # a runaway statement fails the task instead of hanging
+    # Each statement of the ledger and the loop's own short queries; the client gives up on a silent
+    # server after this + the connect timeout (mlflywheel.postgres.transaction), 40 s by default.
+    postgres_statement_timeout_seconds: int = 30
+    # A day's source extract (one COPY) and bulk loads may stream for minutes: a limit of their own.
+    postgres_extract_timeout_seconds: int = 600
 
     # --- Airflow -----------------------------------------------------------------------
     airflow_api_url: str = "http://127.0.0.1:8080"
@@ -551,6 +555,7 @@ CHECKS: dict[str, Check] = {
     "ledger_table": _text("a table name"),
     "postgres_connect_timeout_seconds": _integer(2, 3600),  # libpq takes 1 as 2
     "postgres_statement_timeout_seconds": _integer(1),
+    "postgres_extract_timeout_seconds": _integer(1),
     # Airflow
     "airflow_api_url": _uri(("http", "https"), "an http(s)://host[:port] URL"),
     "airflow_conn_id": _text("a connection id"),

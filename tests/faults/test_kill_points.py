@@ -321,17 +321,20 @@ def _registry_state(reg: dict, db: Path) -> dict:
 
 
 def _registry_copy(reg: dict, work: Path) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
+    # A new folder each time: MLflow keeps an engine per database URI in this process, and a file
+    # overwritten under it can be read stale.
+    work.mkdir(parents=True)
     shutil.copyfile(reg["db"], work / "mlflow.db")
     return {**reg["env"], "FLYWHEEL_MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
 
 
 def test_approval_and_rollback_killed_at_every_write_step(harness, tmp_path, registry_template):
     reg = registry_template
-    work = tmp_path / "reg"
-    steps = harness.steps(tmp_path, stage="approve", version="2", env=_registry_copy(reg, work))
-    assert {"registry.tag#1", "registry.alias#1", "registry.alias#2", "promote.record#1"} <= set(steps)
-    for step in steps:
+    steps = harness.steps(tmp_path, stage="approve", version="2", env=_registry_copy(reg, tmp_path / "traced"))
+    assert {"registry.tag#1", "registry.tag.partial#1", "registry.alias#1", "registry.alias#2",
+            "promote.record#1"} <= set(steps)  # fmt: skip
+    for index, step in enumerate(steps):
+        work = tmp_path / f"approval-{index}"
         env = _registry_copy(reg, work)
         answer = harness.run(stage="approve", version="2", env=env, fault=step)
         assert answer["signal"] == SIGKILL, (step, answer)
@@ -358,9 +361,10 @@ def test_approval_and_rollback_killed_at_every_write_step(harness, tmp_path, reg
     promoted = tmp_path / "promoted"
     harness.ok(stage="approve", version="2", env=_registry_copy(reg, promoted))
     reg_promoted = {**reg, "db": promoted / "mlflow.db"}
-    steps = harness.steps(tmp_path, stage="rollback", env=_registry_copy(reg_promoted, work))
+    steps = harness.steps(tmp_path, stage="rollback", env=_registry_copy(reg_promoted, tmp_path / "traced-rb"))
     assert "registry.alias#2" in steps
-    for step in steps:
+    for index, step in enumerate(steps):
+        work = tmp_path / f"rollback-{index}"
         env = _registry_copy(reg_promoted, work)
         assert harness.run(stage="rollback", env=env, fault=step)["signal"] == SIGKILL
         state = _registry_state(reg, work / "mlflow.db")
@@ -371,3 +375,229 @@ def test_approval_and_rollback_killed_at_every_write_step(harness, tmp_path, reg
             assert harness.run(stage="rollback", env=env)["code"] == 1  # done: a second one is refused
         state = _registry_state(reg, work / "mlflow.db")
         assert state["champion"] == "1" and state["previous"] is None, (step, state)
+
+
+# --- S3: a multipart upload killed between its parts -------------------------------------------
+S3_FILE = "data.bin"
+S3_BIG = 5 * 1024 * 1024 + 300_000  # two parts: S3's smallest part (5 MiB) and a tail
+S3_MULTIPART_THRESHOLD = 1024 * 1024  # the manifest (a few hundred bytes) stays a single PUT
+
+
+def _payload(seed: int) -> bytes:
+    sys.path.insert(0, str(HERE))
+    try:
+        from crash_harness import payload
+    finally:
+        sys.path.pop(0)
+    return payload(seed, S3_BIG)
+
+
+def _s3_uploads(s3_client, bucket: str) -> list[str]:
+    return [u["Key"] for u in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def _s3_visible(lake, s3_client, bucket: str, payloads: dict[str, bytes]) -> tuple[str | None, str | None]:
+    """(run, version) readers see for the partition, after checking that the file they resolve and
+    every data object in the bucket is one whole payload (S3 never shows a partial object)."""
+    for obj in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        if obj["Key"].endswith(S3_FILE):
+            body = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            assert body in payloads.values(), (obj["Key"], len(body))
+    manifest = lake.manifest(keys.RAW, DATASET, DAY)
+    if manifest is None:
+        return None, None
+    assert lake.partition_file(keys.RAW, DATASET, DAY, S3_FILE) == payloads[manifest["run_id"]]
+    return manifest["run_id"], manifest["version"]
+
+
+@pytest.mark.parametrize("start", ["no partition yet", "an older partition"])
+def test_s3_multipart_upload_killed_at_every_write_step(harness, tmp_path, s3_server, s3_client, start):
+    """A partition whose file goes up as a two-part multipart upload to a real S3-compatible
+    server (moto on loopback), killed at every step, the one between its parts included: readers see
+    the old partition (or none) or the new one, never a partial object; the retry aborts the
+    unfinished upload and leaves no garbage."""
+    import uuid
+
+    from mlflywheel.lake import open_lake
+
+    env = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                      "NO_PROXY", "no_proxy") if k in os.environ}  # fmt: skip
+    payloads = {"run-old": _payload(1), "run-new": _payload(2)}
+
+    def publish(bucket: str, run_id: str, **extra) -> dict:
+        seed = 1 if run_id == "run-old" else 2
+        return harness.run(stage="publish", lake=f"s3://{bucket}/lake", s3_endpoint=s3_server, env=env,
+                           zone=keys.RAW, day=DAY.isoformat(), run_id=run_id, files={S3_FILE: [seed, S3_BIG]},
+                           multipart_threshold=S3_MULTIPART_THRESHOLD, **extra)  # fmt: skip
+
+    def fresh() -> tuple[str, object]:
+        bucket = f"flywheel-kill-{uuid.uuid4().hex[:12]}"
+        s3_client.create_bucket(Bucket=bucket)
+        if start == "an older partition":
+            assert publish(bucket, "run-old") == {"signal": 0, "code": 0}
+        return bucket, open_lake(f"s3://{bucket}/lake", s3_endpoint_url=s3_server)
+
+    def drop(bucket: str) -> None:  # moto keeps objects in memory: free them
+        for upload in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            s3_client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        for obj in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3_client.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3_client.delete_bucket(Bucket=bucket)
+
+    bucket, _ = fresh()
+    trace = tmp_path / "trace.txt"
+    assert publish(bucket, "run-new", trace=str(trace)) == {"signal": 0, "code": 0}
+    drop(bucket)
+    seen: Counter[str] = Counter()
+    steps = []
+    for step in trace.read_text().split():
+        seen[step] += 1
+        steps.append(f"{step}#{seen[step]}")
+    assert {"lake.put#1", "lake.put.partial#1", "publish.manifest#1", "lake.remove_incomplete#1"} <= set(steps)
+    assert seen["lake.put.partial"] == 1  # the data file alone goes up in parts
+    before = "run-old" if start == "an older partition" else None
+    for step in steps:
+        bucket, lake = fresh()
+        assert publish(bucket, "run-new", fault=step)["signal"] == SIGKILL, step
+        run, version = _s3_visible(lake, s3_client, bucket, payloads)
+        assert run in {before, "run-new"}, (step, run)
+        if step == "lake.put.partial#1":
+            assert run == before and len(_s3_uploads(s3_client, bucket)) == 1  # parts stored, no object
+        assert publish(bucket, "run-new") == {"signal": 0, "code": 0}, step  # the retry
+        run_after, version_after = _s3_visible(lake, s3_client, bucket, payloads)
+        assert run_after == "run-new", step
+        assert _s3_uploads(s3_client, bucket) == [], step  # the killed upload was aborted
+        folder = keys.partition_prefix(keys.RAW, DATASET, DAY) + "/"
+        left = {k[len(folder):].split("/")[0] for k in lake.list_keys(folder)}
+        assert left <= {keys.MANIFEST, f"{keys.VERSION_PREFIX}{version_after}", f"{keys.VERSION_PREFIX}{version}"}, (
+            step, left)  # the new version, the one readers saw before the retry, nothing else  # fmt: skip
+        assert not [k for k in lake.list_keys("") if keys.TEMP_PREFIX in k], step
+        drop(bucket)
+
+
+# --- the automatic gate (promotion_mode=gate) ---------------------------------------------------
+GATE_EXTRA_DAYS = [dt.date(2026, 11, 11), dt.date(2026, 11, 12)]
+
+
+@pytest.fixture(scope="module")
+def gate_world(tmp_path_factory) -> Iterator[dict]:
+    """Two versions trained for real (in this process): ``good`` on labels that follow the features,
+    ``noise`` on labels that do not; two registries of them: nothing promoted yet (the very first
+    promotion), and ``noise`` champion (a promotion over an existing champion). Promotion only reads
+    the lake and the model artifacts, so each kill gets a fresh copy of the registry's database."""
+    from mlflywheel import registry
+    from mlflywheel.devstack.synthetic import write_validated
+    from mlflywheel.settings import Settings
+    from mlflywheel.training.entrypoint import parse_args, run_training
+    from mlflywheel.training.snapshot import build_snapshot
+
+    root = tmp_path_factory.mktemp("gate")
+    env = {"FLYWHEEL_DATA_DIR": str(root), "FLYWHEEL_LAKE_URI": (root / "lake").as_uri(),
+           "FLYWHEEL_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+           "FLYWHEEL_MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"), "FLYWHEEL_REFERENCE_SAMPLE_SIZE": "50",
+           "FLYWHEEL_GATE_BOOTSTRAP_SAMPLES": "300"}  # fmt: skip
+    spec = _spec()
+    good_end, noise_end = dt.date(2026, 11, 10), dt.date(2026, 11, 3)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        lake = LocalLake(root / "lake")
+        write_validated(lake, spec, [good_end - dt.timedelta(days=i) for i in range(3)], 300, seed=21)
+        write_validated(lake, spec, [noise_end - dt.timedelta(days=i) for i in range(3)], 200, seed=22, signal=0.0)
+        good_snap = build_snapshot(lake, spec, end_day=good_end, window_days=3, min_rows=100)["snapshot_id"]
+        noise_snap = build_snapshot(lake, spec, end_day=noise_end, window_days=3, min_rows=100)["snapshot_id"]
+        write_validated(lake, spec, GATE_EXTRA_DAYS, 300, seed=23)  # the gate's later days
+        good = run_training(parse_args(["--snapshot-id", good_snap, "--epochs", "2", "--batch-size", "64"]))
+        noise = run_training(parse_args(["--snapshot-id", noise_snap, "--epochs", "1", "--batch-size", "64"]))
+        first = root / "first"
+        first.mkdir()
+        shutil.copyfile(root / "mlflow.db", first / "mlflow.db")
+        over = root / "over"
+        over.mkdir()
+        shutil.copyfile(root / "mlflow.db", over / "mlflow.db")
+        settings = Settings.from_env(mlflow_tracking_uri=f"sqlite:///{over / 'mlflow.db'}")
+        registry.tag_version(settings, noise["version"], {"flywheel.gate.decision": "promoted"})
+        registry.set_champion(settings, noise["version"], reason="the champion before this test")
+    yield {"env": env, "snapshot": good_snap, "good": str(good["version"]), "noise": str(noise["version"]),
+           "first": first / "mlflow.db", "over": over / "mlflow.db", "name": f"flywheel-{DATASET}"}  # fmt: skip
+
+
+def _gate_state(world: dict, db: Path) -> dict:
+    """Aliases (as stored, not as read through the package) and every version's decision tags."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    aliases = {a: str(v) for a, v in client.get_registered_model(world["name"]).aliases.items()}
+    tags = {v: client.get_model_version(world["name"], v).tags for v in (world["good"], world["noise"])}
+    return {"champion": aliases.get("champion"), "previous": aliases.get("previous_champion"),
+            "decision": tags[world["good"]].get("flywheel.gate.decision"),
+            "noise_decision": tags[world["noise"]].get("flywheel.gate.decision"), "tags": tags[world["good"]]}  # fmt: skip
+
+
+@pytest.mark.parametrize("start", ["first promotion", "over a champion"])
+def test_gate_promotion_killed_at_every_write_step(harness, tmp_path, gate_world, start):
+    """``evaluate_and_promote`` in gate mode (the train DAG's automatic path) killed at every step it
+    passes: the champion is the old one or the new one, ``promoted`` is never recorded before the
+    alias moved, ``previous_champion`` never names the champion; what a kill leaves is settled by a
+    rollback, and the task's retry finishes the promotion with the gate's own record."""
+    world = gate_world
+    good, noise = world["good"], world["noise"]
+    old = noise if start == "over a champion" else None
+    template = world["over"] if old else world["first"]
+
+    def fresh(folder: Path, source: Path = template) -> dict:
+        # A new folder each time: MLflow keeps an engine per database URI in this process, and a
+        # file overwritten under it could be read stale.
+        folder.mkdir(parents=True)
+        shutil.copyfile(source, folder / "mlflow.db")
+        return {**world["env"], "FLYWHEEL_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+
+    request = {"stage": "promote", "version": good, "snapshot_id": world["snapshot"]}
+    steps = harness.steps(tmp_path, **request, env=fresh(tmp_path / "traced"))
+    done = _gate_state(world, tmp_path / "traced" / "mlflow.db")
+    assert (done["champion"], done["previous"], done["decision"]) == (good, old, "promoted")  # the gate passes
+    expected = {"registry.tag#1", "registry.tag.partial#1", "registry.tag#2", "registry.alias#1",
+                "promote.record#1", "registry.tag#3"} | ({"registry.alias#2"} if old else set())  # fmt: skip
+    assert expected <= set(steps), steps
+    for index, step in enumerate(steps):
+        work = tmp_path / f"killed-{index}"
+        env = fresh(work)
+        assert harness.run(**request, env=env, fault=step)["signal"] == SIGKILL, step
+        state = _gate_state(world, work / "mlflow.db")
+        # Old or new, never a mix.
+        assert state["champion"] in {old, good}, (step, state)
+        assert state["previous"] in {None, old}, (step, state)
+        assert state["previous"] is None or state["previous"] != state["champion"], (step, state)
+        assert state["decision"] in {None, "promoting", "promoted"}, (step, state)
+        if state["decision"] == "promoted":  # only once the alias moved, and previous_champion with it
+            assert (state["champion"], state["previous"]) == (good, old), (step, state)
+        if state["champion"] == good:  # moved: the record says how to finish it
+            assert state["decision"] in {"promoting", "promoted"}, (step, state)
+            assert state["tags"]["flywheel.champion.replaced"] == (old or "none"), (step, state)
+        assert state["noise_decision"] == ("promoted" if old else None), (step, state)  # untouched
+
+        # A rollback from this state: it settles the record first, then goes back (or refuses).
+        side = tmp_path / f"rolled-back-{index}"
+        rolled = harness.run(stage="rollback", env=fresh(side, work / "mlflow.db"))
+        after = _gate_state(world, side / "mlflow.db")
+        if state["champion"] == good:
+            assert after["decision"] == "promoted", (step, after)
+            if old:  # one step back to the old champion
+                assert rolled["code"] == 0 and (after["champion"], after["previous"]) == (old, None), (step, after)
+            else:  # nothing to go back to: refused, the first champion stays
+                assert rolled["code"] == 1 and after["champion"] == good, (step, after)
+        else:
+            assert rolled["code"] == 1 and after["champion"] == old, (step, after)  # nothing to undo
+            assert after["decision"] in {None, "promotion_failed"}, (step, after)
+
+        # The task's retry: the promotion completes, with the gate's comparison on record.
+        harness.ok(**request, env=env)
+        state = _gate_state(world, work / "mlflow.db")
+        assert (state["champion"], state["previous"], state["decision"]) == (good, old, "promoted"), (step, state)
+        tags = state["tags"]
+        assert tags["flywheel.gate.champion_version"] == (old or "none"), (step, tags)
+        assert tags["flywheel.gate.verdict"] == "promoted" and tags["flywheel.gate.holdout_rows"], (step, tags)
+        assert tags["flywheel.champion.replaced"] == (old or "none"), (step, tags)
+        if old:
+            assert tags["flywheel.gate.interval_low"] and tags["flywheel.gate.champion_metrics"] != "none"

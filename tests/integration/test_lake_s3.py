@@ -66,6 +66,45 @@ def test_multipart_upload_round_trips(s3_lake, s3_client, s3_bucket, monkeypatch
     assert "-" not in small_etag  # below the threshold: a single PutObject
 
 
+def test_multipart_upload_with_part_checksums_round_trips(s3_server, s3_bucket, s3_client, monkeypatch):
+    # A client that sends checksums (botocore's default against AWS): CRC32 per part, as boto3's
+    # managed transfer does, and the completion names them.
+    import boto3
+    from botocore.config import Config
+
+    monkeypatch.setattr(S3Lake, "multipart_threshold", 1024 * 1024)
+    monkeypatch.setattr(S3Lake, "multipart_chunksize", 5 * 1024 * 1024)
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", config=Config(
+        s3={"addressing_style": "path"}, request_checksum_calculation="when_supported"))  # fmt: skip
+    lake = S3Lake(s3_bucket, "lake", endpoint_url=s3_server, client=client)
+    payload = os.urandom(5 * 1024 * 1024 + 1)
+    lake.put_bytes("snapshots/big.bin", payload)
+    assert lake.get_bytes("snapshots/big.bin") == payload
+    head = s3_client.head_object(Bucket=s3_bucket, Key="lake/snapshots/big.bin", ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-2") and head["ChecksumCRC32"]
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_an_unfinished_multipart_upload_is_aborted_by_the_next_publish(s3_lake, s3_bucket, s3_client):
+    # What a process killed between the parts of an upload leaves: an upload with a stored part,
+    # no object. Readers never see it; the partition's next publish aborts it.
+    from mlflywheel.lake import keys
+
+    s3_lake.publish_partition(keys.RAW, "transactions", DAY, {"data.bin": b"old"})
+    key = f"lake/{keys.partition_file_key(keys.RAW, 'transactions', DAY, keys.new_version(), 'data.bin')}"
+    upload = s3_client.create_multipart_upload(Bucket=s3_bucket, Key=key)["UploadId"]
+    s3_client.upload_part(Bucket=s3_bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1024)
+    elsewhere = "lake/state/other.bin"  # another folder's upload, maybe still in flight: left alone
+    other = s3_client.create_multipart_upload(Bucket=s3_bucket, Key=elsewhere)["UploadId"]
+    assert s3_lake.partition_file(keys.RAW, "transactions", DAY, "data.bin") == b"old"
+    assert not s3_lake.exists(key.removeprefix("lake/"))
+
+    s3_lake.publish_partition(keys.RAW, "transactions", DAY, {"data.bin": b"new"})
+    uploads = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in uploads] == [(elsewhere, other)]
+    assert s3_lake.partition_file(keys.RAW, "transactions", DAY, "data.bin") == b"new"
+
+
 def test_missing_bucket_is_a_clear_error(s3_server, monkeypatch):
     lake = open_lake("s3://flywheel-no-such-bucket/lake", s3_endpoint_url=s3_server)
     expected = rf"bucket 'flywheel-no-such-bucket' does not exist at endpoint {s3_server}"

@@ -1,9 +1,11 @@
 """The lake on S3 (or an S3-compatible server such as MinIO): :class:`S3Lake`.
 
 Keys are stored under ``s3://<bucket>/<prefix>/``. Each object is written with one PUT
-(or one managed multipart upload for large objects), and S3 makes an object visible only
+(or one multipart upload for large objects), and S3 makes an object visible only
 once that write completes, so the base class's partition protocol (data files under a
-fresh version folder, ``_MANIFEST.json`` last) stays atomic here without extra work.
+fresh version folder, ``_MANIFEST.json`` last) stays atomic here without extra work. A multipart
+upload that fails is aborted; one whose process was killed stays behind, invisible to readers,
+until the next publish or commit of its partition aborts it (:meth:`S3Lake.remove_incomplete`).
 
 Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); nothing here names a secret.
@@ -17,17 +19,21 @@ defaults allowed.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
+from mlflywheel import faults
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
 from mlflywheel.settings import Settings, redact
 
 DEFAULT_REGION = "us-east-1"
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
+MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (all but the last)
+MAX_PARTS = 10_000  # S3's most parts in one upload
 _MISSING_KEY_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -43,7 +49,7 @@ class S3Lake(Lake):
     # Class attributes so a test (or a deployment) can tune them without a new constructor
     # argument; objects at or above the threshold go up as a managed multipart upload.
     multipart_threshold: int = 64 * 1024 * 1024
-    multipart_chunksize: int = 16 * 1024 * 1024  # S3 needs >= 5 MiB parts (s3transfer clamps)
+    multipart_chunksize: int = 16 * 1024 * 1024  # S3 needs >= 5 MiB parts (raised to that)
     multipart_max_concurrency: int = 4
 
     def __init__(
@@ -168,8 +174,6 @@ class S3Lake(Lake):
 
     # --- primitives --------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes) -> None:
-        from boto3.exceptions import S3UploadFailedError
-        from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket_key = self._key(key)
@@ -177,21 +181,47 @@ class S3Lake(Lake):
             if len(data) < self.multipart_threshold:
                 self.client.put_object(Bucket=self.bucket, Key=bucket_key, Body=data)
             else:
-                # The managed transfer completes (or aborts) the multipart upload; the object
-                # only appears on completion, so readers still never see a partial one.
-                config = TransferConfig(
-                    multipart_threshold=self.multipart_threshold,
-                    multipart_chunksize=self.multipart_chunksize,
-                    max_concurrency=self.multipart_max_concurrency,
-                )
-                self.client.upload_fileobj(io.BytesIO(data), self.bucket, bucket_key, Config=config)
-        except S3UploadFailedError as exc:
-            # The managed transfer flattens the ClientError into text: find out why here.
-            self.check_bucket()
-            raise LakeError(f"S3 upload {self.url(key)} failed at {self._where()}: {exc}") from exc
+                self._put_multipart(bucket_key, data)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
         self._bucket_checked = True
+
+    def _put_multipart(self, bucket_key: str, data: bytes) -> None:
+        """One multipart upload: the first part, then the rest in parallel, then completion.
+
+        The object appears only on completion, so readers never see a partial one. A failure
+        aborts the upload; a kill leaves it to :meth:`remove_incomplete` (fault point
+        ``lake.put.partial``: a part is stored, the object is not).
+        """
+        size = max(self.multipart_chunksize, MIN_PART_BYTES, -(-len(data) // MAX_PARTS))
+        offsets = list(range(0, len(data), size))
+        # As boto3's managed transfer does: CRC32 part checksums when the client sends checksums.
+        checksum = self.client.meta.config.request_checksum_calculation == "when_supported"
+        extra = {"ChecksumAlgorithm": "CRC32"} if checksum else {}
+        target = {"Bucket": self.bucket, "Key": bucket_key}
+        upload_id = self.client.create_multipart_upload(**target, **extra)["UploadId"]
+
+        def send(number: int) -> dict[str, Any]:
+            start = offsets[number - 1]
+            body = data[start : start + size]
+            response = self.client.upload_part(**target, UploadId=upload_id, PartNumber=number, Body=body, **extra)
+            part = {"PartNumber": number, "ETag": response["ETag"]}
+            if "ChecksumCRC32" in response:
+                part["ChecksumCRC32"] = response["ChecksumCRC32"]
+            return part
+
+        try:
+            parts = [send(1)]
+            faults.point("lake.put.partial")
+            if len(offsets) > 1:
+                workers = max(1, min(self.multipart_max_concurrency, len(offsets) - 1))
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-part") as pool:
+                    parts += pool.map(send, range(2, len(offsets) + 1))
+            self.client.complete_multipart_upload(**target, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: remove_incomplete catches what is left
+                self.client.abort_multipart_upload(**target, UploadId=upload_id)
+            raise
 
     def get_bytes(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

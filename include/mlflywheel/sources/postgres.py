@@ -11,6 +11,11 @@ The extract is a consistent snapshot (one ``READ ONLY REPEATABLE READ`` transact
 settings that shape the text (time zone, date style, float digits) are pinned inside that
 transaction, and every identifier goes through :mod:`psycopg2.sql` while the day's bounds are
 bound parameters: a table name is always a name, never SQL.
+
+Time limits (:mod:`mlflywheel.postgres`): the extract and bulk loads run under
+``FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS`` (a day of rows may stream for minutes), the count
+under ``FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS``; a server that stops answering mid-query is
+cut off by the client shortly after.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from psycopg2 import sql
 from mlflywheel.datasets.landing import frame_to_csv_bytes, land_bytes
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import Lake, keys
-from mlflywheel.postgres import connect, redact_uri, table_identifier
+from mlflywheel.postgres import EXTRACT_TIMEOUT_SETTING, redact_uri, table_identifier, transaction
+from mlflywheel.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -82,14 +88,21 @@ def _source_error(exc: psycopg2.Error, table: str, postgres_uri: str) -> SourceE
 
 
 def extract_partition_to_landing(
-    lake: Lake, spec: DatasetSpec, day: dt.date, *, postgres_uri: str, table: str
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    *,
+    postgres_uri: str,
+    table: str,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Land exactly the rows of ``table`` whose timestamp is in ``day`` (UTC) as the day's file.
 
     Returns ``{"rows", "landing_key", "source": "postgres", "table", "partition"}``. Re-running
     re-lands the day (``land_bytes`` withdraws the old marker first), so the step is idempotent.
-    Raises :class:`SourceError` for a missing table/column; connection errors propagate as
-    :class:`psycopg2.Error` so the task retries.
+    Raises :class:`SourceError` for a missing table/column; connection errors and timeouts
+    propagate as :class:`psycopg2.Error` so the task retries. Timeouts come from ``settings``
+    (default: the environment).
     """
     if spec.landing_format != "csv":
         # COPY writes CSV; a parquet-landing dataset would need a converter first.
@@ -98,29 +111,21 @@ def extract_partition_to_landing(
         )
     select = _day_select(spec, table)  # validates the table name before connecting
     start, end = keys.day_bounds(day)
+    settings = settings if settings is not None else Settings.from_env()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b") as spool:
-        conn = connect(postgres_uri)
-        try:
-            conn.set_session(
-                isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
-            )
-            with conn, conn.cursor() as cursor:  # one transaction: a consistent snapshot
-                _pin_text_settings(cursor)
-                # COPY takes no parameters: bind the bounds client-side with mogrify (proper literals).
-                copy = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
-                    select=select
-                )
-                statement = cursor.mogrify(copy, (start, end))
-                try:
-                    cursor.copy_expert(statement, spool)
-                except psycopg2.Error as exc:
-                    clear = _source_error(exc, table, postgres_uri)
-                    if clear is not None:
-                        raise clear from exc
-                    raise
-                rows = cursor.rowcount  # from the server's "COPY n" tag: CSV lines can hold newlines
-        finally:
-            conn.close()
+        with _extract_transaction(postgres_uri, settings, readonly=True) as cursor:  # a consistent snapshot
+            _pin_text_settings(cursor)
+            # COPY takes no parameters: bind the bounds client-side with mogrify (proper literals).
+            copy = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(select=select)
+            statement = cursor.mogrify(copy, (start, end))
+            try:
+                cursor.copy_expert(statement, spool)
+            except psycopg2.Error as exc:
+                clear = _source_error(exc, table, postgres_uri)
+                if clear is not None:
+                    raise clear from exc
+                raise
+            rows = cursor.rowcount  # from the server's "COPY n" tag: CSV lines can hold newlines
         spool.seek(0)
         # Lake.put_bytes takes bytes: read the spooled CSV once (no per-row Python objects).
         data = spool.read()
@@ -134,32 +139,44 @@ def extract_partition_to_landing(
     }
 
 
-def count_rows_for_day(postgres_uri: str, table: str, spec: DatasetSpec, day: dt.date) -> int:
+def _extract_transaction(postgres_uri: str, settings: Settings, *, readonly: bool = False) -> Any:
+    """A :func:`~mlflywheel.postgres.transaction` under the extract's time limit (repeatable read)."""
+    return transaction(
+        postgres_uri,
+        settings=settings,
+        statement_timeout_seconds=settings.postgres_extract_timeout_seconds,
+        timeout_setting=EXTRACT_TIMEOUT_SETTING,
+        readonly=readonly,
+        isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ,
+    )
+
+
+def count_rows_for_day(
+    postgres_uri: str, table: str, spec: DatasetSpec, day: dt.date, *, settings: Settings | None = None
+) -> int:
     """Rows of ``table`` in ``day``'s UTC window (the rows an extract of the day would land)."""
     start, end = keys.day_bounds(day)
     query = sql.SQL("SELECT count(*) FROM {table} WHERE {ts} >= %s AND {ts} < %s").format(
         table=table_identifier(table), ts=sql.Identifier(spec.timestamp_column)
     )
-    conn = connect(postgres_uri)
-    try:
-        with conn, conn.cursor() as cursor:
-            _pin_text_settings(cursor)
-            try:
-                cursor.execute(query, (start, end))
-            except psycopg2.Error as exc:
-                clear = _source_error(exc, table, postgres_uri)
-                if clear is not None:
-                    raise clear from exc
-                raise
-            return int(cursor.fetchone()[0])
-    finally:
-        conn.close()
+    with transaction(postgres_uri, settings=settings, readonly=True) as cursor:
+        _pin_text_settings(cursor)
+        try:
+            cursor.execute(query, (start, end))
+        except psycopg2.Error as exc:
+            clear = _source_error(exc, table, postgres_uri)
+            if clear is not None:
+                raise clear from exc
+            raise
+        return int(cursor.fetchone()[0])
 
 
 # --- seeding a source table --------------------------------------------------------------------
 
 
-def load_frame_to_table(postgres_uri: str, table: str, spec: DatasetSpec, df: pd.DataFrame) -> int:
+def load_frame_to_table(
+    postgres_uri: str, table: str, spec: DatasetSpec, df: pd.DataFrame, *, settings: Settings | None = None
+) -> int:
     """Append ``df``'s spec columns to ``table`` with COPY, creating the table from the spec if missing.
 
     The created table has no NOT NULL or key constraints (judging rows is validation's job) and an
@@ -172,27 +189,25 @@ def load_frame_to_table(postgres_uri: str, table: str, spec: DatasetSpec, df: pd
     column_list = sql.SQL(", ").join(sql.Identifier(name) for name in spec.column_names)
     # Same CSV an upstream would land: timestamps ISO-8601 UTC, empty for null.
     payload = frame_to_csv_bytes(df[spec.column_names])
-    conn = connect(postgres_uri)
-    try:
-        with conn, conn.cursor() as cursor:
-            _pin_text_settings(cursor)
-            cursor.execute("SELECT to_regclass(%s)", (target.as_string(conn),))
-            if cursor.fetchone()[0] is None:
-                columns = sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(POSTGRES_TYPES[c.dtype]))
-                    for c in spec.columns
-                )
-                cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
-                cursor.execute(
-                    sql.SQL("CREATE INDEX ON {} ({})").format(target, sql.Identifier(spec.timestamp_column))
-                )
-            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-                target, column_list
+    settings = settings if settings is not None else Settings.from_env()
+    with transaction(
+        postgres_uri, settings=settings, statement_timeout_seconds=settings.postgres_extract_timeout_seconds,
+        timeout_setting=EXTRACT_TIMEOUT_SETTING,
+    ) as cursor:  # fmt: skip
+        _pin_text_settings(cursor)
+        cursor.execute("SELECT to_regclass(%s)", (target.as_string(cursor),))
+        if cursor.fetchone()[0] is None:
+            columns = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(POSTGRES_TYPES[c.dtype]))
+                for c in spec.columns
             )
-            cursor.copy_expert(copy, io.BytesIO(payload))
-            return int(cursor.rowcount)
-    finally:
-        conn.close()
+            cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+            cursor.execute(
+                sql.SQL("CREATE INDEX ON {} ({})").format(target, sql.Identifier(spec.timestamp_column))
+            )
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(target, column_list)
+        cursor.copy_expert(copy, io.BytesIO(payload))
+        return int(cursor.rowcount)
 
 
 
