@@ -342,7 +342,7 @@ def test_blank_variable_sets_a_text_field_to_empty_while_an_empty_one_is_unset(d
         ("approval_timeout_hours", "nan"),
         ("drift_cooldown_hours", "-1"), ("drift_cooldown_hours", "nan"),
         ("epochs", "0"), ("window_days", "0"), ("batch_size", "0"), ("min_steps_per_epoch", "0"),
-        ("min_training_rows", "0"), ("reference_sample_size", "0"), ("seed", "-1"),
+        ("min_training_rows", "0"), ("reference_sample_size", "0"), ("seed", "-1"), ("training_step", "fast"),
         ("landing_poke_seconds", "0"), ("task_retries", "-1"), ("retry_delay_seconds", "-5"),
         ("training_timeout_minutes", "0"), ("k8s_gpus", "-1"), ("k8s_startup_timeout_seconds", "0"),
         ("gate_min_holdout_rows", "0"), ("gate_min_holdout_positives", "0"), ("gate_bootstrap_samples", "0"),

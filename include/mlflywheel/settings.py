@@ -167,6 +167,7 @@ class Settings:
     split_fractions: str = "0.7,0.15,0.15"  # train, validation, holdout (by time)
     min_training_rows: int = 500
     reference_sample_size: int = 2000
+    training_step: str = "auto"  # auto (a CUDA graph on CUDA, eager elsewhere) | graph | eager
 
     # --- Kubernetes training backend (FLYWHEEL_TRAINING_BACKEND=kubernetes) -----------------
     k8s_namespace: str = "flywheel"
@@ -580,6 +581,7 @@ CHECKS: dict[str, Check] = {
     "split_fractions": Check("three positive numbers summing to 1, e.g. 0.7,0.15,0.15", _split_fractions),
     "min_training_rows": _integer(1),
     "reference_sample_size": _integer(1),
+    "training_step": _choice("auto", "graph", "eager"),
     # Kubernetes
     "k8s_namespace": _text("a Kubernetes namespace (lower-case DNS label)", _DNS_LABEL),
     "k8s_image": _text("a container image reference", r"\S+"),

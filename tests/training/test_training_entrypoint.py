@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,29 @@ def test_trains_logs_and_registers(env: dict[str, str], monkeypatch: pytest.Monk
     assert run.data.params["min_steps_per_epoch"] == "8" and run.data.params["steps_per_epoch"] == "9"
     assert "batch size 39 (requested 64; 315 training rows, at least 8 steps per epoch)" in proc.stderr
     assert run.data.metrics["holdout_pr_auc"] == pytest.approx(result["metrics"]["holdout_pr_auc"])
+    # Where the time went, in the result, the log and (up to the MLflow parts) the run.
+    assert set(result["phases"]) == {
+        "import", "load", "prepare", "train", "validate", "evaluate", "reference",
+        "mlflow_setup", "mlflow_log", "mlflow_model", "mlflow_register",
+    }  # fmt: skip
+    assert all(seconds >= 0 for seconds in result["phases"].values())
+    (line,) = [line for line in proc.stderr.splitlines() if "phases (s): " in line]
+    assert re.search(
+        r"phases \(s\): import [\d.]+, load [\d.]+, prepare [\d.]+, train [\d.]+, validate [\d.]+, "
+        r"evaluate [\d.]+, reference [\d.]+, mlflow [\d.]+ \(setup [\d.]+, log [\d.]+, model [\d.]+, "
+        r"register [\d.]+\); total [\d.]+$",
+        line,
+    ), line
+    assert run.data.metrics["phase_train_seconds"] == pytest.approx(result["phases"]["train"], abs=1e-3)
+    assert "phase_mlflow_model_seconds" not in run.data.metrics  # not known before it is logged
+    assert run.data.params["training_step"] == "eager"  # the CPU trains eagerly
+    # The dataset input describes the columns trained on, from the spec, without reading them.
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "transactions-train"
+    assert dataset_input.dataset.digest == env["SNAPSHOT_ID"].rsplit("-", 1)[-1]
+    columns = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
+    assert [c["name"] for c in columns] == [*SPEC.features, SPEC.target]
+    assert {"type": "double", "name": "distance_from_home_km", "required": False} in columns
     artifacts = {a.path for a in client.list_artifacts(result["run_id"], "snapshot")}
     assert "snapshot/manifest.json" in artifacts
     assert client.get_experiment(run.info.experiment_id).artifact_location.startswith(

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel import faults
@@ -355,7 +356,8 @@ def frame_to_parquet(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def frame_from_parquet(data: bytes) -> pd.DataFrame:
+def frame_from_parquet(data: bytes, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The frame in ``data``; only ``columns`` (in that order) when given."""
     import pandas as pd
 
-    return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+    return pd.read_parquet(io.BytesIO(data), engine="pyarrow", columns=list(columns) if columns else None)

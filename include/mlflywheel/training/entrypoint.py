@@ -1,11 +1,13 @@
 """The one training entrypoint: ``python -m mlflywheel.training --snapshot-id ID ...``.
 
-Loads a snapshot from the lake, trains, evaluates on validation and holdout, and records
-everything in ONE MLflow run: params, metrics, lineage (manifest artifact + tags + dataset
-input), the pyfunc model, and a reference sample (train features + model score) for drift.
-Registering the model version is the very last step, so a failure anywhere earlier leaves
-no version behind. The final stdout line is ``FLYWHEEL_RESULT {json}``; logs go to stderr.
-Exit codes: 0 success, 1 training failed, 2 bad arguments.
+Loads a snapshot from the lake (its features and label only), trains, evaluates on validation
+and holdout, and records everything in ONE MLflow run: params, metrics, lineage (manifest
+artifact + tags + dataset input), the pyfunc model, and a reference sample (train features +
+model score) for drift. Registering the model version is the very last step, so a failure
+anywhere earlier leaves no version behind. The final stdout line is ``FLYWHEEL_RESULT {json}``
+(with ``phases``: the seconds of import, load, prepare, train, validate, evaluate, reference and
+the MLflow parts, also logged as one line and, up to the reference, as ``phase_*_seconds``
+metrics); logs go to stderr. Exit codes: 0 success, 1 training failed, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflywheel.lake import keys
@@ -53,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=settings.seed)
     parser.add_argument("--device", default="", help="cuda or cpu (default: cuda if available)")
     parser.add_argument(
+        "--step", choices=("auto", "graph", "eager"), default=settings.training_step,
+        help="the training step: auto (a captured CUDA graph on CUDA, eager elsewhere), graph or eager",
+    )  # fmt: skip
+    parser.add_argument(
         "--tag",
         action="append",
         default=[],
@@ -83,37 +91,73 @@ class TrainingOutcome:
     device: Any
     batch_size: int  # the one trained with (the requested one capped for small splits)
     min_steps_per_epoch: int
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of each part, in order
+
+
+class Phases(dict):
+    """Seconds per named part of the run, in the order they ran."""
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+
+    def summary(self) -> str:
+        mlflow_parts = {k: v for k, v in self.items() if k.startswith("mlflow_")}
+        parts = [f"{k} {v:.2f}" for k, v in self.items() if k not in mlflow_parts]
+        if mlflow_parts:
+            inner = ", ".join(f"{k.removeprefix('mlflow_')} {v:.2f}" for k, v in mlflow_parts.items())
+            parts.append(f"mlflow {sum(mlflow_parts.values()):.2f} ({inner})")
+        return f"{', '.join(parts)}; total {sum(self.values()):.2f}"
 
 
 def run_training(args: argparse.Namespace) -> dict[str, Any]:
     """Snapshot -> model -> one MLflow run -> a registered version (the last step)."""
-    from mlflywheel import registry
-    from mlflywheel.datasets import spec_from_manifest
-    from mlflywheel.lake import lake_from_settings
-    from mlflywheel.settings import Settings
-    from mlflywheel.training.snapshot import load_snapshot
+    phases = Phases()
+    with phases.timed("import"):
+        # Timed here rather than inside the first phase that needs them; the first optimiser
+        # imports torch._dynamo (seconds): an import, not training.
+        import torch._dynamo  # noqa: F401
+
+        from mlflywheel import registry
+        from mlflywheel.datasets import spec_from_manifest
+        from mlflywheel.lake import lake_from_settings
+        from mlflywheel.settings import Settings
+        from mlflywheel.training import loop, pyfunc_model  # noqa: F401 - torch, and MLflow's pyfunc
+        from mlflywheel.training.snapshot import load_snapshot
 
     settings = Settings.from_env()
-    lake = lake_from_settings(settings)
-    manifest, splits = load_snapshot(lake, args.snapshot_id)
-    spec = spec_from_manifest(manifest)  # the spec the snapshot was built with
+    with phases.timed("load"):
+        lake = lake_from_settings(settings)
+        manifest, splits = load_snapshot(lake, args.snapshot_id, training_columns=True)
+        spec = spec_from_manifest(manifest)  # the spec the snapshot was built with
     outcome = train_and_evaluate(args, spec, splits)
-    record = training_record(args, settings, spec, manifest, splits, outcome, lake.url(
-        keys.snapshot_prefix(spec.name, args.snapshot_id)
-    ))
-    run_id, version = registry.record_training_run(settings, record)
+    phases.update(outcome.phases)
+    snapshot_url = lake.url(keys.snapshot_prefix(spec.name, args.snapshot_id))
+    with phases.timed("reference"):
+        record = training_record(args, settings, spec, manifest, splits, outcome, snapshot_url)
+    record.metrics.update({f"phase_{name}_seconds": seconds for name, seconds in phases.items()})
+    mlflow_timings: dict[str, float] = {}
+    run_id, version = registry.record_training_run(settings, record, mlflow_timings)
+    phases.update(mlflow_timings)
+    log.info("phases (s): %s", phases.summary())
     return {
         "run_id": run_id,
         "model_name": settings.model_name,
         "version": version,
         "snapshot_id": args.snapshot_id,
         "metrics": {k: _finite(v) for k, v in outcome.metrics.items()},
+        "phases": {k: round(v, 3) for k, v in phases.items()},
     }
 
 
 def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, Any]) -> TrainingOutcome:
     """Fit the preprocessor and the network on train, pick the best epoch on validation, score
-    validation and holdout."""
+    validation and holdout. The outcome's phases: ``prepare``, ``train`` (upload, capture and the
+    epochs' steps), ``validate`` (the epochs' validation), ``evaluate`` (the final metrics)."""
     import torch
 
     from mlflywheel.training.loop import (
@@ -125,6 +169,7 @@ def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, An
     )
     from mlflywheel.training.model import Preprocessor, build_model
 
+    phases = Phases()
     device = torch.device(args.device) if args.device else default_device()
     log.info(
         "snapshot %s: train=%d validation=%d holdout=%d rows; device=%s",
@@ -137,27 +182,38 @@ def train_and_evaluate(args: argparse.Namespace, spec: Any, splits: dict[str, An
         "batch size %d (requested %d; %d training rows, at least %d steps per epoch): %d steps per epoch",
         batch_size, args.batch_size, train_rows, min_steps, -(-train_rows // batch_size),
     )  # fmt: skip
-    preprocessor = Preprocessor.fit(spec, splits["train"])
-    model = build_model(preprocessor, seed=args.seed)
+    with phases.timed("prepare"):
+        preprocessor = Preprocessor.fit(spec, splits["train"])
+        model = build_model(preprocessor, seed=args.seed)
+        tensors_train = make_tensors(preprocessor, splits["train"], spec.target)
+        tensors_val = make_tensors(preprocessor, splits["validation"], spec.target)
     history = train_model(
-        model,
-        make_tensors(preprocessor, splits["train"], spec.target),
-        make_tensors(preprocessor, splits["validation"], spec.target),
-        epochs=args.epochs,
-        lr=args.learning_rate,
-        batch_size=batch_size,
-        seed=args.seed,
-        device=device,
-    )
-    model.cpu().eval()
-    metrics: dict[str, float] = {}
-    for prefix, split in (("val", "validation"), ("holdout", "holdout")):
-        values = evaluate(model, preprocessor, splits[split], spec.target)
-        for key in ("pr_auc", "roc_auc", "log_loss"):
-            metrics[f"{prefix}_{key}"] = values[key]
+        model, tensors_train, tensors_val, epochs=args.epochs, lr=args.learning_rate,
+        batch_size=batch_size, seed=args.seed, device=device, step=_training_step(args),
+    )  # fmt: skip
+    validation_seconds = sum(record["validation_seconds"] for record in history["epochs"])
+    phases["train"] = history["seconds"] - validation_seconds
+    phases["validate"] = validation_seconds
+    with phases.timed("evaluate"):
+        model.cpu().eval()
+        metrics: dict[str, float] = {}
+        for prefix, split in (("val", "validation"), ("holdout", "holdout")):
+            values = evaluate(model, preprocessor, splits[split], spec.target)
+            for key in ("pr_auc", "roc_auc", "log_loss"):
+                metrics[f"{prefix}_{key}"] = values[key]
     metrics["train_seconds"] = history["seconds"]
     metrics["best_epoch"] = history["best_epoch"]
-    return TrainingOutcome(preprocessor, model, history, metrics, device, batch_size, min_steps)
+    return TrainingOutcome(preprocessor, model, history, metrics, device, batch_size, min_steps, dict(phases))
+
+
+def _training_step(args: argparse.Namespace) -> str:
+    # Arguments built by hand may predate the option: the setting then.
+    value = getattr(args, "step", None)
+    if value is None:
+        from mlflywheel.settings import Settings
+
+        value = Settings.from_env().training_step
+    return str(value)
 
 
 def _min_steps_per_epoch(args: argparse.Namespace) -> int:
@@ -182,11 +238,12 @@ def training_record(
     """What the run records: params, metrics, lineage, the model and its drift reference."""
     import torch
 
-    from mlflywheel.registry import TrainingRecord
+    from mlflywheel.registry import DatasetInput, TrainingRecord
     from mlflywheel.training.loop import predict_proba
     from mlflywheel.training.pyfunc_model import FlywheelModel, save_artifacts
 
     model, history = outcome.model, outcome.history
+    used = [*spec.features, spec.target]
     lineage = {"flywheel.snapshot_id": args.snapshot_id, "flywheel.dataset": spec.name}
     # Reference sample for drift: train features + the model's score on them.
     train = splits["train"]
@@ -204,6 +261,7 @@ def training_record(
             "steps_per_epoch": -(-len(splits["train"]) // outcome.batch_size),
             "seed": args.seed,
             "device": str(outcome.device),
+            "training_step": history.get("step", "eager"),  # graph (captured), eager or static
             "pos_weight": round(history["pos_weight"], 6),
             "hidden": json.dumps(model.hidden),
             "dropout": model.dropout,
@@ -215,7 +273,7 @@ def training_record(
             "holdout_rows": len(splits["holdout"]),
             "torch_version": torch.__version__,
         },
-        metrics=outcome.metrics,
+        metrics=dict(outcome.metrics),
         epoch_metrics=[
             (
                 record["epoch"],
@@ -236,10 +294,12 @@ def training_record(
             **lineage,
             "flywheel.metrics": json.dumps({k: _finite(v) for k, v in outcome.metrics.items()}, sort_keys=True),
         },
-        train_frame=train,
-        train_source=snapshot_url,
-        target=spec.target,
-        dataset_name=spec.name,
+        train_input=DatasetInput(
+            name=f"{spec.name}-train",
+            source=snapshot_url,
+            digest=args.snapshot_id.rsplit("-", 1)[-1],  # the id's hash: partition versions and spec
+            columns=[(c, spec.column(c).dtype, spec.column(c).nullable) for c in used],
+        ),
     )
 
 

@@ -1,15 +1,18 @@
 """The training loop and evaluation.
 
 The whole training table is moved to the device once; each epoch draws a ``torch.randperm``
-on the device and takes batches as index slices of it. For a few hundred thousand tabular
+on the device and takes batches as index gathers from it. For a few hundred thousand tabular
 rows this is much faster than a DataLoader with per-sample ``__getitem__`` (no Python per
-row, no host-to-device copy per batch). bf16 autocast is used only on CUDA. The epoch with
-the best validation PR-AUC is kept.
+row, no host-to-device copy per batch). bf16 autocast is used only on CUDA. The step itself is
+:mod:`mlflywheel.training.steps` (a replayed CUDA graph on CUDA, eager elsewhere).
+
+The validation split is resident too: each epoch scores it in large batches and computes its
+metrics on the device (:mod:`mlflywheel.training.device_metrics`); the epoch with the best
+validation PR-AUC is kept as a device-side copy of the weights.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
@@ -21,12 +24,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mlflywheel.training.model import Preprocessor, make_loss, pos_weight_for
+from mlflywheel.training.device_metrics import binary_metrics_tensor, metrics_as_floats
+from mlflywheel.training.model import Preprocessor, pos_weight_for
+from mlflywheel.training.steps import EagerSteps, StaticSteps, Tensors, build_steps
 
 log = logging.getLogger("mlflywheel.training")
 
-Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (cat, num, label)
-EVAL_BATCH = 65_536
+EVAL_BATCH = 65_536  # rows scored at once on the CPU
+EVAL_BATCH_CUDA = 524_288  # and on a GPU (about 256 MiB of activations at the default width)
 
 
 def default_device() -> torch.device:
@@ -47,21 +52,30 @@ def make_tensors(preprocessor: Preprocessor, df: pd.DataFrame, target: str) -> T
 
 
 @torch.no_grad()
+def score_logits(
+    model: nn.Module, cat: torch.Tensor, num: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """Float32 logits on ``device``, scored in large batches in eval mode (inputs are moved per
+    batch unless they are already there)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    cuda = device.type == "cuda"
+    batch = EVAL_BATCH_CUDA if cuda else EVAL_BATCH
+    for start in range(0, len(cat), batch):
+        c = cat[start : start + batch].to(device, non_blocking=True)
+        n = num[start : start + batch].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            out.append(model(c, n).float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
 def predict_logits(
     model: nn.Module, cat: torch.Tensor, num: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """Logits in float32 on the CPU, scored in large batches in eval mode."""
-    was_training = model.training
-    model.eval()
-    out = []
-    autocast = device.type == "cuda"
-    for start in range(0, len(cat), EVAL_BATCH):
-        c = cat[start : start + EVAL_BATCH].to(device, non_blocking=True)
-        n = num[start : start + EVAL_BATCH].to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            out.append(model(c, n).float().cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+    return score_logits(model, cat, num, device).cpu()
 
 
 def binary_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -114,11 +128,14 @@ def train_model(
     device: torch.device | str | None = None,
     weight_decay: float = 1e-4,
     pos_weight: float | None = None,
+    step: str = "auto",
 ) -> dict[str, Any]:
     """Train in place; the model ends with the best epoch's weights, on ``device``.
 
-    Returns the history: per-epoch train loss and validation metrics, the best epoch,
-    the pos_weight used, the device and the wall time.
+    ``step`` is ``auto`` (a captured CUDA graph on CUDA, eager elsewhere), ``graph`` or ``eager``
+    (:mod:`mlflywheel.training.steps`). Returns the history: per-epoch train loss, validation
+    metrics and times, the best epoch, the pos_weight, the device, the step mode used, the
+    set-up time (upload, warm-up and capture) and the wall time.
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0 (got {epochs}, {batch_size}, {lr})")
@@ -126,80 +143,91 @@ def train_model(
     seed_everything(seed)
     started = time.perf_counter()
 
-    cat, num, y = (t.to(device) for t in tensors_train)  # resident for the whole run
-    val_cat, val_num, val_y = tensors_val
-    val_labels = val_y.numpy()
+    train = tuple(t.to(device) for t in tensors_train)  # resident for the whole run
+    val = tuple(t.to(device) for t in tensors_val)  # validation too: scored and measured on device
     if pos_weight is None:
-        pos_weight = pos_weight_for(y)
-    loss_fn = make_loss(pos_weight, device)
+        pos_weight = pos_weight_for(train[2])
     model.to(device)
-    # The fused CUDA kernel updates all parameters in one launch (steps are launch-bound).
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda"
-    )
+    steps = build_steps(
+        step, model, train, pos_weight=pos_weight, lr=lr, weight_decay=weight_decay,
+        batch_size=batch_size, device=device,
+    )  # fmt: skip
     generator = torch.Generator(device=device).manual_seed(seed)
-    n = len(y)
-
-    history: dict[str, Any] = {"epochs": [], "pos_weight": pos_weight, "device": str(device)}
-    best_score, best_epoch, best_state = -math.inf, 0, None
+    history: dict[str, Any] = {
+        "epochs": [], "pos_weight": pos_weight, "device": str(device), "step": steps.mode,
+        "setup_seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    best = BestWeights()
     for epoch in range(1, epochs + 1):
-        epoch_started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, device=device, generator=generator)
-        train_loss = _train_epoch(model, optimizer, loss_fn, (cat, num, y), order, batch_size, device)
-        proba = torch.sigmoid(predict_logits(model, val_cat, val_num, device)).numpy()
-        metrics = binary_metrics(val_labels, proba)
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_pr_auc": metrics["pr_auc"],
-            "val_roc_auc": metrics["roc_auc"],
-            "val_log_loss": metrics["log_loss"],
-            "seconds": time.perf_counter() - epoch_started,
-        }
+        record = _run_epoch(model, steps, train, val, generator, device)
+        record["epoch"] = epoch
         history["epochs"].append(record)
-        score = metrics["pr_auc"] if math.isfinite(metrics["pr_auc"]) else -math.inf
-        if best_state is None or score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
+        score = record["val_pr_auc"] if math.isfinite(record["val_pr_auc"]) else -math.inf
+        if best.epoch == 0 or score > best.score:
+            best.keep(model, epoch, score)
         log.info(
             "epoch %d/%d train_loss=%.4f val_pr_auc=%.4f val_roc_auc=%.4f (%.1fs)%s",
-            epoch, epochs, train_loss, metrics["pr_auc"], metrics["roc_auc"], record["seconds"],
-            " *best*" if best_epoch == epoch else "",
+            epoch, epochs, record["train_loss"], record["val_pr_auc"], record["val_roc_auc"],
+            record["seconds"], " *best*" if best.epoch == epoch else "",
         )  # fmt: skip
 
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    best.restore(model)
     model.eval()
-    history["best_epoch"] = best_epoch
-    history["best_val_pr_auc"] = best_score if math.isfinite(best_score) else math.nan
+    history["best_epoch"] = best.epoch
+    history["best_val_pr_auc"] = best.score if math.isfinite(best.score) else math.nan
     history["seconds"] = time.perf_counter() - started
     return history
 
 
-def _train_epoch(
+def _run_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: nn.Module,
-    tensors: Tensors,
-    order: torch.Tensor,
-    batch_size: int,
+    steps: EagerSteps | StaticSteps,
+    train: Tensors,
+    val: Tensors,
+    generator: torch.Generator,
     device: torch.device,
-) -> float:
-    """One pass over the resident training tensors in ``order``; returns the mean loss."""
-    cat, num, y = tensors
-    autocast = device.type == "cuda"
-    total_loss = torch.zeros((), device=device)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(cat[idx], num[idx])
-        loss = loss_fn(logits.float(), y[idx])  # the loss itself in fp32
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach() * len(idx)  # no .item(): avoids a sync per batch
-    return float(total_loss) / max(len(order), 1)
+) -> dict[str, Any]:
+    """One epoch of training, then validation on the device; two reads back to the host."""
+    started = time.perf_counter()
+    model.train()
+    order = torch.randperm(len(train[2]), device=device, generator=generator)
+    train_loss = float(steps.run_epoch(order))  # waits for the epoch: the times below are true
+    trained = time.perf_counter()
+    logits = score_logits(model, val[0], val[1], device)
+    values = metrics_as_floats(binary_metrics_tensor(val[2], torch.sigmoid(logits)))
+    done = time.perf_counter()
+    return {
+        "train_loss": train_loss,
+        "val_pr_auc": values["pr_auc"],
+        "val_roc_auc": values["roc_auc"],
+        "val_log_loss": values["log_loss"],
+        "train_seconds": trained - started,
+        "validation_seconds": done - trained,
+        "seconds": done - started,
+    }
+
+
+class BestWeights:
+    """The best epoch's weights, kept on the model's device (copies, no host round trip)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, torch.Tensor] | None = None
+        self.epoch = 0
+        self.score = -math.inf
+
+    @torch.no_grad()
+    def keep(self, model: nn.Module, epoch: int, score: float) -> None:
+        if self.state is None:
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            for key, value in model.state_dict().items():
+                self.state[key].copy_(value)
+        self.epoch, self.score = epoch, score
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is None:
+            raise RuntimeError("no epoch was kept")
+        model.load_state_dict(self.state)  # copies into the parameters in place
 
 
 def predict_proba(model: Any, preprocessor: Preprocessor | None, df: pd.DataFrame) -> np.ndarray:
@@ -220,10 +248,13 @@ def predict_proba(model: Any, preprocessor: Preprocessor | None, df: pd.DataFram
 def evaluate(
     model: Any, preprocessor: Preprocessor | None, df: pd.DataFrame, target: str
 ) -> dict[str, float]:
-    """``{"pr_auc", "roc_auc", "log_loss", "rows", "positives"}`` of the model on ``df``."""
+    """``{"pr_auc", "roc_auc", "log_loss", "rows", "positives"}`` of the model on ``df``
+    (the values :func:`binary_metrics` gives, computed with torch)."""
     proba = predict_proba(model, preprocessor, df)
     labels = pd.to_numeric(df[target]).astype(int).to_numpy()
-    metrics = binary_metrics(labels, proba)
-    metrics["rows"] = int(metrics["rows"])
-    metrics["positives"] = int(metrics["positives"])
+    metrics: dict[str, Any] = metrics_as_floats(
+        binary_metrics_tensor(torch.from_numpy(labels), torch.from_numpy(np.asarray(proba, dtype=np.float64)))
+    )
+    metrics["rows"] = len(labels)
+    metrics["positives"] = int(labels.sum())
     return metrics

@@ -79,8 +79,7 @@ class Preprocessor:
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             # Codes are -1 for values outside the vocabulary (and for nulls): shift to 0.
-            codes = pd.Categorical(category_keys(df[col]), categories=self.vocab[col]).codes
-            cat[:, j] = codes.astype(np.int64) + 1
+            cat[:, j] = category_codes(df[col], self.vocab[col]) + 1
         num = np.zeros((n, self.n_numeric), dtype=np.float32)
         for j, col in enumerate(self.numeric):
             values = _as_float(df[col])
@@ -137,15 +136,37 @@ def category_key(value: Any) -> str | None:
 
 
 def category_keys(values: pd.Series) -> np.ndarray:
-    """:func:`category_key` of every value (vectorised for text and integer columns)."""
+    """:func:`category_key` of every value (vectorised for text and integer columns; nulls in a
+    text column may stay NaN or NA, which every lookup treats as missing, like None)."""
     if pd.api.types.is_integer_dtype(values):  # int64 or nullable Int64
         text = values.astype("Int64").astype(str).to_numpy(dtype=object)
         return np.where(values.isna().to_numpy(), None, text)
     if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
         array = values.to_numpy(dtype=object)
-        if all(isinstance(v, str) for v in array):  # the usual case: text categories
+        if pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"):  # the usual case: text
             return array
     return np.array([category_key(v) for v in values.to_numpy(dtype=object)], dtype=object)
+
+
+def category_codes(values: pd.Series, vocab: Sequence[str]) -> np.ndarray:
+    """Position of each value's :func:`category_key` in ``vocab`` (int64), -1 for nulls and values
+    outside it. Integer columns are looked up as integers (no text per row), text as text."""
+    if not pd.api.types.is_integer_dtype(values):
+        return pd.Categorical(category_keys(values), categories=list(vocab)).codes.astype(np.int64)
+    int_positions = {int(key): j for j, key in enumerate(vocab) if key is not None and _is_int_key(key)}
+    ints = values.astype("Int64")
+    codes = np.full(len(ints), -1, dtype=np.int64)
+    if int_positions:
+        found = pd.Index(list(int_positions)).get_indexer(ints.to_numpy(dtype=np.int64, na_value=0))
+        positions = np.fromiter(int_positions.values(), dtype=np.int64, count=len(int_positions))
+        codes = np.where(found >= 0, positions[found], -1)
+    codes[ints.isna().to_numpy()] = -1
+    return codes
+
+
+def _is_int_key(key: str) -> bool:
+    # The text category_key gives a whole number: "3", "-2" (never "03" nor "+3").
+    return key.lstrip("-").isdigit() and key.isascii() and str(int(key)) == key
 
 
 def _as_float(series: pd.Series) -> np.ndarray:

@@ -197,10 +197,19 @@ def _manifest_key(lake: Lake, snapshot_id: str) -> str:
     raise SnapshotError(f"no snapshot {snapshot_id!r} in lake {lake.uri}")
 
 
-def load_snapshot(lake: Lake, snapshot_id: str) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """The manifest and the three splits of a snapshot written by :func:`build_snapshot`."""
+def load_snapshot(
+    lake: Lake, snapshot_id: str, *, training_columns: bool = False
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The manifest and the three splits of a snapshot written by :func:`build_snapshot`.
+
+    ``training_columns`` reads only the features and the target of each split (the columns
+    training uses; ids and timestamps are the costliest to turn into a frame).
+    """
     key = _manifest_key(lake, snapshot_id)
     manifest = lake.get_json(key)
     prefix = key.rsplit("/", 1)[0]
-    frames = {name: frame_from_parquet(lake.get_bytes(f"{prefix}/{name}.parquet")) for name in SPLITS}
+    columns = [*manifest["features"], manifest["target"]] if training_columns else None
+    frames = {
+        name: frame_from_parquet(lake.get_bytes(f"{prefix}/{name}.parquet"), columns) for name in SPLITS
+    }
     return manifest, frames
