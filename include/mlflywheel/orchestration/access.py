@@ -12,8 +12,10 @@ One place for the whole access model of the compose stack (Airflow's FAB auth ma
   ``airflow-init`` and by the tests as ``python -m mlflywheel.orchestration.access apply``.
 
 FAB couples some rights, and the tables say so instead of hiding it: whoever may trigger a DAG (or
-create its backfill) or answer its approval request needs ``can_edit`` on that DAG, which also lets
-them pause and unpause it; creating a backfill of a DAG is the same permission as triggering it.
+create its backfill) or answer its approval request needs ``can_edit`` on that DAG, which in FAB
+also lets them pause and unpause it (Flywheel's auth manager takes that back from everyone but
+:data:`DAG_EDITOR_ROLES`); creating a backfill of a DAG is the same permission as triggering it
+(Airflow 3.3 authorises both as creating the DAG's runs).
 
 The data half imports nothing from Airflow (the README renderer and the unit tests use it); FAB is
 imported inside :func:`apply` only.
@@ -35,6 +37,8 @@ log = logging.getLogger("mlflywheel.access")
 VIEWER, OPERATOR, APPROVER, ADMIN, SERVICE = "viewer", "operator", "approver", "admin", "service"
 #: FAB's built-in administrator role: FAB itself grants it every permission at each start.
 FAB_ADMIN_ROLE = "Admin"
+#: The roles that may edit a DAG itself (pause / unpause it): FlywheelFabAuthManager refuses the rest.
+DAG_EDITOR_ROLES = frozenset({OPERATOR, FAB_ADMIN_ROLE})
 #: The DAGs an operator runs, and the DAG an approver may trigger (to roll back).
 OPERATED_DAGS = ("ingest", "train", "drift_check")
 ROLLBACK_DAG = "rollback"
@@ -187,10 +191,9 @@ DOORS: tuple[Door, ...] = (
     Door("create a backfill of ingest", "POST", "/api/v2/backfills", frozenset({OPERATOR, ADMIN})),
     Door("list train's backfills", "GET", "/api/v2/backfills?dag_id=train", ALL),
     Door("cancel a backfill of train", "PUT", "/api/v2/backfills/{backfill}/cancel", frozenset({OPERATOR, ADMIN})),
-    Door("pause / unpause ingest", "PATCH", "/api/v2/dags/ingest", frozenset({OPERATOR, ADMIN}),
-         note="FAB: comes with triggering"),
-    Door("pause / unpause train", "PATCH", "/api/v2/dags/train", frozenset({OPERATOR, APPROVER, ADMIN, SERVICE}),
-         note="FAB: comes with triggering train or answering its approvals"),
+    Door("pause / unpause ingest", "PATCH", "/api/v2/dags/ingest", frozenset({OPERATOR, ADMIN})),
+    Door("pause / unpause train", "PATCH", "/api/v2/dags/train", frozenset({OPERATOR, ADMIN}),
+         note="FAB would allow whoever triggers train or answers its approvals; Flywheel's auth manager does not"),
     Door("read approval requests", "GET", "/api/v2/dags/train/dagRuns/{run}/hitlDetails", ALL),
     Door("answer a promotion approval", "PATCH",
          "/api/v2/dags/train/dagRuns/{run}/taskInstances/approve_promotion/-1/hitlDetails", frozenset({APPROVER}),
