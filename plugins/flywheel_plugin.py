@@ -30,6 +30,7 @@ from airflow.sdk import BaseOperatorLink
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from mlflywheel.cockpit import links
+from mlflywheel.orchestration.service_guard import ServiceAccountGuard
 
 log = logging.getLogger("flywheel.plugin")
 
@@ -242,6 +243,9 @@ class QuarantineLink(_FlywheelLink):
 class FlywheelPlugin(AirflowPlugin):
     name = "flywheel"
     fastapi_apps: ClassVar[list[dict]] = [{"app": app, "url_prefix": PREFIX, "name": "Flywheel cockpit"}]
+    fastapi_root_middlewares: ClassVar[list[dict]] = [
+        {"middleware": ServiceAccountGuard, "name": "Flywheel: the service account creates backfills, triggers nothing"}
+    ]
     external_views: ClassVar[list[dict]] = _views()
     global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [
         ModelVersionLink(), MlflowRunLink(), DriftReportLink(), ValidationReportLink(), QuarantineLink(),

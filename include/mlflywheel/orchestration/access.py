@@ -15,7 +15,8 @@ FAB couples some rights, and the tables say so instead of hiding it: whoever may
 create its backfill) or answer its approval request needs ``can_edit`` on that DAG, which in FAB
 also lets them pause and unpause it (Flywheel's auth manager takes that back from everyone but
 :data:`DAG_EDITOR_ROLES`); creating a backfill of a DAG is the same permission as triggering it
-(Airflow 3.3 authorises both as creating the DAG's runs).
+(Airflow 3.3 authorises both as creating the DAG's runs; the plugin's
+:mod:`~mlflywheel.orchestration.service_guard` refuses the service account's triggers).
 
 The data half imports nothing from Airflow (the README renderer and the unit tests use it); FAB is
 imported inside :func:`apply` only.
@@ -181,8 +182,8 @@ DOORS: tuple[Door, ...] = (
          READERS),
     Door("read the DAG's code", "GET", "/api/v2/dagSources/ingest", READERS),
     Door("trigger ingest", "POST", "/api/v2/dags/ingest/dagRuns", frozenset({OPERATOR, ADMIN})),
-    Door("trigger train", "POST", "/api/v2/dags/train/dagRuns", frozenset({OPERATOR, ADMIN, SERVICE}),
-         note="FAB: the same permission as a backfill of train"),
+    Door("trigger train", "POST", "/api/v2/dags/train/dagRuns", frozenset({OPERATOR, ADMIN}),
+         note="FAB: the same permission as a backfill of train; Flywheel's plugin refuses the service account"),
     Door("trigger drift_check", "POST", "/api/v2/dags/drift_check/dagRuns", frozenset({OPERATOR, ADMIN})),
     Door("trigger rollback (roll back)", "POST", "/api/v2/dags/rollback/dagRuns", frozenset({APPROVER, ADMIN})),
     Door("clear a task (re-run it)", "POST", "/api/v2/dags/ingest/clearTaskInstances", frozenset({OPERATOR, ADMIN})),
