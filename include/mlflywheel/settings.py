@@ -205,6 +205,11 @@ class Settings:
 
     # --- validation --------------------------------------------------------------------
     max_failed_row_fraction: float = 0.2  # above this the whole partition is quarantined
+    # Rows per chunk of ingest and validation: peak memory follows the chunk, not the partition.
+    partition_chunk_rows: int = 250_000
+    # How row-level expectations are evaluated: arrow (vectorised, the same rules) | gx (Great
+    # Expectations on each chunk, slower: the reference the arrow engine is tested against).
+    validation_engine: str = "arrow"
 
     # --- drift -------------------------------------------------------------------------
     drift_backend: str = "alibi"  # alibi (BSL 1.1, non-production) | scipy (BSD)
@@ -618,6 +623,8 @@ CHECKS: dict[str, Check] = {
     "approver_roles": Check("comma-separated FAB role names (or blank)", _role_list),
     # validation
     "max_failed_row_fraction": _PROBABILITY,
+    "partition_chunk_rows": _integer(1),
+    "validation_engine": _choice("arrow", "gx"),
     # drift
     "drift_backend": _choice("alibi", "scipy"),
     "drift_p_value": _number(0, 1, low_open=True, high_open=True),

@@ -14,13 +14,17 @@ by :func:`mlflywheel.lake.open_lake`, so this module imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import logging
+import os
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mlflywheel import faults
 from mlflywheel.lake import keys  # the keys submodule only (it needs just lake.errors)
@@ -30,6 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 log = logging.getLogger("mlflywheel.lake")
+
+# A file to publish: its bytes, or a local file streamed to the lake (large partitions are
+# written to a local spool file first, so their size never has to fit in memory).
+FileContent: TypeAlias = "bytes | os.PathLike[str]"
 
 
 class Lake(ABC):
@@ -79,14 +87,39 @@ class Lake(ABC):
     def put_text(self, key: str, text: str) -> None:
         self.put_bytes(key, text.encode())
 
+    # --- streaming -----------------------------------------------------------------------
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        """Write the local file at ``path`` as one object, atomically. Backends stream it from
+        disk; this default reads it whole (fine only for a backend with small objects)."""
+        self.put_bytes(key, Path(path).read_bytes())
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """A local path holding the object's bytes, valid inside the ``with`` block, for readers
+        that stream (Parquet row groups, CSV blocks). This default copies the object to a
+        temporary file; a local lake yields the object's own file (versions never change)."""
+        with tempfile.TemporaryDirectory(prefix="flywheel-read-") as folder:
+            path = Path(folder) / "object"
+            path.write_bytes(self.get_bytes(key))
+            yield path
+
+    @contextlib.contextmanager
+    def partition_local_file(self, zone: str, dataset: str, day: dt.date, name: str) -> Iterator[Path]:
+        """:meth:`local_file` of a published partition's file (resolved through its manifest)."""
+        with self.local_file(self._partition_file_key(zone, dataset, day, name)) as path:
+            yield path
+
     def remove_incomplete(self, prefix: str) -> None:
         """Remove what killed writes left under ``prefix`` that no reader can see (a local lake's
         ``.tmp-*`` files, an S3 lake's unfinished multipart uploads). Nothing by default."""
 
     # --- partitions --------------------------------------------------------------------
-    def _put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: FileContent) -> None:
         faults.point("lake.put")
-        self.put_bytes(key, data)
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.put_bytes(key, bytes(data))
+        else:
+            self.put_file(key, data)
 
     def _delete(self, prefix: str) -> None:
         faults.point("lake.delete")
@@ -97,7 +130,7 @@ class Lake(ABC):
         zone: str,
         dataset: str,
         day: dt.date,
-        files: dict[str, bytes],
+        files: dict[str, FileContent],
         meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Atomically replace partition ``zone/dataset/dt=day`` with ``files`` (one zone alone: raw).
@@ -128,7 +161,7 @@ class Lake(ABC):
         day: dt.date,
         record: dict[str, Any],
         *,
-        zones: dict[str, tuple[dict[str, bytes], dict[str, Any] | None] | None],
+        zones: dict[str, tuple[dict[str, FileContent], dict[str, Any] | None] | None],
         report: dict[str, bytes] | None = None,
         commit_id: str | None = None,
     ) -> dict[str, Any]:
@@ -188,7 +221,7 @@ class Lake(ABC):
         zone: str,
         dataset: str,
         day: dt.date,
-        files: dict[str, bytes],
+        files: dict[str, FileContent],
         meta: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """A new commit of a committed partition in which only ``zone`` changes (a zone published
@@ -283,13 +316,16 @@ class Lake(ABC):
                 return record["commit"]["zones"].get(zone)
         return self._manifest_file(zone, dataset, day)
 
-    def partition_file(self, zone: str, dataset: str, day: dt.date, name: str) -> bytes:
+    def _partition_file_key(self, zone: str, dataset: str, day: dt.date, name: str) -> str:
         manifest = self.manifest(zone, dataset, day)
         if manifest is None:
             raise LakeError(f"no published partition {keys.partition_prefix(zone, dataset, day)}")
         if name not in manifest["files"]:
             raise LakeError(f"partition {keys.partition_prefix(zone, dataset, day)} has no file {name!r}")
-        return self.get_bytes(keys.partition_file_key(zone, dataset, day, manifest["version"], name))
+        return keys.partition_file_key(zone, dataset, day, manifest["version"], name)
+
+    def partition_file(self, zone: str, dataset: str, day: dt.date, name: str) -> bytes:
+        return self.get_bytes(self._partition_file_key(zone, dataset, day, name))
 
     def read_frame(self, zone: str, dataset: str, day: dt.date, name: str = keys.DATA_FILE) -> pd.DataFrame:
         return frame_from_parquet(self.partition_file(zone, dataset, day, name))
@@ -337,7 +373,7 @@ def _versions_named(record: dict[str, Any]) -> set[str]:
 
 
 def _zone_manifest(
-    zone: str, dataset: str, day: dt.date, version: str, files: dict[str, bytes], meta: dict[str, Any] | None
+    zone: str, dataset: str, day: dt.date, version: str, files: dict[str, FileContent], meta: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "zone": zone,

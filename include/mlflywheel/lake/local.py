@@ -3,9 +3,11 @@ its folder and moved into place with ``os.replace``, which is atomic on one file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -33,12 +35,23 @@ class LocalLake(Lake):
         return self.root / self.checked_key(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, lambda fh: fh.write(data))
+
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        def copy(fh: Any) -> None:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, fh, length=4 * 1024 * 1024)
+
+        self._write(key, copy)
+
+    def _write(self, key: str, fill: Any) -> None:
+        """A temporary file beside the object, filled by ``fill(file)``, synced, then moved into place."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=keys.TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                fill(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             faults.point("lake.put.partial")  # the bytes are on disk, not yet in place
@@ -52,6 +65,14 @@ class LocalLake(Lake):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise LakeError(f"no object {self.url(key)}") from None
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        # The object's own file: objects are replaced whole (os.replace), never written in place.
+        path = self._path(key)
+        if not path.is_file():
+            raise LakeError(f"no object {self.url(key)}")
+        yield path
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -181,20 +184,57 @@ class S3Lake(Lake):
             if len(data) < self.multipart_threshold:
                 self.client.put_object(Bucket=self.bucket, Key=bucket_key, Body=data)
             else:
-                self._put_multipart(bucket_key, data)
+                self._put_multipart(bucket_key, len(data), lambda start, size: data[start : start + size])
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
         self._bucket_checked = True
 
-    def _put_multipart(self, bucket_key: str, data: bytes) -> None:
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        """The file streamed from disk: one PUT when small, else a multipart upload reading one part
+        at a time (memory holds at most ``multipart_max_concurrency`` parts)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket_key = self._key(key)
+        length = os.path.getsize(path)
+        try:
+            if length < self.multipart_threshold:
+                with open(path, "rb") as fh:
+                    self.client.put_object(Bucket=self.bucket, Key=bucket_key, Body=fh.read())
+            else:
+                with open(path, "rb") as fh:
+                    self._put_multipart(bucket_key, length, lambda start, size: os.pread(fh.fileno(), size, start))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("put", key, exc) from exc
+        self._bucket_checked = True
+
+    @contextlib.contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """The object downloaded in blocks to a temporary file (deleted after the block)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        with tempfile.TemporaryDirectory(prefix="flywheel-read-") as folder:
+            path = Path(folder) / "object"
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+                with open(path, "wb") as fh:
+                    fh.writelines(body.iter_chunks(chunk_size=4 * 1024 * 1024))
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING_KEY_CODES:
+                    raise LakeError(f"no object {self.url(key)}") from None
+                raise self._fail("get", key, exc) from exc
+            except BotoCoreError as exc:
+                raise self._fail("get", key, exc) from exc
+            yield path
+
+    def _put_multipart(self, bucket_key: str, length: int, read: Callable[[int, int], bytes]) -> None:
         """One multipart upload: the first part, then the rest in parallel, then completion.
 
         The object appears only on completion, so readers never see a partial one. A failure
         aborts the upload; a kill leaves it to :meth:`remove_incomplete` (fault point
         ``lake.put.partial``: a part is stored, the object is not).
         """
-        size = max(self.multipart_chunksize, MIN_PART_BYTES, -(-len(data) // MAX_PARTS))
-        offsets = list(range(0, len(data), size))
+        size = max(self.multipart_chunksize, MIN_PART_BYTES, -(-length // MAX_PARTS))
+        offsets = list(range(0, length, size))
         # As boto3's managed transfer does: CRC32 part checksums when the client sends checksums.
         checksum = self.client.meta.config.request_checksum_calculation == "when_supported"
         extra = {"ChecksumAlgorithm": "CRC32"} if checksum else {}
@@ -202,8 +242,7 @@ class S3Lake(Lake):
         upload_id = self.client.create_multipart_upload(**target, **extra)["UploadId"]
 
         def send(number: int) -> dict[str, Any]:
-            start = offsets[number - 1]
-            body = data[start : start + size]
+            body = read(offsets[number - 1], size)
             response = self.client.upload_part(**target, UploadId=upload_id, PartNumber=number, Body=body, **extra)
             part = {"PartNumber": number, "ETag": response["ETag"]}
             if "ChecksumCRC32" in response:
