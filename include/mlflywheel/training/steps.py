@@ -80,10 +80,8 @@ def report_fallback(reason: str) -> None:
         log.warning("training step not captured as a CUDA graph: %s; training eagerly", reason)
 
 
-class EagerSteps:
-    """One epoch of plain steps over the resident tensors."""
-
-    mode = "eager"
+class _Steps:
+    """What both kinds of step hold: the model, its optimiser, the resident tensors, the batch size."""
 
     def __init__(
         self,
@@ -97,6 +95,12 @@ class EagerSteps:
         self.cat, self.num, self.y = tensors
         self.batch_size = batch_size
         self.autocast = self.y.device.type == "cuda"
+
+
+class EagerSteps(_Steps):
+    """One epoch of plain steps over the resident tensors."""
+
+    mode = "eager"
 
     def run_epoch(self, order: torch.Tensor) -> torch.Tensor:
         """Train on the rows in ``order``; the mean loss as a device tensor (no sync)."""
@@ -115,7 +119,7 @@ class EagerSteps:
         return total / max(len(order), 1)
 
 
-class StaticSteps:
+class StaticSteps(_Steps):
     """Every step on ``batch_size`` slots (the tail padded and weighted out): the shape a CUDA
     graph needs. Runs eagerly until :meth:`capture` succeeds, then replays the graph."""
 
@@ -127,11 +131,9 @@ class StaticSteps:
         tensors: Tensors,
         batch_size: int,
     ) -> None:
-        self.model, self.optimizer, self.pos_weight = model, optimizer, pos_weight
-        self.cat, self.num, self.y = tensors
+        super().__init__(model, optimizer, pos_weight, tensors, batch_size)
         device = self.y.device
         self.rows = len(self.y)
-        self.batch_size = batch_size
         self.steps = max(1, math.ceil(self.rows / batch_size))
         slots = self.steps * batch_size
         self.order_slots = torch.zeros(slots, dtype=torch.long, device=device)  # padding: row 0
@@ -140,7 +142,6 @@ class StaticSteps:
         )
         self.step = torch.zeros(1, dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), device=device)
-        self.autocast = device.type == "cuda"
         self.graph: Any = None
 
     @property
