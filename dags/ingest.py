@@ -19,6 +19,12 @@ Runs daily with catchup; each run owns the partition of its data interval
    (and, with `FLYWHEEL_LEDGER_URI`, in the PostgreSQL ledger table, in the same step).
    Emits the validated-data asset with the counts in its extra.
 
+With `FLYWHEEL_SOURCE=postgres` and `FLYWHEEL_SOURCE_VALIDATION=postgres` the DAG has one task,
+**validate**, which runs the same suite inside PostgreSQL (Great Expectations' SQL datasource, one
+consistent snapshot) and extracts only its result: passing rows to `validated/`, failing rows
+with their reasons to `quarantine/`, the report and the ledger summary in one commit. Nothing is
+landed and `raw/` holds nothing for the day; downstream reads `validated/` as always.
+
 Re-running a day replaces its partitions; it never duplicates rows.
 """
 
@@ -98,10 +104,31 @@ with DAG(
             max_failed_row_fraction=settings.max_failed_row_fraction,
             ledger_sink=sink_from_settings(settings),
         )
-        outlet_events[VALIDATED].extra = {
-            k: summary[k] for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")
-        }
+        outlet_events[VALIDATED].extra = dag_support.validated_asset_extra(summary)
         return summary
 
-    arrival = extract_from_postgres() if settings.source == "postgres" else wait_for_landing()
-    validate(arrival >> ingest_raw())
+    @task(task_id="validate", outlets=[VALIDATED])
+    def validate_in_postgres(data_interval_start=None, run_id=None, outlet_events=None) -> dict:
+        """Validate the interval's rows inside PostgreSQL; publish validated rows, quarantine the rest."""
+        from mlflywheel.ledger import sink_from_settings
+        from mlflywheel.validation.pushdown import validate_in_postgres
+
+        summary = validate_in_postgres(
+            dag_support.lake(settings),
+            dag_support.spec(settings),
+            dag_support.partition_day(data_interval_start),
+            postgres_uri=settings.source_postgres_uri,
+            table=settings.source_table,
+            run_id=run_id,
+            max_failed_row_fraction=settings.max_failed_row_fraction,
+            ledger_sink=sink_from_settings(settings),
+            settings=settings,
+        )
+        outlet_events[VALIDATED].extra = dag_support.validated_asset_extra(summary)
+        return summary
+
+    if settings.source_validation == "postgres":  # the suite runs where the rows live
+        validate_in_postgres()
+    else:
+        arrival = extract_from_postgres() if settings.source == "postgres" else wait_for_landing()
+        validate(arrival >> ingest_raw())

@@ -142,6 +142,7 @@ def test_settings_are_frozen(data_dir: Path) -> None:
         ("drift_correction", ("bonferroni", "fdr"), "holm"),
         ("gate_metric", ("pr_auc", "roc_auc"), "accuracy"),
         ("source", ("landing",), "s3"),
+        ("source_validation", ("lake",), "spark"),
     ],
 )
 def test_choice_fields(data_dir: Path, field: str, good: tuple[str, ...], bad: str) -> None:
@@ -208,6 +209,16 @@ def test_postgres_source_needs_uri_and_table(data_dir: Path) -> None:
     assert (s.source, s.source_postgres_uri, s.source_table) == ("postgres", uri, "t")
     # The landing source does not need them.
     assert Settings.from_env(env_for(data_dir, source="landing")).source_table == ""
+
+
+def test_source_validation_in_postgres_needs_the_postgres_source(data_dir: Path) -> None:
+    uri = "postgresql://flywheel@127.0.0.1:5432/source"
+    assert Settings.from_env(env_for(data_dir)).source_validation == "lake"  # the default
+    pg = {"source": "postgres", "source_postgres_uri": uri, "source_table": "t"}
+    for mode in ("lake", "postgres"):
+        assert Settings.from_env(env_for(data_dir, source_validation=mode, **pg)).source_validation == mode
+    with pytest.raises(SettingsError, match="FLYWHEEL_SOURCE_VALIDATION=postgres .* needs FLYWHEEL_SOURCE=postgres"):
+        Settings.from_env(env_for(data_dir, source_validation="postgres"))  # files delivered to landing
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-0.1", "1.5", "nan"])

@@ -135,6 +135,13 @@ class _Deadline:
         self._timer.cancel()
 
 
+def cut_off_after(conn: psycopg2.extensions.connection, seconds: float) -> _Deadline:
+    """Shut ``conn``'s socket down once ``seconds`` have passed, unless the returned guard's
+    ``finish()`` is called first (then before closing the connection): :func:`transaction`'s
+    client-side limit, for a connection another library drives (Great Expectations' engine)."""
+    return _Deadline(conn, seconds)
+
+
 @contextlib.contextmanager
 def transaction(
     postgres_uri: str,

@@ -131,6 +131,9 @@ class Settings:
     source: str = "landing"  # landing (files delivered to landing/) | postgres (a source table)
     source_postgres_uri: str = ""  # postgresql://user@host:5432/db of the source table
     source_table: str = ""  # table (optionally schema-qualified) holding the dataset's rows
+    # Where a postgres source's day is validated: lake (extract -> ingest -> validate, the default)
+    # | postgres (the suite runs inside PostgreSQL; only the result reaches the lake).
+    source_validation: str = "lake"
     ledger_uri: str = ""  # postgresql://... adds a ledger table beside the lake's summaries
     ledger_table: str = "flywheel_ingest_ledger"
     postgres_connect_timeout_seconds: int = 10  # source and ledger; libpq's minimum is 2
@@ -265,6 +268,11 @@ class Settings:
                 problems.append(f"{_shown(name, getattr(self, name))}: expected {check.allowed}")
         if self.source == "postgres" and not (self.source_postgres_uri and self.source_table):
             problems.append(f"{PREFIX}SOURCE=postgres needs {PREFIX}SOURCE_POSTGRES_URI and {PREFIX}SOURCE_TABLE")
+        if self.source_validation == "postgres" and self.source != "postgres":
+            problems.append(
+                f"{PREFIX}SOURCE_VALIDATION=postgres validates a PostgreSQL source where it lives: it needs "
+                f"{PREFIX}SOURCE=postgres (got {self.source!r})"
+            )
         if bool(self.mlflow_tracking_username) != bool(self.mlflow_tracking_password):
             problems.append(
                 f"{PREFIX}MLFLOW_TRACKING_USERNAME and {PREFIX}MLFLOW_TRACKING_PASSWORD go together: "
@@ -557,6 +565,7 @@ CHECKS: dict[str, Check] = {
     "source": _choice("landing", "postgres"),
     "source_postgres_uri": Check("a postgresql:// URI or libpq key=value string (or empty)", _postgres_uri),
     "source_table": _text("a table name (schema.table)", empty=True),
+    "source_validation": _choice("lake", "postgres"),
     "ledger_uri": Check("a postgresql:// URI or libpq key=value string (or empty)", _postgres_uri),
     "ledger_table": _text("a table name"),
     "postgres_connect_timeout_seconds": _integer(2, 3600),  # libpq takes 1 as 2

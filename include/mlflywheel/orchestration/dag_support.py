@@ -71,6 +71,11 @@ def validated_asset_uri(settings: Settings) -> str:
     return f"{settings.lake_uri.rstrip('/')}/validated/{settings.dataset}"
 
 
+def validated_asset_extra(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the validated-data asset event carries: the partition's counts."""
+    return {k: summary[k] for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")}
+
+
 def dag_args(
     settings: Settings,
     *,

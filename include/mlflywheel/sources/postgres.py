@@ -49,7 +49,8 @@ class SourceError(RuntimeError):
     """The source table cannot be extracted as configured (missing table or column, bad name)."""
 
 
-def _pin_text_settings(cursor: psycopg2.extensions.cursor) -> None:
+def pin_text_settings(cursor: psycopg2.extensions.cursor) -> None:
+    """Pin the session settings that shape values as text, for this transaction only."""
     # SET LOCAL: only for this transaction. UTC + ISO make timestamps "2026-11-05 10:00:00.123+00",
     # which ingest parses as ISO-8601 whatever the server's defaults are; extra_float_digits=1
     # gives the shortest text that round-trips a double exactly.
@@ -58,18 +59,30 @@ def _pin_text_settings(cursor: psycopg2.extensions.cursor) -> None:
     cursor.execute("SET LOCAL extra_float_digits = 1")
 
 
-def _day_select(spec: DatasetSpec, table: str) -> sql.Composed:
-    """``SELECT <spec columns> FROM <table> WHERE <ts> >= %s AND <ts> < %s ORDER BY <id>``."""
+def day_order(spec: DatasetSpec) -> sql.Composed:
+    """The day's row order: the id (no id declared: the timestamp), then every other schema column.
+
+    The later columns only break ties (duplicate ids), so a re-run lands the same rows in the same
+    order and a row's position (``_row``) is the same in every query of one snapshot; rows equal in
+    every column are interchangeable.
+    """
+    first = spec.id_column or spec.timestamp_column
+    names = [first, *(name for name in spec.column_names if name != first)]
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+def day_select(spec: DatasetSpec, table: str) -> sql.Composed:
+    """``SELECT <spec columns> FROM <table> WHERE <ts> >= %s AND <ts> < %s ORDER BY <day order>``."""
     ts = sql.Identifier(spec.timestamp_column)
-    return sql.SQL("SELECT {columns} FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {id}").format(
+    return sql.SQL("SELECT {columns} FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {order}").format(
         columns=sql.SQL(", ").join(sql.Identifier(name) for name in spec.column_names),
         table=table_identifier(table),
         ts=ts,
-        id=sql.Identifier(spec.id_column or spec.timestamp_column),  # no id declared: time order
+        order=day_order(spec),
     )
 
 
-def _source_error(exc: psycopg2.Error, table: str, postgres_uri: str) -> SourceError | None:
+def source_error(exc: psycopg2.Error, table: str, postgres_uri: str) -> SourceError | None:
     """A clear :class:`SourceError` for configuration problems; None for transient errors."""
     where = f"source table {table!r} in {redact_uri(postgres_uri)}"
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -109,19 +122,19 @@ def extract_partition_to_landing(
         raise SourceError(
             f"dataset {spec.name!r} lands {spec.landing_format}; the postgres source writes csv"
         )
-    select = _day_select(spec, table)  # validates the table name before connecting
+    select = day_select(spec, table)  # validates the table name before connecting
     start, end = keys.day_bounds(day)
     settings = settings if settings is not None else Settings.from_env()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b") as spool:
-        with _extract_transaction(postgres_uri, settings, readonly=True) as cursor:  # a consistent snapshot
-            _pin_text_settings(cursor)
+        with extract_transaction(postgres_uri, settings, readonly=True) as cursor:  # a consistent snapshot
+            pin_text_settings(cursor)
             # COPY takes no parameters: bind the bounds client-side with mogrify (proper literals).
             copy = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(select=select)
             statement = cursor.mogrify(copy, (start, end))
             try:
                 cursor.copy_expert(statement, spool)
             except psycopg2.Error as exc:
-                clear = _source_error(exc, table, postgres_uri)
+                clear = source_error(exc, table, postgres_uri)
                 if clear is not None:
                     raise clear from exc
                 raise
@@ -139,7 +152,7 @@ def extract_partition_to_landing(
     }
 
 
-def _extract_transaction(postgres_uri: str, settings: Settings, *, readonly: bool = False) -> Any:
+def extract_transaction(postgres_uri: str, settings: Settings, *, readonly: bool = False) -> Any:
     """A :func:`~mlflywheel.postgres.transaction` under the extract's time limit (repeatable read)."""
     return transaction(
         postgres_uri,
@@ -160,11 +173,11 @@ def count_rows_for_day(
         table=table_identifier(table), ts=sql.Identifier(spec.timestamp_column)
     )
     with transaction(postgres_uri, settings=settings, readonly=True) as cursor:
-        _pin_text_settings(cursor)
+        pin_text_settings(cursor)
         try:
             cursor.execute(query, (start, end))
         except psycopg2.Error as exc:
-            clear = _source_error(exc, table, postgres_uri)
+            clear = source_error(exc, table, postgres_uri)
             if clear is not None:
                 raise clear from exc
             raise
@@ -194,7 +207,7 @@ def load_frame_to_table(
         postgres_uri, settings=settings, statement_timeout_seconds=settings.postgres_extract_timeout_seconds,
         timeout_setting=EXTRACT_TIMEOUT_SETTING,
     ) as cursor:  # fmt: skip
-        _pin_text_settings(cursor)
+        pin_text_settings(cursor)
         cursor.execute("SELECT to_regclass(%s)", (target.as_string(cursor),))
         if cursor.fetchone()[0] is None:
             columns = sql.SQL(", ").join(
@@ -214,6 +227,11 @@ def load_frame_to_table(
 __all__ = [
     "SourceError",
     "count_rows_for_day",
+    "day_order",
+    "day_select",
     "extract_partition_to_landing",
+    "extract_transaction",
     "load_frame_to_table",
+    "pin_text_settings",
+    "source_error",
 ]
