@@ -120,17 +120,49 @@ def _decimal(text: str) -> Decimal | None:
 
 _DATE = r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 _TIME = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
-# (pattern, Arrow type a plain cell casts to): forms whose cast Arrow does exactly as read_cell.
-_PLAIN_FORMS: dict[str, tuple[tuple[str, str], ...]] = {
-    "int": ((r"^-?[0-9]{1,18}$", "int64"),),  # 18 digits never overflow int64
-    # <= 15 integer digits and a 2-digit exponent stay finite; Arrow rounds correctly, like float().
-    "float": ((r"^-?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$", "float64"),),
-    # Years 1900-2099 are inside the datetime64[ns] range; naive values are UTC.
-    "datetime": (
-        (rf"^{_DATE}({_TIME})?$", "naive"),
-        (rf"^{_DATE}{_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])$", "offset"),
-    ),
+# The plain forms of each dtype, whose cast Arrow does exactly as read_cell: (test, argument, what
+# the cells cast to). Tests: "digits" (ASCII digits only, at most argument characters), "decimal"
+# (the same with at most one point) or a regular expression. Later forms see only the cells the
+# earlier ones left.
+_PLAIN_FORMS: dict[str, tuple[tuple[str, Any, str], ...]] = {
+    "int": (("digits", 18, "int64"), ("regex", r"^-[0-9]{1,18}$", "int64")),  # 18 digits never overflow
+    # Finite whatever the digits: <= 300 characters without an exponent, <= 15 integer digits with a
+    # 2-digit one. Arrow rounds correctly, as float() does.
+    "float": (("decimal", 300, "float64"), ("regex", r"^-?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$", "float64")),
+    # Years 1900-2099 are inside the datetime64[ns] range; no offset: UTC.
+    "datetime": (("regex", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$", "timestamp"),),
 }
+
+
+def _plain(values: Any, test: str, argument: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    if test == "regex":
+        mask = pc.match_substring_regex(values, argument)
+    else:
+        digits = pc.replace_substring(values, ".", "", max_replacements=1) if test == "decimal" else values
+        mask = pc.and_(pc.ascii_is_decimal(digits), pc.less_equal(pc.binary_length(values), argument))
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _timestamps(plain: Any) -> Any:
+    """Plain ISO 8601 texts as ns since the epoch, UTC: Arrow casts a text with an offset to UTC
+    only as an aware type, one without only as a naive type (here UTC), so the two go apart."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.all(pc.ends_with(plain, "Z")).as_py():  # the common case, without a regular expression
+        return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    aware = pc.match_substring_regex(plain, r"(Z|[+-][0-9:]{4,5})$")
+    if pc.all(aware).as_py():
+        return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    if not pc.any(aware).as_py():
+        return pc.cast(plain, pa.timestamp("ns")).cast(pa.int64())
+    out = np.zeros(len(plain), dtype=np.int64)
+    mask = aware.to_numpy(zero_copy_only=False)
+    out[mask] = pc.cast(plain.filter(aware), pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+    out[~mask] = pc.cast(plain.filter(pc.invert(aware)), pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+    return pa.array(out)
 
 
 def cast_array(values: Any, dtype: str) -> tuple[Any, np.ndarray]:
@@ -153,26 +185,30 @@ def cast_array(values: Any, dtype: str) -> tuple[Any, np.ndarray]:
     storage = np.float64 if dtype == "float" else np.int64  # datetimes: ns since the epoch, UTC
     out = np.zeros(count, dtype=storage)
     valid = np.zeros(count, dtype=bool)
-    present = values.is_valid().to_numpy(zero_copy_only=False)
-    decided = ~present
-    for pattern, form in _PLAIN_FORMS[dtype]:
-        plain = pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(zero_copy_only=False) & ~decided
+    left = values.is_valid().to_numpy(zero_copy_only=False)  # present cells not cast yet
+    for number, (test, argument, target) in enumerate(_PLAIN_FORMS[dtype]):
+        if number == 0:  # the first form sees every cell, later ones only what is left
+            where, pool = None, values
+        else:
+            where = np.flatnonzero(left)
+            if not where.size:
+                break
+            pool = values.take(pa.array(where))
+        plain = _plain(pool, test, argument)
+        if where is None:
+            plain &= left
         if not plain.any():
             continue
-        subset = values.filter(pa.array(plain))
+        subset = pool if plain.all() else pool.filter(pa.array(plain))
         try:
-            if form == "naive":
-                cast = pc.cast(subset, pa.timestamp("ns")).cast(pa.int64())
-            elif form == "offset":
-                cast = pc.cast(subset, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
-            else:
-                cast = pc.cast(subset, pa.type_for_alias(form))
+            cast = _timestamps(subset) if target == "timestamp" else pc.cast(subset, pa.type_for_alias(target))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue  # e.g. 2026-02-30 among them: these cells go value by value
-        out[plain] = cast.to_numpy(zero_copy_only=False)
-        valid |= plain
-        decided |= plain
-    rest = np.flatnonzero(~decided)
+        cells = np.flatnonzero(plain) if where is None else where[plain]
+        out[cells] = cast.to_numpy(zero_copy_only=False)
+        valid[cells] = True
+        left[cells] = False
+    rest = np.flatnonzero(left)
     if rest.size:
         seen: dict[str, Any] = {}
         for position, text in zip(rest, values.take(pa.array(rest)).to_pylist(), strict=True):

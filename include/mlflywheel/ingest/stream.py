@@ -44,6 +44,7 @@ class Survey:
     head: bytes
     utf8_error_at: int | None  # offset of the first byte that is not UTF-8, None if all is
     has_nul: bool
+    has_quote: bool  # without a quote character no cell can hold a line break
 
 
 @dataclass
@@ -55,18 +56,20 @@ class CsvSource:
     delimiter: str
     skip_rows: int  # rows before the first record (the sep= line, the header)
     notes: list[str] = field(default_factory=list)
+    quoted: bool = True  # the text may hold quoted cells (and so line breaks in cells)
 
 
 def survey(path: Path) -> Survey:
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    size, head, error_at, has_nul = 0, b"", None, False
+    size, head, error_at, has_nul, has_quote = 0, b"", None, False, False
     with open(path, "rb") as fh:
         while block := fh.read(BLOCK_BYTES):
             if not size:
                 head = block[:65536]
             digest.update(block)
             has_nul = has_nul or b"\x00" in block
+            has_quote = has_quote or b'"' in block
             if error_at is None:
                 pending = len(decoder.getstate()[0])
                 try:
@@ -80,7 +83,7 @@ def survey(path: Path) -> Survey:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             error_at = size - pending + exc.start
-    return Survey(size, digest.hexdigest(), head, error_at, has_nul)
+    return Survey(size, digest.hexdigest(), head, error_at, has_nul, has_quote)
 
 
 def csv_source(path: Path, surveyed: Survey, spool: Path) -> CsvSource:
@@ -110,7 +113,8 @@ def csv_source(path: Path, surveyed: Survey, spool: Path) -> CsvSource:
         raise Declined(f"the file has a column named {reserved[0]!r}, a name reserved for the pipeline's meta columns")
     if skip:
         notes = [*notes, "the first line names the delimiter (Excel's sep=): it is not a record"]
-    return CsvSource(text_path, header, delimiter, skip + 1, notes)
+    quoted = surveyed.has_quote or text_path != path  # a transcoded file was not surveyed
+    return CsvSource(text_path, header, delimiter, skip + 1, notes, quoted=quoted)
 
 
 def _utf8_text(path: Path, surveyed: Survey, spool: Path) -> tuple[Path, list[str]]:
@@ -190,13 +194,14 @@ def read_batches(source: CsvSource, multiline: Iterable[str] = ()) -> Iterator[A
 
     header = source.header
     multiline = set(multiline)
-    checked = [i for i, name in enumerate(header) if name not in multiline]
+    # Line breaks in cells need quotes: a file without any is parsed (faster) line by line.
+    checked = [i for i, name in enumerate(header) if name not in multiline] if source.quoted else []
     try:  # pyarrow reads the first block on opening
         reader = pa_csv.open_csv(
             source.path,
             read_options=pa_csv.ReadOptions(column_names=header, skip_rows=source.skip_rows, block_size=BLOCK_BYTES),
             parse_options=pa_csv.ParseOptions(
-                delimiter=source.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid_row
+                delimiter=source.delimiter, newlines_in_values=source.quoted, invalid_row_handler=on_invalid_row
             ),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
@@ -207,7 +212,7 @@ def read_batches(source: CsvSource, multiline: Iterable[str] = ()) -> Iterator[A
         )
         for batch in reader:
             for i in checked:  # a line break in a cell: a quote left open merged records
-                if pc.any(pc.match_substring_regex(batch.column(i), "[\r\n]")).as_py():
+                if _has_line_break(batch.column(i)):
                     raise Declined(
                         f"a quoted cell of column {header[i]} holds a line break: a quote left open merges "
                         "records (cells may hold line breaks only in a column declared multiline)"
@@ -303,3 +308,15 @@ def _count_lines(blocks: Iterable[bytes]) -> int:
         tail = lines.pop()  # a line may go on in the next block
         count += sum(1 for line in lines if line.strip(b" \t\x00"))
     return count + bool(tail.strip(b" \t\x00"))
+
+
+def _has_line_break(column: Any) -> bool:
+    """Whether a cell of a string column holds a line break (one scan of its character data)."""
+    import numpy as np
+
+    _, offsets, data = column.buffers()
+    if data is None or not len(column):
+        return False
+    bounds = np.frombuffer(offsets, dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    text = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]]
+    return bool(np.any((text == 10) | (text == 13)))
