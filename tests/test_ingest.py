@@ -492,3 +492,18 @@ def test_a_large_file_the_streaming_reader_declines_is_quarantined(tmp_path, mon
         else:
             assert result["rows_in"] == case.records, case.name
     assert sum(1 for case in _corpus_cases() if case.status != "quarantined") > 40
+
+
+def test_a_parquet_landing_is_read_in_chunks(lake, monkeypatch):
+    parquet_spec = dataclasses.replace(SPEC, landing_format="parquet")
+    clean = generate_day(DAY, 100, seed=17)
+    land_frame(lake, parquet_spec, DAY, clean)
+    whole = ingest_partition(lake, parquet_spec, DAY, run_id="r")
+    expected = read_raw(lake, parquet_spec, DAY)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr("mlflywheel.ingest.read_landing", refuse)
+    assert ingest_partition(lake, parquet_spec, DAY, run_id="r", chunk_rows=7) == whole
+    pd.testing.assert_frame_equal(read_raw(lake, parquet_spec, DAY), expected)

@@ -135,7 +135,15 @@ def _write_raw(
     """The raw partition file in ``spool``: streamed when the streaming reader takes the file, else
     by the exact reader (up to :data:`EXACT_READER_MAX_BYTES`); raises UnreadableFileError."""
     out = spool / keys.DATA_FILE
-    if spec.landing_format == "csv":
+    if spec.landing_format == "parquet":
+        try:
+            return _write_parquet_landing(out, path, spec, day, chunk_rows)
+        except stream.Declined as declined:
+            if surveyed.size > EXACT_READER_MAX_BYTES:
+                raise UnreadableFileError(
+                    f"not a Parquet file: {declined}", records=stream.count_records(path, surveyed.head)
+                ) from None
+    else:
         multiline = [c.name for c in spec.columns if c.multiline]
         try:
             source = stream.csv_source(path, surveyed, spool)
@@ -148,9 +156,36 @@ def _write_raw(
                     "record by record)",
                     records=stream.count_records(path, surveyed.head),
                 ) from None
-    landed = read_landing(path.read_bytes(), spec)
+    landed = read_landing(path.read_bytes(), spec)  # raises UnreadableFileError for most
     header = [str(name) for name in landed.table.columns]
     return raw.write_raw(out, header, raw.text_batches(landed.table, chunk_rows), spec, day, landed.notes)
+
+
+def _write_parquet_landing(out: Path, path: Path, spec: DatasetSpec, day: dt.date, chunk_rows: int) -> raw.Written:
+    """A Parquet landing read ``chunk_rows`` rows at a time, each batch rendered as text (as the
+    exact reader renders the whole file); :class:`stream.Declined` if pyarrow cannot read it."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        header = [str(c) for c in parquet.schema_arrow.empty_table().to_pandas().columns]
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+        raise stream.Declined(str(exc)) from None
+    reserved = [c for c in header if c in PIPELINE_COLUMNS]
+    if reserved:
+        raise UnreadableFileError(
+            f"the file has a column named {reserved[0]!r}, a name reserved for the pipeline's meta columns",
+            records=parquet.metadata.num_rows,
+        )
+
+    def text_batches() -> Any:
+        try:
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                yield from raw.text_batches(exact.frame_as_text(batch.to_pandas()), chunk_rows)
+        except (OSError, ValueError) as exc:  # a broken page or row group (pyarrow's errors are both)
+            raise stream.Declined(str(exc)) from None
+
+    return raw.write_raw(out, header, text_batches(), spec, day, [])
 
 
 def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:

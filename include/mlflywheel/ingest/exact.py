@@ -314,7 +314,11 @@ def _parquet_as_text(data: bytes) -> pd.DataFrame:
             except UnreadableFileError as csv_exc:
                 records = csv_exc.records or 0
         raise UnreadableFileError(f"not a Parquet file: {exc}", records=records) from None
-    # Same path as CSV from here on: every column as text, nulls kept.
+    return frame_as_text(frame)
+
+
+def frame_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A landed Parquet file's frame as text, as CSV is read: every column as str, nulls kept."""
     text = {}
     for name in frame.columns:
         values = frame[name]
