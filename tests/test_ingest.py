@@ -507,3 +507,46 @@ def test_a_parquet_landing_is_read_in_chunks(lake, monkeypatch):
     monkeypatch.setattr("mlflywheel.ingest.read_landing", refuse)
     assert ingest_partition(lake, parquet_spec, DAY, run_id="r", chunk_rows=7) == whole
     pd.testing.assert_frame_equal(read_raw(lake, parquet_spec, DAY), expected)
+
+
+def test_the_streaming_reader_reads_quirky_files_as_the_exact_reader(tmp_path, monkeypatch):
+    """Random files of quotes, delimiters and odd cells: where the streaming reader takes one, it
+    reads it as the exact reader does (where it declines, the exact reader reads it anyway)."""
+    import random
+
+    import mlflywheel.ingest as ingest_module
+    from mlflywheel.ingest import stream
+
+    rng = random.Random(5)
+    pieces = ["a", '"', '""', ",", " ", "\t", "1", "2.5", 'x"y', '"q"', '"a,b"', "NA", "", "é", "\\", "'",
+              '"" ', ' "x"', '"x" ', "1e3", '""""', "\r\n", '"a\nb"']  # fmt: skip
+    header = "transaction_id,amount,account_age_days,event_time"
+    csv_source, read_landing = stream.csv_source, ingest_module.read_landing
+    exact_reads: list[int] = []
+
+    def counted(*args, **kwargs):
+        exact_reads.append(1)
+        return read_landing(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "read_landing", counted)
+    taken = 0
+    for number in range(300):
+        lines = [header]
+        for _ in range(rng.randint(0, 5)):
+            width = rng.choice([4, 4, 4, 4, 3])
+            lines.append(",".join("".join(rng.choice(pieces) for _ in range(rng.randint(0, 3))) for _ in range(width)))
+        data = ("\n".join(lines) + rng.choice(["", "\n"])).encode()
+        before = len(exact_reads)
+        streamed = _ingest(tmp_path, f"{number}-s", SPEC, data)
+        taken += len(exact_reads) == before
+
+        def declined(*args):
+            raise stream.Declined("as a test")
+
+        monkeypatch.setattr(stream, "csv_source", declined)
+        exact = _ingest(tmp_path, f"{number}-e", SPEC, data)
+        monkeypatch.setattr(stream, "csv_source", csv_source)
+        assert streamed[0] == exact[0], data
+        if exact[1] is not None:
+            pd.testing.assert_frame_equal(streamed[1], exact[1], obj=repr(data))
+    assert 30 <= taken <= 270  # both readers had work
