@@ -57,6 +57,7 @@ from mlflywheel.ingest.exact import (
 )
 from mlflywheel.lake import Lake, frame_from_parquet, keys
 from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
+from mlflywheel.settings import Settings
 
 __all__ = [
     "COERCION_ERRORS_COLUMN", "DEFAULT_CHUNK_ROWS", "EXACT_READER_MAX_BYTES", "GZIP_MAGIC", "PARQUET_MAGIC",
@@ -64,7 +65,7 @@ __all__ = [
     "UnreadableFileError", "ingest_partition", "normalise", "read_landing", "read_landing_table", "read_raw",
 ]  # fmt: skip
 
-DEFAULT_CHUNK_ROWS = 250_000  # Settings.partition_chunk_rows' default (callers with settings pass theirs)
+DEFAULT_CHUNK_ROWS = Settings.partition_chunk_rows  # its default; callers with settings pass theirs
 
 
 class IngestError(RuntimeError):
