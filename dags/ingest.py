@@ -88,6 +88,7 @@ with DAG(
             dag_support.partition_day(data_interval_start),
             run_id=run_id,
             ledger_sink=sink_from_settings(settings),
+            chunk_rows=settings.partition_chunk_rows,
         )
 
     @task(outlets=[VALIDATED])

@@ -359,3 +359,194 @@ def test_unreadable_redelivery_replaces_the_validation_report(lake):
     page = lake.get_bytes(summary["report_key"]).decode()
     assert "run-2" in page and "unreadable file" in page and "run-1" not in page
     assert lake.list_partitions("validated", SPEC.name) == []
+
+
+# --- bounded memory: streamed reading, chunked casting and writing --------------------------------
+
+
+def _with_bad_cells(rows: int, seed: int) -> bytes:
+    """A generated file with bad cells of every typed column, NA words and odd but valid forms."""
+    lines = _csv_lines(rows, seed=seed)
+    header = lines[0].split(",")
+    bad = {"event_time": ["yesterday", "2026-02-30T10:00:00", "2300-01-01", "2026-11-05T10:00:00+05:30", "NA"],
+           "amount": ["abc", "1e400", "inf", "+12.5", " 7 ", "NULL", "1e3"],
+           "account_age_days": ["12.5", "9223372036854775808", "12.0", "1e3", "N/A"],
+           "is_fraud": ["yes", "1.0", ""]}  # fmt: skip
+    rng = np.random.default_rng(seed)
+    for i in range(1, len(lines)):
+        cells = lines[i].split(",")
+        for column, values in bad.items():
+            if rng.random() < 0.05:
+                cells[header.index(column)] = values[rng.integers(len(values))]
+        lines[i] = ",".join(cells)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _ingest(tmp_path, name: str, spec, data: bytes, **kwargs) -> tuple[dict, pd.DataFrame | None]:
+    lake = LocalLake(tmp_path / name)
+    land_bytes(lake, spec, DAY, data)
+    result = ingest_partition(lake, spec, DAY, run_id="r", **kwargs)
+    raw = read_raw(lake, spec, DAY) if result["status"] == "raw" else None
+    volatile = ("commit", "report_key", "validated_at")  # a quarantine's commit: new ids and times
+    return {k: v for k, v in result.items() if k not in volatile}, raw
+
+
+def _corpus_cases():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "corpus"))
+    from corpus_cases import cases
+
+    return cases()
+
+
+def test_chunk_boundaries_do_not_change_the_result(tmp_path):
+    no_id = dataclasses.replace(SPEC, name="no_id", id_column=None)
+    inputs = [("bad_cells", SPEC, _with_bad_cells(300, seed=12)), ("no_id", no_id, _with_bad_cells(40, seed=13))]
+    inputs += [(case.name, case.spec, case.data) for case in _corpus_cases()]
+    for name, spec, data in inputs:
+        results = [_ingest(tmp_path, f"{name}-{rows}", spec, data, chunk_rows=rows) for rows in (1, 7, 250_000)]
+        (first, first_raw), *others = results
+        for result, raw in others:
+            assert result == first, name
+            if first_raw is None:
+                assert raw is None, name
+            else:
+                pd.testing.assert_frame_equal(raw, first_raw, obj=name)
+    result, raw = _ingest(tmp_path, "check", SPEC, _with_bad_cells(300, seed=12), chunk_rows=7)
+    assert 0 < result["coercion_errors"] < 300 and raw[ROW_COLUMN].tolist() == list(range(300))
+
+
+def test_raw_file_has_one_row_group_per_chunk(lake):
+    import pyarrow.parquet as pq
+
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 100, seed=14))
+    ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=30)
+    with lake.partition_local_file("raw", SPEC.name, DAY, "data.parquet") as path:
+        metadata = pq.ParquetFile(path).metadata
+    assert metadata.num_rows == 100
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [30, 30, 30, 10]
+
+
+def test_vectorised_normalisation_matches_the_rules_value_by_value(lake):
+    """Each raw cell is what read_cell makes of the landed text; each error what did not cast."""
+    from mlflywheel.datasets.cells import is_na_word, read_cell
+    from mlflywheel.ingest import read_landing_table
+
+    data = _with_bad_cells(300, seed=15)
+    land_bytes(lake, SPEC, DAY, data)
+    ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=64)
+    raw = read_raw(lake, SPEC, DAY)
+    text = read_landing_table(data)
+    for column in SPEC.columns:
+        for row, cell in enumerate(text[column.name]):
+            expected = read_cell(cell, column.dtype)
+            got = raw[column.name][row]
+            assert (pd.isna(got) and expected is None) or got == expected, (column.name, row, cell, got)
+            errors = json.loads(raw[COERCION_ERRORS_COLUMN][row] or "{}")
+            failed = cell is not None and expected is None and not is_na_word(cell)
+            assert (errors.get(column.name) == cell) if failed else column.name not in errors
+
+
+def test_a_streamed_file_is_never_held_whole(lake, monkeypatch):
+    from mlflywheel.ingest import exact
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read whole")
+
+    get_bytes = LocalLake.get_bytes
+    monkeypatch.setattr(LocalLake, "get_bytes", lambda self, key: refuse() if key == landing_key(SPEC, DAY) else get_bytes(self, key))
+    monkeypatch.setattr(exact, "_read_csv", refuse)
+    monkeypatch.setattr("mlflywheel.ingest.read_landing", refuse)
+    monkeypatch.setattr("mlflywheel.ingest.EXACT_READER_MAX_BYTES", 0)
+    lines = _csv_lines(200)
+    lines[5] = lines[5].replace("c-", "Zoë-", 1)
+    for data in (("\n".join(lines) + "\n").encode("latin-1"), ("\n".join(lines) + "\n").encode("utf-16"),
+                 _with_bad_cells(200, seed=16)):  # fmt: skip
+        land_bytes(lake, SPEC, DAY, data)
+        result = ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=50)
+        assert result["status"] == "raw" and result["rows_in"] == 200
+
+
+def test_a_large_file_the_streaming_reader_declines_is_quarantined(tmp_path, monkeypatch):
+    """Above the exact reader's size cap, a declined file is quarantined with the streaming
+    reader's reason and the records counted streaming; a file it takes reads the same as below."""
+    monkeypatch.setattr("mlflywheel.ingest.EXACT_READER_MAX_BYTES", 0)
+    approximate = {"line_break_in_cell"}  # a record over two lines counts per line: an upper bound
+    for case in _corpus_cases():
+        result, raw = _ingest(tmp_path, case.name, case.spec, case.data)
+        monkeypatch.setattr("mlflywheel.ingest.EXACT_READER_MAX_BYTES", 2**40)
+        expected, expected_raw = _ingest(tmp_path, case.name + "-exact", case.spec, case.data)
+        monkeypatch.setattr("mlflywheel.ingest.EXACT_READER_MAX_BYTES", 0)
+        if expected_raw is not None and result["status"] == "raw":
+            assert result == expected, case.name
+            pd.testing.assert_frame_equal(raw, expected_raw, obj=case.name)
+            continue
+        assert result["status"] == "quarantined", case.name
+        [reason] = result["reasons"]
+        if case.spec.landing_format == "csv" and case.name not in ("empty_file",):
+            assert "read streaming" in reason, (case.name, reason)
+        if case.name in approximate:
+            assert result["rows_in"] >= case.records
+        else:
+            assert result["rows_in"] == case.records, case.name
+    assert sum(1 for case in _corpus_cases() if case.status != "quarantined") > 40
+
+
+def test_a_parquet_landing_is_read_in_chunks(lake, monkeypatch):
+    parquet_spec = dataclasses.replace(SPEC, landing_format="parquet")
+    clean = generate_day(DAY, 100, seed=17)
+    land_frame(lake, parquet_spec, DAY, clean)
+    whole = ingest_partition(lake, parquet_spec, DAY, run_id="r")
+    expected = read_raw(lake, parquet_spec, DAY)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr("mlflywheel.ingest.read_landing", refuse)
+    assert ingest_partition(lake, parquet_spec, DAY, run_id="r", chunk_rows=7) == whole
+    pd.testing.assert_frame_equal(read_raw(lake, parquet_spec, DAY), expected)
+
+
+def test_the_streaming_reader_reads_quirky_files_as_the_exact_reader(tmp_path, monkeypatch):
+    """Random files of quotes, delimiters and odd cells: where the streaming reader takes one, it
+    reads it as the exact reader does (where it declines, the exact reader reads it anyway)."""
+    import random
+
+    import mlflywheel.ingest as ingest_module
+    from mlflywheel.ingest import stream
+
+    rng = random.Random(5)
+    pieces = ["a", '"', '""', ",", " ", "\t", "1", "2.5", 'x"y', '"q"', '"a,b"', "NA", "", "é", "\\", "'",
+              '"" ', ' "x"', '"x" ', "1e3", '""""', "\r\n", '"a\nb"']  # fmt: skip
+    header = "transaction_id,amount,account_age_days,event_time"
+    csv_source, read_landing = stream.csv_source, ingest_module.read_landing
+    exact_reads: list[int] = []
+
+    def counted(*args, **kwargs):
+        exact_reads.append(1)
+        return read_landing(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "read_landing", counted)
+    taken = 0
+    for number in range(300):
+        lines = [header]
+        for _ in range(rng.randint(0, 5)):
+            width = rng.choice([4, 4, 4, 4, 3])
+            lines.append(",".join("".join(rng.choice(pieces) for _ in range(rng.randint(0, 3))) for _ in range(width)))
+        data = ("\n".join(lines) + rng.choice(["", "\n"])).encode()
+        before = len(exact_reads)
+        streamed = _ingest(tmp_path, f"{number}-s", SPEC, data)
+        taken += len(exact_reads) == before
+
+        def declined(*args):
+            raise stream.Declined("as a test")
+
+        monkeypatch.setattr(stream, "csv_source", declined)
+        exact = _ingest(tmp_path, f"{number}-e", SPEC, data)
+        monkeypatch.setattr(stream, "csv_source", csv_source)
+        assert streamed[0] == exact[0], data
+        if exact[1] is not None:
+            pd.testing.assert_frame_equal(streamed[1], exact[1], obj=repr(data))
+    assert 30 <= taken <= 270  # both readers had work

@@ -1,13 +1,16 @@
 """How one landed text cell is read as its schema dtype, and why a cell that does not read fails.
 
-Ingest casts whole columns with :func:`cast_column`; validation names the problem of a value that
-did not cast with :func:`explain`. Both follow the same rules, value by value:
+The rules, value by value, are :func:`read_cell`; ingest casts whole Arrow columns with
+:func:`cast_array` (a vectorised path for the plain forms, :func:`read_cell` for the few cells it
+cannot decide; a test holds the two together); validation names the problem of a value that did
+not cast with :func:`explain`. The rules:
 
 * ``string``: the text as is. Words such as ``NA``, ``null`` or ``None`` are text here.
 * ``int``: a whole number within the 64-bit range (``12``, ``-3``, ``12.0``, ``1e3``), read
   exactly (no detour through floating point); ``12.5``, ``inf`` or anything beyond
   ``[-2**63, 2**63 - 1]`` (``9223372036854775808``, ``1e20``: an overflow) does not cast.
-* ``float``: a finite number; text that overflows to infinity (``1e400``) or says ``inf`` does not.
+* ``float``: a finite number, correctly rounded (``12.5``, ``-3``, ``.5``, ``1e-3``); text that
+  overflows to infinity (``1e400``) or says ``inf`` does not.
 * ``datetime``: ISO 8601; each value with its own UTC offset (``Z``, ``+05:30``, ``-0200``), a value
   without one is UTC. Times outside what the pipeline can store (about 1677-2262) do not cast.
 * In ``int``, ``float`` and ``datetime`` columns the usual missing-value words (``NA``, ``N/A``,
@@ -16,6 +19,7 @@ did not cast with :func:`explain`. Both follow the same rules, value by value:
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -33,8 +37,6 @@ NA_WORDS = frozenset(
     }
 )  # fmt: skip
 
-# A time of day followed by a UTC offset: the offset is the value's own, read apart from its neighbours.
-_OFFSET = re.compile(r"(?<=\d\d:\d\d)(?::\d\d(?:[.,]\d+)?)?\s*(Z|z|[+-]\d\d(?::?\d\d)?)\s*$")
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
@@ -42,25 +44,38 @@ def is_na_word(value: Any) -> bool:
     return isinstance(value, str) and value.strip() in NA_WORDS
 
 
-def cast_column(text: pd.Series, dtype: str) -> pd.Series:
-    """``text`` (str or None per cell) cast to ``dtype``; cells that do not cast become null."""
+def read_cell(text: str | None, dtype: str) -> Any:
+    """One landed cell read as ``dtype`` by the rules above: the value (str, int, float or a UTC
+    :class:`pandas.Timestamp`), or None for an empty cell, an NA word in a typed column, or a
+    value that does not cast (tell the last apart with :func:`is_na_word`)."""
+    if text is None:
+        return None
     if dtype == "string":
-        return text.astype(object)
-    present = text.where(~np.array([is_na_word(v) for v in text.to_numpy()], dtype=bool))
-    if dtype == "datetime":
-        return _datetimes(present)
-    if dtype == "float":
-        numbers = pd.to_numeric(present, errors="coerce").astype("float64")
-        return numbers.where(np.isfinite(numbers))
+        return text
+    if is_na_word(text):
+        return None
     if dtype == "int":
-        return _ints(present)
+        return _read_int(text)
+    if dtype == "float":
+        return _read_float(text)
+    if dtype == "datetime":
+        return _read_datetime(text)
     raise ValueError(f"unknown dtype {dtype!r}")
 
 
-def _ints(text: pd.Series) -> pd.Series:
-    values = {value: _read_int(value) for value in text.dropna().unique()}
-    out = pd.array([values.get(v) if isinstance(v, str) else None for v in text.to_numpy()], dtype="Int64")
-    return pd.Series(out, index=text.index)
+_PANDAS_DTYPES = {"string": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
+
+
+def cast_column(text: pd.Series, dtype: str) -> pd.Series:
+    """``text`` (str or None per cell) cast to ``dtype``, value by value; cells that do not cast
+    become null. The reference :func:`cast_array` is tested against."""
+    if dtype not in _PANDAS_DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    values = [read_cell(v, dtype) for v in text.to_numpy()]
+    if dtype == "datetime":
+        return pd.Series(pd.to_datetime(values, utc=True), index=text.index, dtype="datetime64[ns, UTC]")
+    return pd.Series(pd.array(values, dtype=_PANDAS_DTYPES[dtype]) if dtype == "int" else values,
+                     index=text.index, dtype=_PANDAS_DTYPES[dtype])  # fmt: skip
 
 
 def _read_int(text: str) -> int | None:
@@ -69,6 +84,27 @@ def _read_int(text: str) -> int | None:
         return None  # adjusted() > 18: beyond 2**63 whatever the digits (and no huge int is built)
     whole = int(number)
     return whole if INT64_MIN <= whole <= INT64_MAX else None
+
+
+def _read_float(text: str) -> float | None:
+    if not _NUMBER.match(text):
+        return None
+    value = float(text.strip())
+    return value if math.isfinite(value) else None
+
+
+def _read_datetime(text: str) -> pd.Timestamp | None:
+    """ISO 8601 with the value's own offset (none: UTC); None outside the datetime64[ns] range."""
+    try:
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    except (ValueError, OverflowError):  # pragma: no cover - errors="coerce" returns NaT instead
+        return None
+    if parsed is None or pd.isna(parsed):
+        return None
+    try:
+        return parsed.as_unit("ns")
+    except (ValueError, OverflowError):  # outside 1677-2262
+        return None
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -80,18 +116,112 @@ def _decimal(text: str) -> Decimal | None:
         return None
 
 
-def _datetimes(text: pd.Series) -> pd.Series:
-    """Each distinct offset parsed on its own: pandas, given a mix, lends one value's offset to
-    the naive values after it."""
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
-    present = text.dropna()
-    if present.empty:
-        return out
-    offsets = present.map(lambda v: (m.group(1).upper() if (m := _OFFSET.search(v)) else ""))
-    for _, group in present.groupby(offsets, sort=False):
-        parsed = pd.to_datetime(group, utc=True, errors="coerce", format="ISO8601")
-        out.loc[group.index] = parsed.astype("datetime64[ns, UTC]")
-    return out
+# --- vectorised: the plain forms in bulk, the rest value by value --------------------------------
+
+_DATE = r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_TIME = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
+# The plain forms of each dtype, whose cast Arrow does exactly as read_cell: (test, argument, what
+# the cells cast to). Tests: "digits" (ASCII digits only, at most argument characters), "decimal"
+# (the same with at most one point) or a regular expression. Later forms see only the cells the
+# earlier ones left.
+_PLAIN_FORMS: dict[str, tuple[tuple[str, Any, str], ...]] = {
+    "int": (("digits", 18, "int64"), ("regex", r"^-[0-9]{1,18}$", "int64")),  # 18 digits never overflow
+    # Finite whatever the digits: <= 300 characters without an exponent, <= 15 integer digits with a
+    # 2-digit one. Arrow rounds correctly, as float() does.
+    "float": (("decimal", 300, "float64"), ("regex", r"^-?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$", "float64")),
+    # Years 1900-2099 are inside the datetime64[ns] range; no offset: UTC.
+    "datetime": (("regex", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$", "timestamp"),),
+}
+
+
+def _plain(values: Any, test: str, argument: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    if test == "regex":
+        mask = pc.match_substring_regex(values, argument)
+    else:
+        digits = pc.replace_substring(values, ".", "", max_replacements=1) if test == "decimal" else values
+        mask = pc.and_(pc.ascii_is_decimal(digits), pc.less_equal(pc.binary_length(values), argument))
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _timestamps(plain: Any) -> Any:
+    """Plain ISO 8601 texts as ns since the epoch, UTC: Arrow casts a text with an offset to UTC
+    only as an aware type, one without only as a naive type (here UTC), so the two go apart."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.all(pc.ends_with(plain, "Z")).as_py():  # the common case, without a regular expression
+        return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    aware = pc.match_substring_regex(plain, r"(Z|[+-][0-9:]{4,5})$")
+    if pc.all(aware).as_py():
+        return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    if not pc.any(aware).as_py():
+        return pc.cast(plain, pa.timestamp("ns")).cast(pa.int64())
+    out = np.zeros(len(plain), dtype=np.int64)
+    mask = aware.to_numpy(zero_copy_only=False)
+    out[mask] = pc.cast(plain.filter(aware), pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+    out[~mask] = pc.cast(plain.filter(pc.invert(aware)), pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+    return pa.array(out)
+
+
+def cast_array(values: Any, dtype: str) -> tuple[Any, np.ndarray]:
+    """``values`` (an Arrow string array, null = empty cell) cast to ``dtype``'s Arrow type
+    (string, int64, float64, timestamp[ns, UTC]), and a mask of the cells that are present but do
+    not cast (coercion errors; NA words in typed columns are nulls, not errors).
+
+    Cells in a plain form (:data:`_PLAIN_FORMS`) are cast by Arrow in bulk; every other present
+    cell by :func:`read_cell`, once per distinct text. Same results as :func:`read_cell`, cell by cell.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = len(values)
+    failed = np.zeros(count, dtype=bool)
+    if dtype == "string":
+        return values.cast(pa.string()), failed
+    if dtype not in _PLAIN_FORMS:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    storage = np.float64 if dtype == "float" else np.int64  # datetimes: ns since the epoch, UTC
+    out = np.zeros(count, dtype=storage)
+    valid = np.zeros(count, dtype=bool)
+    left = values.is_valid().to_numpy(zero_copy_only=False)  # present cells not cast yet
+    for number, (test, argument, target) in enumerate(_PLAIN_FORMS[dtype]):
+        if number == 0:  # the first form sees every cell, later ones only what is left
+            where, pool = None, values
+        else:
+            where = np.flatnonzero(left)
+            if not where.size:
+                break
+            pool = values.take(pa.array(where))
+        plain = _plain(pool, test, argument)
+        if where is None:
+            plain &= left
+        if not plain.any():
+            continue
+        subset = pool if plain.all() else pool.filter(pa.array(plain))
+        try:
+            cast = _timestamps(subset) if target == "timestamp" else pc.cast(subset, pa.type_for_alias(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # e.g. 2026-02-30 among them: these cells go value by value
+        cells = np.flatnonzero(plain) if where is None else where[plain]
+        out[cells] = cast.to_numpy(zero_copy_only=False)
+        valid[cells] = True
+        left[cells] = False
+    rest = np.flatnonzero(left)
+    if rest.size:
+        seen: dict[str, Any] = {}
+        for position, text in zip(rest, values.take(pa.array(rest)).to_pylist(), strict=True):
+            if text not in seen:
+                seen[text] = read_cell(text, dtype)
+            value = seen[text]
+            if value is None:
+                failed[position] = not is_na_word(text)
+                continue
+            out[position] = value.value if dtype == "datetime" else value
+            valid[position] = True
+    arrow_type = pa.timestamp("ns", tz="UTC") if dtype == "datetime" else pa.from_numpy_dtype(storage)
+    return pa.array(out, type=arrow_type if dtype != "datetime" else pa.int64(), mask=~valid).cast(arrow_type), failed
 
 
 def explain(text: Any, dtype: str) -> str:

@@ -1,0 +1,283 @@
+"""Ingest: a landed file becomes the day's ``raw`` partition, normalised to the dataset schema.
+
+Contract of a raw partition (``raw/<dataset>/dt=YYYY-MM-DD/data.parquet``), which validation
+reads as is:
+
+* each schema column present in the file, cast to its dtype: ``string`` -> object (str),
+  ``int`` -> ``Int64``, ``float`` -> float64, ``datetime`` -> ``datetime64[ns, UTC]`` (Arrow:
+  string, int64, float64, timestamp[ns, UTC], with pandas metadata for those dtypes);
+* a value that is present but does not cast becomes null, and its original text is kept in
+  ``_coercion_errors`` (a JSON object ``{"column": "text", ...}``, null for clean rows);
+* columns the schema does not know are kept, as strings (the schema check must see them);
+  schema columns missing from the file are simply absent;
+* ``_row``: the record's 0-based position in the landing file (0 = first line after the header);
+* ``_row_id``, only when the spec declares no id column: ``<YYYY-MM-DD>:<_row>``, the row's id
+  (stable for a delivery; validation keeps it in the validated partition, snapshots sort by it).
+
+Columns whose name starts with ``_`` are meta columns. A file that cannot be read at all goes
+to ``quarantine/`` whole, with a ledger summary; nothing of it reaches ``raw``. Re-running
+replaces the partition, so ingest is idempotent.
+
+Memory stays bounded whatever the partition's size: the landed file is streamed (sha256 in
+blocks), a CSV file is read by pyarrow block by block (:mod:`.stream`; other encodings are
+transcoded to a UTF-8 spool file first), cast batch by batch of ``chunk_rows`` rows
+(:func:`mlflywheel.datasets.cells.cast_array`) and written to a spool Parquet file one row group
+per batch, which the lake then streams. Chunk boundaries do not change the result. A file the
+streaming reader declines (NUL bytes, a quote left open, a ragged record, a refused header, ...)
+is read by the exact reader (:mod:`.exact`, in memory, the messages of every odd case) if it is
+at most :data:`EXACT_READER_MAX_BYTES`; a larger one is quarantined whole with the streaming
+reader's reason and its records counted streaming (non-blank lines after the header). Parquet
+landings are read whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlflywheel import ledger
+from mlflywheel.datasets.landing import landing_key, landing_marker_key
+from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.ingest import exact, raw, stream
+from mlflywheel.ingest.exact import (
+    EXACT_READER_MAX_BYTES,
+    GZIP_MAGIC,
+    PARQUET_MAGIC,
+    PIPELINE_COLUMNS,
+    UNREADABLE_KIND,
+    LandingTable,
+    UnreadableFileError,
+    read_landing,
+    read_landing_table,
+)
+from mlflywheel.lake import Lake, frame_from_parquet, keys
+from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
+from mlflywheel.settings import Settings
+
+__all__ = [
+    "COERCION_ERRORS_COLUMN", "DEFAULT_CHUNK_ROWS", "EXACT_READER_MAX_BYTES", "GZIP_MAGIC", "PARQUET_MAGIC",
+    "PIPELINE_COLUMNS", "ROW_COLUMN", "ROW_ID_COLUMN", "UNREADABLE_KIND", "IngestError", "LandingTable",
+    "UnreadableFileError", "ingest_partition", "normalise", "read_landing", "read_landing_table", "read_raw",
+]  # fmt: skip
+
+DEFAULT_CHUNK_ROWS = Settings.partition_chunk_rows  # its default; callers with settings pass theirs
+
+
+class IngestError(RuntimeError):
+    """The partition cannot be ingested (e.g. it has not landed); a retry may succeed."""
+
+
+def ingest_partition(
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    *,
+    run_id: str,
+    ledger_sink: ledger.LedgerSink | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> dict[str, Any]:
+    """Normalise the day's landed file into ``raw`` (or quarantine it if unreadable), reading and
+    writing ``chunk_rows`` rows at a time.
+
+    ``ledger_sink`` also records the summary of a whole-file quarantine (the only outcome for
+    which ingest writes the ledger; validation writes it otherwise).
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    source_key = landing_key(spec, day)
+    marker_key = landing_marker_key(spec, day)
+    if not lake.exists(marker_key):
+        raise IngestError(f"{spec.name} {day}: not landed yet (no marker {lake.url(marker_key)})")
+    if not lake.exists(source_key):
+        raise IngestError(f"{spec.name} {day}: marker present but no file {lake.url(source_key)}")
+    with lake.local_file(source_key) as path, tempfile.TemporaryDirectory(prefix="flywheel-ingest-") as spool:
+        surveyed = stream.survey(path)
+        base = {
+            "dataset": spec.name,
+            "partition": day.isoformat(),
+            "source_key": source_key,
+            "source_sha256": surveyed.sha256,
+            "run_id": run_id,
+        }
+        try:
+            written = _write_raw(path, surveyed, spec, day, Path(spool), chunk_rows)
+        except UnreadableFileError as exc:
+            return _quarantine_unreadable(
+                lake, spec, day, path, str(exc), base, ledger_sink=ledger_sink, records=exc.records
+            )
+        lake.publish_partition(
+            keys.RAW,
+            spec.name,
+            day,
+            {keys.DATA_FILE: written.path},
+            meta={"rows_in": written.rows, "notes": written.notes, **base},
+        )
+    # An earlier whole-file quarantine of the day stays with its ledger summary (one commit) until
+    # validation commits this delivery's result over it.
+    return {
+        **base,
+        "status": "raw",
+        "rows_in": written.rows,
+        "notes": written.notes,
+        "coercion_errors": written.coercion_errors,
+        "extra_columns": [c for c in written.header if c not in spec.column_names],
+        "missing_columns": [c for c in spec.column_names if c not in written.header],
+    }
+
+
+def _write_raw(
+    path: Path, surveyed: stream.Survey, spec: DatasetSpec, day: dt.date, spool: Path, chunk_rows: int
+) -> raw.Written:
+    """The raw partition file in ``spool``: streamed when the streaming reader takes the file, else
+    by the exact reader (up to :data:`EXACT_READER_MAX_BYTES`); raises UnreadableFileError."""
+    out = spool / keys.DATA_FILE
+    if spec.landing_format == "parquet":
+        try:
+            return _write_parquet_landing(out, path, spec, day, chunk_rows)
+        except stream.Declined as declined:
+            if surveyed.size > EXACT_READER_MAX_BYTES:
+                raise UnreadableFileError(
+                    f"not a Parquet file: {declined}", records=stream.count_records(path, surveyed.head)
+                ) from None
+    else:
+        multiline = [c.name for c in spec.columns if c.multiline]
+        try:
+            source = stream.csv_source(path, surveyed, spool)
+            batches = stream.rebatch(stream.read_batches(source, multiline), chunk_rows)
+            return raw.write_raw(out, source.header, batches, spec, day, source.notes)
+        except stream.Declined as declined:
+            if surveyed.size > EXACT_READER_MAX_BYTES:
+                raise UnreadableFileError(
+                    f"{declined} (read streaming: at {surveyed.size} bytes the file is too large to read "
+                    "record by record)",
+                    records=stream.count_records(path, surveyed.head),
+                ) from None
+    landed = read_landing(path.read_bytes(), spec)  # raises UnreadableFileError for most
+    header = [str(name) for name in landed.table.columns]
+    return raw.write_raw(out, header, raw.text_batches(landed.table, chunk_rows), spec, day, landed.notes)
+
+
+def _write_parquet_landing(out: Path, path: Path, spec: DatasetSpec, day: dt.date, chunk_rows: int) -> raw.Written:
+    """A Parquet landing read ``chunk_rows`` rows at a time, each batch rendered as text (as the
+    exact reader renders the whole file); :class:`stream.Declined` if pyarrow cannot read it."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        header = [str(c) for c in parquet.schema_arrow.empty_table().to_pandas().columns]
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+        raise stream.Declined(str(exc)) from None
+    reserved = [c for c in header if c in PIPELINE_COLUMNS]
+    if reserved:
+        raise UnreadableFileError(
+            f"the file has a column named {reserved[0]!r}, a name reserved for the pipeline's meta columns",
+            records=parquet.metadata.num_rows,
+        )
+
+    def text_batches() -> Any:
+        try:
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                yield from raw.text_batches(exact.frame_as_text(batch.to_pandas()), chunk_rows)
+        except (OSError, ValueError) as exc:  # a broken page or row group (pyarrow's errors are both)
+            raise stream.Declined(str(exc)) from None
+
+    return raw.write_raw(out, header, text_batches(), spec, day, [])
+
+
+def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
+    """The day's raw partition as written by :func:`ingest_partition`."""
+    return frame_from_parquet(lake.partition_file(keys.RAW, spec.name, day, keys.DATA_FILE))
+
+
+def normalise(
+    text_table: pd.DataFrame, spec: DatasetSpec, *, day: dt.date | None = None
+) -> tuple[pd.DataFrame, int]:
+    """A table of landed text as the raw contract's frame (``_row_id`` too when the spec has no id
+    column and ``day`` is given), in memory; and the number of rows with a coercion error."""
+    import pyarrow as pa
+
+    header = [str(name) for name in text_table.columns]
+    schema = raw.raw_schema(header, spec, row_ids=spec.id_column is None and day is not None)
+    batches = list(raw.text_batches(text_table, max(len(text_table), 1)))
+    cast, errors = raw.cast_batch(batches[0], spec, first_row=0, day=day, schema=schema) if batches else (None, 0)
+    table = pa.Table.from_batches([cast] if cast is not None else [], schema=schema)
+    return table.to_pandas(), errors
+
+
+def _quarantine_unreadable(
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    path: Path,
+    error: str,
+    base: dict[str, Any],
+    *,
+    ledger_sink: ledger.LedgerSink | None = None,
+    records: int | None = None,
+) -> dict[str, Any]:
+    rows_in = records if records is not None else _records_in(path)
+    reason = f"unreadable file: {error}"
+    # Nothing of an unreadable delivery may stay downstream: raw goes first, so no later
+    # validation can publish an earlier delivery's rows again (a kill right after leaves readers
+    # on the previous commit, and the retry repeats this).
+    lake.clear_partition(keys.RAW, spec.name, day)
+    reasons = {reason: rows_in}
+    commit_id = keys.new_version()
+    summary = {
+        **base,
+        "status": "quarantined",
+        "rows_in": rows_in,
+        "rows_validated": 0,
+        "rows_quarantined": rows_in,
+        "reasons": reasons,
+        "partition_failures": [reason],
+        "report_key": keys.validation_report_key(spec.name, day, version=commit_id),
+        "validated_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    quarantine = (
+        {
+            f"landing.{spec.landing_format}": path,
+            "reasons.json": json.dumps(reasons, indent=2, sort_keys=True).encode(),
+        },
+        {"kind": UNREADABLE_KIND, "rows_in": rows_in, **base},
+    )
+    # One commit: the quarantine, no validated rows, this report and the ledger summary together.
+    return ledger.commit(
+        lake,
+        summary,
+        zones={keys.QUARANTINE: quarantine, keys.VALIDATED: None},
+        report={keys.REPORT_HTML: _unreadable_report(spec, summary).encode()},
+        commit_id=commit_id,
+        sink=ledger_sink,
+    )
+
+
+def _unreadable_report(spec: DatasetSpec, summary: dict[str, Any]) -> str:
+    """The validation report of a delivery that could not be read (nothing was validated)."""
+    from mlflywheel import reports
+
+    overview = reports.key_values(
+        [(name.replace("_", " "), summary[name])
+         for name in ("dataset", "partition", "status", "rows_in", "rows_validated", "rows_quarantined",
+                      "run_id", "source_key", "source_sha256", "validated_at")]
+    )  # fmt: skip
+    return reports.page(
+        f"Validation of {summary['dataset']} {summary['partition']}: {summary['status']}",
+        [("Overview", overview), ("Partition failures", reports.bullet_list(summary["partition_failures"]))],
+        subtitle=f"{spec.description} The delivered file is kept whole in quarantine. "
+        f"Report key: {summary['report_key']}",
+    )
+
+
+def _records_in(path: Path) -> int:
+    """The records of a file no reader takes: counted exactly if it is small enough to hold."""
+    if path.stat().st_size <= EXACT_READER_MAX_BYTES:
+        return exact._records_in(path.read_bytes())
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    return stream.count_records(path, head)

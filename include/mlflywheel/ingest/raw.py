@@ -1,0 +1,118 @@
+"""The raw partition's Arrow schema, the cast of a batch of landed text to it, and the writer of
+the partition's Parquet file, one row group per batch (the contract: :mod:`mlflywheel.ingest`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlflywheel.datasets.cells import cast_array
+from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
+
+
+def raw_columns(header: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:
+    """(name, dtype) of the raw partition's data columns: the schema's columns the file has, in
+    schema order, then the columns the schema does not know, as text, in the file's order."""
+    known = [(c.name, c.dtype) for c in spec.columns if c.name in header]
+    return known + [(name, "string") for name in header if name not in spec.column_names]
+
+
+def raw_schema(header: list[str], spec: DatasetSpec, *, row_ids: bool) -> Any:
+    """The Arrow schema, with the pandas metadata that makes ``read_frame`` give the contract's
+    dtypes (object, Int64, float64, datetime64[ns, UTC]) whatever the values."""
+    import pandas as pd
+    import pyarrow as pa
+
+    sample = {
+        "string": pd.Series(["x"], dtype=object),
+        "int": pd.array([1], dtype="Int64"),
+        "float": np.array([1.0]),
+        "datetime": pd.Series(pd.to_datetime(["2026-01-01"], utc=True)).astype("datetime64[ns, UTC]"),
+    }
+    frame = pd.DataFrame({name: sample[dtype] for name, dtype in raw_columns(header, spec)}, index=[0])
+    frame[ROW_COLUMN] = np.array([0], dtype=np.int64)
+    if row_ids:
+        frame[ROW_ID_COLUMN] = "x"
+    frame[COERCION_ERRORS_COLUMN] = "x"
+    return pa.Schema.from_pandas(frame, preserve_index=False)
+
+
+def cast_batch(
+    batch: Any, spec: DatasetSpec, *, first_row: int, day: dt.date | None, schema: Any
+) -> tuple[Any, int]:
+    """A batch of landed text (columns named by the header) as a batch of ``schema``, and the
+    number of its rows with at least one coercion error. ``first_row``: the batch's first record's
+    position in the file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    header = batch.schema.names
+    arrays = []
+    errors: dict[int, dict[str, str]] = {}
+    for name, dtype in raw_columns(header, spec):
+        text = batch.column(header.index(name))
+        values, failed = cast_array(text, dtype)
+        arrays.append(values)
+        where = np.flatnonzero(failed)
+        if where.size:  # schema order within a row's errors, as the columns are cast
+            for position, original in zip(where, text.take(pa.array(where)).to_pylist(), strict=True):
+                errors.setdefault(int(position), {})[name] = original
+    count = batch.num_rows
+    rows = pa.array(np.arange(first_row, first_row + count, dtype=np.int64))
+    arrays.append(rows)
+    if ROW_ID_COLUMN in schema.names:  # derived_row_id, in bulk
+        arrays.append(pc.binary_join_element_wise(f"{day.isoformat()}:", rows.cast(pa.string()), ""))
+    if errors:
+        error_json = np.full(count, None, dtype=object)
+        for position, bad in errors.items():
+            error_json[position] = json.dumps(bad)
+        arrays.append(pa.array(error_json, type=pa.string()))
+    else:
+        arrays.append(pa.nulls(count, pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema), len(errors)
+
+
+@dataclass
+class Written:
+    """A raw partition file written to the spool: where, its landed header, rows and notes."""
+
+    path: Path
+    header: list[str]
+    rows: int
+    coercion_errors: int
+    notes: list[str]
+
+
+def write_raw(
+    path: Path, header: list[str], batches: Iterable[Any], spec: DatasetSpec, day: dt.date, notes: list[str]
+) -> Written:
+    """Cast ``batches`` of landed text and write them to ``path``, one row group per batch."""
+    import pyarrow.parquet as pq
+
+    schema = raw_schema(header, spec, row_ids=spec.id_column is None)
+    rows = errors = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in batches:
+            cast, bad = cast_batch(batch, spec, first_row=rows, day=day, schema=schema)
+            writer.write_batch(cast)
+            rows += batch.num_rows
+            errors += bad
+    return Written(path, header, rows, errors, notes)
+
+
+def text_batches(table: Any, chunk_rows: int) -> Iterator[Any]:
+    """A pandas table of text (str or None per cell) as Arrow string batches of ``chunk_rows``."""
+    import pyarrow as pa
+
+    names = [str(name) for name in table.columns]
+    for start in range(0, len(table), chunk_rows):
+        part = table.iloc[start : start + chunk_rows]
+        arrays = [pa.array(part.iloc[:, i].to_numpy(dtype=object), type=pa.string()) for i in range(len(names))]
+        yield pa.RecordBatch.from_arrays(arrays, names=names)
