@@ -153,3 +153,27 @@ def test_refusals_become_clear_errors(tmp_path: Path, error_code: str, status: i
         assert isinstance(info.value, registry.RegistryAuthError) and expected in str(info.value)
         assert "MLflow at https://ci:***@mlflow.example" in str(info.value) and "token" not in str(info.value)
         assert "service-password-01" not in str(info.value)
+
+
+def test_mlflow_s3_artifact_client_takes_the_s3_bounds_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow builds its own boto3 client for s3:// artifacts; after configure_mlflow that client has
+    the FLYWHEEL_S3_* timeouts and attempts, MLflow's own options kept, and follows a change."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    for connect, read, attempts in ((2.0, 7.0, 4), (3.0, 9.0, 2)):
+        settings = Settings.from_env(
+            {"FLYWHEEL_DATA_DIR": str(tmp_path)}, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            s3_connect_timeout_seconds=connect, s3_read_timeout_seconds=read, s3_max_attempts=attempts,
+        )  # fmt: skip
+        registry.configure_mlflow(settings)
+        client = get_artifact_repository("s3://flywheel-mlflow/experiments/1")._get_s3_client()
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (connect, read)
+        assert config.retries == {"total_max_attempts": attempts, "mode": "standard"}
+        assert config.signature_version == "s3v4"  # MLflow's own choice survives the merge
+        assert client.meta.endpoint_url == "http://127.0.0.1:9"

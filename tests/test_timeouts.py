@@ -161,6 +161,83 @@ def test_mlflow_call_to_a_hung_server_fails_within_its_budget(
     assert len(hung_server.accepted) == 2  # the first try and one retry
 
 
+def test_mlflow_artifact_upload_to_a_hung_s3_endpoint_fails_within_its_budget(
+    hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs write artifacts straight to S3 (the compose stack: FLYWHEEL_MLFLOW_ARTIFACT_ROOT=s3://...)
+    with MLflow's own S3 client, which MLflow builds with botocore's defaults (60 s to connect, 60 s
+    to read, 3 attempts). configure_mlflow bounds it from the FLYWHEEL_S3_* settings."""
+    from mlflywheel import registry
+    from mlflywheel.lake.s3 import S3Lake
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for variable in registry.MLFLOW_HTTP_ENV:
+        monkeypatch.setenv(variable, "")
+    endpoint = f"http://{hung_server.address}"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)  # how MLflow's client finds the store
+    settings = settings_for(
+        tmp_path,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root="s3://flywheel-mlflow/experiments",
+        s3_endpoint_url=endpoint,
+        s3_connect_timeout_seconds=1.0,
+        s3_read_timeout_seconds=1.0,
+        s3_max_attempts=2,
+    )
+    budget = S3Lake("b", endpoint_url=endpoint, settings=settings, client=object()).call_budget_seconds()
+    # The tracking store (SQLite) set up first: only the artifact upload meets the hung endpoint.
+    registry.ensure_experiment(settings, "flywheel-hung-artifacts", own_folder=True)
+    assert not hung_server.accepted
+
+    def log_report() -> object:
+        return registry.log_report_run(
+            settings, experiment="flywheel-hung-artifacts", tags={}, params={}, metrics={},
+            texts={"report.md": "# hung"},
+        )  # fmt: skip
+
+    error, elapsed, ended = _run_bounded(log_report, budget + 30)
+    assert ended, "MLflow's S3 artifact client waited on a hung endpoint with botocore's defaults"
+    assert isinstance(error, registry.ArtifactStoreUnavailable), repr(error)
+    assert 1.0 <= elapsed <= budget + SLACK_S, (elapsed, budget)
+    message = str(error)
+    assert f"MLflow's artifact store at endpoint {endpoint}" in message  # names the endpoint
+    assert "FLYWHEEL_S3_READ_TIMEOUT_SECONDS" in message and "2 attempt(s)" in message
+    assert len(hung_server.accepted) == 2  # one connection per attempt, then gave up
+
+
+def test_mlflow_proxied_artifact_upload_to_a_hung_server_fails_within_its_budget(
+    hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind the server's artifact proxy (``mlflow-artifacts:``, the artifact root the server
+    chooses) an upload is an MLflow REST call to the tracking server: the FLYWHEEL_MLFLOW_HTTP_*
+    bounds that configure_mlflow sets hold for MLflow's artifact client too."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflywheel import registry
+
+    for variable in registry.MLFLOW_HTTP_ENV:
+        monkeypatch.setenv(variable, "")
+    settings = settings_for(
+        tmp_path,
+        mlflow_tracking_uri=f"http://{hung_server.address}",
+        mlflow_http_timeout_seconds=1,
+        mlflow_http_max_retries=1,
+        mlflow_http_backoff_factor=0,
+    )
+    registry.configure_mlflow(settings)
+    repository = get_artifact_repository("mlflow-artifacts:/1/run/artifacts")  # resolved via the tracking URI
+    report = tmp_path / "report.md"
+    report.write_text("# hung")
+    budget = registry.mlflow_call_budget_seconds(settings)
+    error, elapsed, ended = _run_bounded(lambda: repository.log_artifact(str(report)), budget + 30)
+    assert ended, "the proxied upload waited on a hung server"
+    assert isinstance(error, MlflowException), repr(error)
+    assert 1.0 <= elapsed <= budget + SLACK_S, (elapsed, budget)
+    assert f"http://{hung_server.address}/api/2.0/mlflow-artifacts/artifacts/" in str(error)  # the endpoint
+    assert len(hung_server.accepted) == 2  # the first try and one retry
+
+
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
 

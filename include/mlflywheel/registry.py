@@ -57,6 +57,11 @@ class RegistryAuthError(RegistryError):
     """The MLflow server refused the credentials (401) or the operation (403)."""
 
 
+class ArtifactStoreUnavailable(RegistryError):
+    """MLflow's S3 artifact store did not answer within the FLYWHEEL_S3_* bounds (a hung or
+    unreachable endpoint): transient, the task's retries take over."""
+
+
 # MLflow's own knobs (read on every request) for the FLYWHEEL_MLFLOW_HTTP_* settings.
 MLFLOW_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "mlflow_http_timeout_seconds",
@@ -70,6 +75,8 @@ MLFLOW_CREDENTIAL_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "mlflow_tracking_password",
 }
 _credentials_set: dict[str, str] = {}  # what configure_mlflow last put into os.environ
+_artifact_client_bounds: tuple[float, float, int] | None = None  # what _bound_artifact_s3_client installed
+S3_BOUND_SETTINGS = ("s3_connect_timeout_seconds", "s3_read_timeout_seconds", "s3_max_attempts")
 
 
 def mlflow_call_budget_seconds(settings: Settings) -> float:
@@ -88,12 +95,16 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
 
     Also bounds every MLflow REST call (MLflow's defaults, 120 s and 7 retries, let an
     unreachable server hold a task for minutes): see :func:`mlflow_call_budget_seconds`.
-    A call that runs out fails with MLflow's error, which names the URL it called.
+    A call that runs out fails with MLflow's error, which names the URL it called. Artifacts
+    behind the server's proxy (``mlflow-artifacts:``) go through the same REST client, so the
+    same bound; artifacts written straight to S3 (``s3://``) go through MLflow's own boto3
+    client, bounded here by the ``FLYWHEEL_S3_*`` settings (:func:`_bound_artifact_s3_client`).
     """
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     for variable, name in MLFLOW_HTTP_ENV.items():
         os.environ[variable] = str(getattr(settings, name))
     _set_credentials(settings)
+    _bound_artifact_s3_client(settings)
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -104,6 +115,68 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _bound_artifact_s3_client(settings: Settings) -> None:
+    """Give MLflow's S3 artifact client the lake's timeouts and attempts (``FLYWHEEL_S3_*``).
+
+    MLflow builds that client itself (``S3ArtifactRepository``: ``boto3.client("s3", config=...)``
+    on boto3's default session) with a ``Config`` of its own that sets no timeout: botocore's
+    defaults, 60 s to connect and 60 s to read on each of 3 attempts, apply, minutes per call on
+    a hung endpoint. MLflow offers no variable for them, and botocore reads timeouts from no
+    variable (``AWS_MAX_ATTEMPTS`` and ``AWS_RETRY_MODE`` cover the retries only). The documented
+    hook that reaches the client is botocore's ``Session.set_default_client_config``: every
+    client the session creates merges its own ``Config`` over this one, so MLflow's choices
+    (signature, addressing) stay and our timeouts and retries fill in what it leaves unset.
+    boto3's default session is replaced (``boto3.setup_default_session``, also public) by one
+    carrying it; an explicit ``Config`` (the lake's) still wins on its own values.
+    """
+    global _artifact_client_bounds
+    bounds = tuple(getattr(settings, name) for name in S3_BOUND_SETTINGS)
+    if bounds == _artifact_client_bounds:
+        return
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
+    connect_timeout, read_timeout, attempts = bounds
+    core = botocore.session.get_session()
+    core.set_default_client_config(
+        Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+        )
+    )
+    boto3.setup_default_session(botocore_session=core)
+    # MLflow caches its S3 clients for up to 5 minutes; one made under other bounds would outlive
+    # the change (this matters to a process that switches settings, such as a test run).
+    from mlflow.store.artifact import s3_artifact_repo
+
+    cached = getattr(s3_artifact_repo, "_cached_get_s3_client", None)
+    if hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+    _artifact_client_bounds = bounds  # type: ignore[assignment]
+
+
+def _artifact_store_unavailable(settings: Settings, exc: BaseException) -> ArtifactStoreUnavailable | None:
+    """A clear error for a timeout or unreachable endpoint of MLflow's S3 artifact client, else None."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, (BotoConnectionError, HTTPClientError)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or settings.s3_endpoint_url
+    where = f"endpoint {redact(endpoint)}" if endpoint else "AWS S3"
+    return ArtifactStoreUnavailable(
+        f"MLflow's artifact store at {where} did not answer: {redact(str(cause))} (gave up after "
+        f"{settings.s3_max_attempts} attempt(s), {settings.s3_connect_timeout_seconds:g} s to connect and "
+        f"{settings.s3_read_timeout_seconds:g} s to read each: {PREFIX}S3_CONNECT_TIMEOUT_SECONDS, "
+        f"{PREFIX}S3_READ_TIMEOUT_SECONDS, {PREFIX}S3_MAX_ATTEMPTS)"
+    )
 
 
 def _set_credentials(settings: Settings) -> None:
@@ -140,22 +213,23 @@ def _refusal(settings: Settings, exc: BaseException) -> RegistryAuthError | None
 
 
 def _explain_refusals(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn MLflow's 401/403 in ``function(settings, ...)`` into a :class:`RegistryAuthError`.
+    """Turn MLflow's 401/403 in ``function(settings, ...)`` into a :class:`RegistryAuthError`, and a
+    hung or unreachable S3 artifact store into an :class:`ArtifactStoreUnavailable`.
 
-    MLflow retries neither, so the error comes at once instead of after the retry budget.
+    MLflow retries neither refusal, so the error comes at once instead of after the retry budget.
     """
 
     @functools.wraps(function)
     def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> Any:
         try:
             return function(settings, *args, **kwargs)
-        except RegistryAuthError:
+        except RegistryError:
             raise
         except Exception as exc:
-            refusal = _refusal(settings, exc)
-            if refusal is None:
+            clear = _refusal(settings, exc) or _artifact_store_unavailable(settings, exc)
+            if clear is None:
                 raise
-            raise refusal from exc
+            raise clear from exc
 
     return wrapper
 
