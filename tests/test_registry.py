@@ -153,3 +153,102 @@ def test_refusals_become_clear_errors(tmp_path: Path, error_code: str, status: i
         assert isinstance(info.value, registry.RegistryAuthError) and expected in str(info.value)
         assert "MLflow at https://ci:***@mlflow.example" in str(info.value) and "token" not in str(info.value)
         assert "service-password-01" not in str(info.value)
+
+
+def test_mlflow_s3_artifact_client_takes_the_s3_bounds_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow builds its own boto3 client for s3:// artifacts; after configure_mlflow that client has
+    the FLYWHEEL_S3_* timeouts and attempts, MLflow's own options kept, and follows a change."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    for connect, read, attempts in ((2.0, 7.0, 4), (3.0, 9.0, 2)):
+        settings = Settings.from_env(
+            {"FLYWHEEL_DATA_DIR": str(tmp_path)}, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            s3_connect_timeout_seconds=connect, s3_read_timeout_seconds=read, s3_max_attempts=attempts,
+        )  # fmt: skip
+        registry.configure_mlflow(settings)
+        client = get_artifact_repository("s3://flywheel-mlflow/experiments/1")._get_s3_client()
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (connect, read)
+        assert config.retries == {"total_max_attempts": attempts, "mode": "standard"}
+        assert config.signature_version == "s3v4"  # MLflow's own choice survives the merge
+        assert client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in-process: no ``except Exception`` clean-up runs."""
+
+
+def _one_version(settings: Settings) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    registry.configure_mlflow(settings)
+    client.create_registered_model(settings.model_name)
+    client.create_model_version(settings.model_name, source=(Path(settings.data_dir) / "artifacts").as_uri())
+
+
+def _raw(settings: Settings) -> dict[str, str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    return dict(client.get_model_version(settings.model_name, "1").tags)
+
+
+@pytest.mark.parametrize("kill_at", ["registry.tag.partial", "registry.tag.commit"])
+def test_a_record_write_cut_off_reads_as_the_record_before_it_and_is_undone_next(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, kill_at: str
+) -> None:
+    """Several tags are one record: cut off half-way (or with every tag written but not committed),
+    readers still see the previous record whole, stale keys included; the next write undoes it."""
+    from mlflywheel import faults
+
+    _one_version(settings)
+    old = {"flywheel.gate.decision": "rejected", "flywheel.gate.rows": "100", "flywheel.gate.note": "n" * 12_000,
+           "flywheel.approval.answer": "rejected", "flywheel.other": "kept"}  # fmt: skip
+    registry.tag_version(settings, "1", old)
+    new = {"flywheel.gate.decision": "promoting", "flywheel.gate.rows": "700", "flywheel.gate.note": "m"}
+
+    def point(step: str) -> None:
+        if step == kill_at:
+            raise _Killed(step)
+
+    monkeypatch.setattr(faults, "point", point)
+    with pytest.raises(_Killed):
+        registry.tag_version(settings, "1", new, replace_prefixes=("flywheel.gate.", "flywheel.approval."))
+    monkeypatch.undo()
+    expected_old = {**old, "flywheel.gate.note": "n" * registry.TAG_VALUE_LIMIT}
+    raw = _raw(settings)
+    assert raw["flywheel.gate.decision"] == "promoting" and registry.UNDO_TAG in raw  # half written on disk
+    assert int(raw[registry.UNDO_TAG]) > 1  # the 5000-character old value needs more than one undo part
+    for view in (registry.version_tags(settings, "1"), registry.list_versions(settings)[0].tags,
+                 registry.get_version(settings, "1").tags):  # fmt: skip
+        assert view == expected_old  # readers: the old record, whole
+
+    assert registry.repair_unfinished_writes(settings) == ["1"]
+    assert _raw(settings) == expected_old  # undone on disk, bookkeeping gone
+    registry.tag_version(settings, "1", new, replace_prefixes=("flywheel.gate.", "flywheel.approval."))
+    assert _raw(settings) == {**new, "flywheel.other": "kept"}  # the new record alone: stale keys removed
+
+
+def test_a_failed_record_write_is_undone_at_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    _one_version(settings)
+    registry.tag_version(settings, "1", {"flywheel.a": "1", "flywheel.b": "1"})
+    real = MlflowClient.set_model_version_tag
+
+    def flaky(self, name, version, key, value):  # type: ignore[no-untyped-def]
+        if key == "flywheel.b":
+            raise RuntimeError("server error")
+        return real(self, name, version, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", flaky)
+    with pytest.raises(RuntimeError, match="server error"):
+        registry.tag_version(settings, "1", {"flywheel.a": "2", "flywheel.b": "2"})
+    monkeypatch.undo()
+    assert _raw(settings) == {"flywheel.a": "1", "flywheel.b": "1"}  # nothing half-done left behind

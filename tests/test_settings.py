@@ -381,6 +381,8 @@ def test_blank_variable_sets_a_text_field_to_empty_while_an_empty_one_is_unset(d
         ("postgres_connect_timeout_seconds", "1"), ("postgres_statement_timeout_seconds", "0"),
         ("approver_roles", "approver,role:x"), ("approver_roles", "a/b"),
         ("postgres_extract_timeout_seconds", "0"),
+        ("postgres_liveness_interval_seconds", "0"), ("postgres_liveness_interval_seconds", "nan"),
+        ("postgres_liveness_timeout_seconds", "1"), ("postgres_liveness_timeout_seconds", "2.5"),
     ],
 )  # fmt: skip
 def test_out_of_range_value_is_refused_naming_variable_value_and_what_is_allowed(
@@ -434,6 +436,7 @@ def test_all_bad_values_are_reported_together(data_dir: Path) -> None:
         ("source_postgres_uri", "postgres://u@h:5432/db"), ("ledger_uri", "postgresql://u@h/db?sslmode=require"),
         ("dataset", "my_data.v2"), ("mlflow_http_max_retries", "0"), ("s3_read_timeout_seconds", "0.5"),
         ("approver_roles", "approver, Release Managers"), ("approver_roles", " "),
+        ("postgres_liveness_interval_seconds", "0.5"), ("postgres_liveness_timeout_seconds", "2"),
     ],
 )  # fmt: skip
 def test_edge_values_inside_the_range_are_accepted(data_dir: Path, field: str, value: str) -> None:

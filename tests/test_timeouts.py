@@ -89,8 +89,12 @@ def test_default_budgets_are_under_a_minute(tmp_path: Path) -> None:
     from mlflywheel.postgres import query_budget_seconds
 
     assert query_budget_seconds(settings) < 60  # the ledger's and the loop's own queries
-    # A day's extract may run longer by design (FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS), but bounded.
+    # A day's extract may run longer by design (FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS), but bounded,
+    # and a hung server is found out by the liveness probe long before that limit.
     assert query_budget_seconds(settings, settings.postgres_extract_timeout_seconds) <= 660
+    from mlflywheel.postgres import liveness_budget_seconds
+
+    assert liveness_budget_seconds(settings) < 60
     assert AirflowApi("http://127.0.0.1:9", "u", "p").budget < 60
 
 
@@ -157,6 +161,83 @@ def test_mlflow_call_to_a_hung_server_fails_within_its_budget(
     assert len(hung_server.accepted) == 2  # the first try and one retry
 
 
+def test_mlflow_artifact_upload_to_a_hung_s3_endpoint_fails_within_its_budget(
+    hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs write artifacts straight to S3 (the compose stack: FLYWHEEL_MLFLOW_ARTIFACT_ROOT=s3://...)
+    with MLflow's own S3 client, which MLflow builds with botocore's defaults (60 s to connect, 60 s
+    to read, 3 attempts). configure_mlflow bounds it from the FLYWHEEL_S3_* settings."""
+    from mlflywheel import registry
+    from mlflywheel.lake.s3 import S3Lake
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for variable in registry.MLFLOW_HTTP_ENV:
+        monkeypatch.setenv(variable, "")
+    endpoint = f"http://{hung_server.address}"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)  # how MLflow's client finds the store
+    settings = settings_for(
+        tmp_path,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root="s3://flywheel-mlflow/experiments",
+        s3_endpoint_url=endpoint,
+        s3_connect_timeout_seconds=1.0,
+        s3_read_timeout_seconds=1.0,
+        s3_max_attempts=2,
+    )
+    budget = S3Lake("b", endpoint_url=endpoint, settings=settings, client=object()).call_budget_seconds()
+    # The tracking store (SQLite) set up first: only the artifact upload meets the hung endpoint.
+    registry.ensure_experiment(settings, "flywheel-hung-artifacts", own_folder=True)
+    assert not hung_server.accepted
+
+    def log_report() -> object:
+        return registry.log_report_run(
+            settings, experiment="flywheel-hung-artifacts", tags={}, params={}, metrics={},
+            texts={"report.md": "# hung"},
+        )  # fmt: skip
+
+    error, elapsed, ended = _run_bounded(log_report, budget + 30)
+    assert ended, "MLflow's S3 artifact client waited on a hung endpoint with botocore's defaults"
+    assert isinstance(error, registry.ArtifactStoreUnavailable), repr(error)
+    assert 1.0 <= elapsed <= budget + SLACK_S, (elapsed, budget)
+    message = str(error)
+    assert f"MLflow's artifact store at endpoint {endpoint}" in message  # names the endpoint
+    assert "FLYWHEEL_S3_READ_TIMEOUT_SECONDS" in message and "2 attempt(s)" in message
+    assert len(hung_server.accepted) == 2  # one connection per attempt, then gave up
+
+
+def test_mlflow_proxied_artifact_upload_to_a_hung_server_fails_within_its_budget(
+    hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind the server's artifact proxy (``mlflow-artifacts:``, the artifact root the server
+    chooses) an upload is an MLflow REST call to the tracking server: the FLYWHEEL_MLFLOW_HTTP_*
+    bounds that configure_mlflow sets hold for MLflow's artifact client too."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflywheel import registry
+
+    for variable in registry.MLFLOW_HTTP_ENV:
+        monkeypatch.setenv(variable, "")
+    settings = settings_for(
+        tmp_path,
+        mlflow_tracking_uri=f"http://{hung_server.address}",
+        mlflow_http_timeout_seconds=1,
+        mlflow_http_max_retries=1,
+        mlflow_http_backoff_factor=0,
+    )
+    registry.configure_mlflow(settings)
+    repository = get_artifact_repository("mlflow-artifacts:/1/run/artifacts")  # resolved via the tracking URI
+    report = tmp_path / "report.md"
+    report.write_text("# hung")
+    budget = registry.mlflow_call_budget_seconds(settings)
+    error, elapsed, ended = _run_bounded(lambda: repository.log_artifact(str(report)), budget + 30)
+    assert ended, "the proxied upload waited on a hung server"
+    assert isinstance(error, MlflowException), repr(error)
+    assert 1.0 <= elapsed <= budget + SLACK_S, (elapsed, budget)
+    assert f"http://{hung_server.address}/api/2.0/mlflow-artifacts/artifacts/" in str(error)  # the endpoint
+    assert len(hung_server.accepted) == 2  # the first try and one retry
+
+
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
 
@@ -197,14 +278,19 @@ def test_postgres_timeouts_come_from_the_environment_by_default(
 @dataclass
 class FreezingProxy:
     """Loopback TCP proxy to the real PostgreSQL server. Once the client sends bytes containing
-    ``marker`` (a query), nothing more is forwarded either way, and every socket stays open: the
-    client's kernel still gets its data and keepalives acknowledged, as from a wedged server or a
-    stuck middlebox, so neither TCP keepalives nor ``tcp_user_timeout`` end the wait."""
+    ``marker`` (a query), and ``reply_bytes`` more bytes of the server's answer have been forwarded
+    (0: none, the freeze comes before the first row), nothing more is forwarded either way, on any
+    connection, new ones included, and every socket stays open: the client's kernel still gets its
+    data and keepalives acknowledged, as from a wedged server or a stuck middlebox, so neither TCP
+    keepalives nor ``tcp_user_timeout`` end the wait."""
 
     host: str
     port: int
     marker: bytes = b""
+    reply_bytes: int = 0
+    armed: threading.Event = field(default_factory=threading.Event)
     frozen: threading.Event = field(default_factory=threading.Event)
+    forwarded_after_marker: int = 0
     sockets: list[socket.socket] = field(default_factory=list)
 
     def uri(self, database_uri: str, password: str = SECRET) -> str:
@@ -232,13 +318,20 @@ def _pump(source: socket.socket, target: socket.socket, proxy: FreezingProxy, st
         if not data:
             return
         if watch and proxy.marker and proxy.marker in data:
-            proxy.frozen.set()  # the query reaches the server; its answer never comes back
+            proxy.armed.set()  # the query reaches the server; its answer stops after reply_bytes
+            if proxy.reply_bytes == 0:
+                proxy.frozen.set()
         if proxy.frozen.is_set() and not watch:
             continue
+        if proxy.armed.is_set() and not watch:
+            data = data[: proxy.reply_bytes - proxy.forwarded_after_marker]
+            proxy.forwarded_after_marker += len(data)
         try:
             target.sendall(data)
         except OSError:
             return
+        if proxy.armed.is_set() and proxy.forwarded_after_marker >= proxy.reply_bytes:
+            proxy.frozen.set()
 
 
 @pytest.fixture()
@@ -370,6 +463,109 @@ def test_postgres_source_extract_frozen_mid_copy_fails_within_its_budget(
     assert "no answer within 5 s" in str(error) and "FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS" in str(error)
     assert SECRET not in str(error) and f"{freezing_proxy.host}:{freezing_proxy.port}" in str(error)
     assert not lake.exists(keys.landing_marker_key(spec.name, day))  # nothing landed
+
+
+@pytest.mark.parametrize("reply_bytes", [0, 3000], ids=["before-the-first-row", "mid-copy"])
+def test_postgres_source_extract_on_a_hung_server_is_cut_off_by_the_liveness_probe(
+    freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path, reply_bytes: int
+) -> None:
+    """The extract's own limit stays 600 s (a scan may take minutes before its first row); a server
+    that goes silent and does not answer a probe on a new connection is cut off within the liveness
+    budget, whether it froze before the first row or in the middle of the rows."""
+    import psycopg2
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.lake import LocalLake, keys
+    from mlflywheel.postgres import liveness_budget_seconds, query_budget_seconds
+    from mlflywheel.sources.postgres import extract_partition_to_landing, load_frame_to_table
+
+    day = dt.date(2026, 11, 5)
+    spec = get_spec("transactions")
+    settings = settings_for(
+        tmp_path, postgres_connect_timeout_seconds=2, postgres_liveness_interval_seconds=1,
+        postgres_liveness_timeout_seconds=2,
+    )  # fmt: skip
+    assert query_budget_seconds(settings, settings.postgres_extract_timeout_seconds) == 602
+    budget = liveness_budget_seconds(settings)
+    assert budget == 3
+    load_frame_to_table(pg_database, "source_rows", spec, generate_day(day, 400, seed=3), settings=settings)
+    freezing_proxy.marker, freezing_proxy.reply_bytes = b"COPY", reply_bytes
+    lake = LocalLake(tmp_path / "lake")
+    uri = freezing_proxy.uri(pg_database)
+
+    def extract() -> object:
+        return extract_partition_to_landing(lake, spec, day, postgres_uri=uri, table="source_rows", settings=settings)
+
+    error, elapsed, ended = _run_bounded(extract, budget + 30)
+    assert freezing_proxy.frozen.is_set() and freezing_proxy.forwarded_after_marker == reply_bytes
+    assert ended, "the extract waited on a hung server for its whole 600 s limit"
+    assert isinstance(error, psycopg2.OperationalError), error
+    assert elapsed <= budget + SLACK_S, elapsed
+    message = str(error)
+    assert "the server stopped answering" in message and "liveness probe" in message
+    assert "FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS" in message
+    assert f"postgres:***@{freezing_proxy.host}:{freezing_proxy.port}" in message and SECRET not in message
+    assert not lake.exists(keys.landing_marker_key(spec.name, day))  # nothing landed
+
+
+def test_postgres_source_extract_slow_but_alive_is_not_cut_off(
+    pg_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scan that sends nothing for longer than the liveness interval (here a view that sleeps 4 s
+    before its first row) is probed, found active, and left to finish."""
+    import logging
+
+    import psycopg2
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.lake import LocalLake, keys
+    from mlflywheel.sources.postgres import extract_partition_to_landing, load_frame_to_table
+
+    day = dt.date(2026, 11, 5)
+    spec = get_spec("transactions")
+    settings = settings_for(
+        tmp_path, postgres_connect_timeout_seconds=2, postgres_liveness_interval_seconds=1,
+        postgres_liveness_timeout_seconds=2,
+    )  # fmt: skip
+    load_frame_to_table(pg_database, "source_rows", spec, generate_day(day, 50, seed=3), settings=settings)
+    with psycopg2.connect(pg_database) as conn, conn.cursor() as cursor:
+        # An uncorrelated sub-select runs once, before the first row: 4 s of silence on the wire.
+        cursor.execute("CREATE VIEW slow_rows AS SELECT * FROM source_rows WHERE (SELECT pg_sleep(4))::text = ''")
+    conn.close()
+    lake = LocalLake(tmp_path / "lake")
+    caplog.set_level(logging.INFO, logger="mlflywheel.postgres")
+    result = extract_partition_to_landing(lake, spec, day, postgres_uri=pg_database, table="slow_rows",
+                                          settings=settings)  # fmt: skip
+    assert result["rows"] == 50 and lake.exists(keys.landing_marker_key(spec.name, day))
+    probes = [r.getMessage() for r in caplog.records if "liveness probe" in r.getMessage()]
+    assert any("active (waiting on Timeout/PgSleep)" in m for m in probes), probes
+
+
+def test_any_long_statement_under_liveness_is_cut_off_when_the_server_hangs(
+    freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
+) -> None:
+    """The watchdog is a mechanism of ``transaction``, not of the extract: a plain query (no rows
+    streaming, nothing to report progress) on a server that freezes is cut off the same way."""
+    import psycopg2
+    from mlflywheel.postgres import liveness_budget_seconds, transaction
+
+    settings = settings_for(
+        tmp_path, postgres_connect_timeout_seconds=2, postgres_statement_timeout_seconds=600,
+        postgres_liveness_interval_seconds=1, postgres_liveness_timeout_seconds=2,
+    )  # fmt: skip
+    freezing_proxy.marker = b"long-statement"
+    uri = freezing_proxy.uri(pg_database)
+
+    def long_statement() -> None:
+        with transaction(uri, settings=settings, liveness=True) as cursor:
+            cursor.execute("SELECT 1 /* long-statement */")
+
+    budget = liveness_budget_seconds(settings)
+    error, elapsed, ended = _run_bounded(long_statement, budget + 30)
+    assert freezing_proxy.frozen.is_set() and ended
+    assert isinstance(error, psycopg2.OperationalError), error
+    assert elapsed <= budget + SLACK_S, elapsed
+    assert "liveness probe" in str(error) and "FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS" in str(error)
 
 
 def test_postgres_statement_past_its_timeout_fails_clearly(pg_database: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ Step names are stable across runs (no versions or random ids in them), e.g. ``la
 in place; on S3, the first part of a multipart upload is stored, not yet the object),
 ``lake.delete``, ``commit.record`` (a partition's commit point), ``ledger.sink``, ``registry.tag``
 (before a version's tags), ``registry.tag.partial`` (the first of them written),
+``registry.tag.commit`` (all written, their record not yet committed),
 ``registry.alias`` (an MLflow alias move), ``promote.record`` (before ``promoted`` is recorded).
 Standard library only.
 """

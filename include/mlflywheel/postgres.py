@@ -12,6 +12,13 @@ Every call is bounded end to end:
   keepalives nor ``tcp_user_timeout`` notice) would otherwise block on the socket for ever. Past
   the statement timeout plus the connect timeout (time for the server's own cancellation to
   arrive) the client shuts the socket down and raises an error naming the server;
+* a long statement (``transaction(..., liveness=True)``: the source extract, bulk loads) cannot wait
+  for that deadline, which is minutes: a liveness watchdog (:class:`_LivenessWatchdog`) probes the
+  server on a separate short connection whenever no bytes have moved for
+  ``FLYWHEEL_POSTGRES_LIVENESS_INTERVAL_SECONDS``. A server that does not answer that probe within
+  ``FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS`` is hung: the statement's socket is shut down and
+  the error says so. A server that answers keeps the statement going (a scan may legitimately take
+  minutes before its first row), up to the statement's own limit;
 * a dead host or a cut network is noticed sooner by TCP keepalives and ``tcp_user_timeout``.
 
 Identifiers always go through :mod:`psycopg2.sql`; URIs are redacted before they reach a message
@@ -21,10 +28,14 @@ or a log.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
@@ -41,6 +52,12 @@ TCP_USER_TIMEOUT_MS = 30_000
 STATEMENT_TIMEOUT_SETTING = "FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS"
 EXTRACT_TIMEOUT_SETTING = "FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS"
 CONNECT_TIMEOUT_SETTING = "FLYWHEEL_POSTGRES_CONNECT_TIMEOUT_SECONDS"
+LIVENESS_INTERVAL_SETTING = "FLYWHEEL_POSTGRES_LIVENESS_INTERVAL_SECONDS"
+LIVENESS_TIMEOUT_SETTING = "FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS"
+# What the probe asks about the watched statement's backend (the server's view of it).
+LIVENESS_QUERY = "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = %s"
+
+log = logging.getLogger(__name__)
 
 
 def table_identifier(table: str) -> sql.Composable:
@@ -107,6 +124,13 @@ def query_budget_seconds(settings: Settings, statement_timeout_seconds: int | No
     return statement + settings.postgres_connect_timeout_seconds
 
 
+def _shut_down_socket(conn: psycopg2.extensions.connection) -> None:
+    """Shut the connection's socket down: a libpq read blocked on it returns with an error."""
+    # A duplicate of the socket: shutdown acts on the connection both descriptors share.
+    with contextlib.suppress(OSError, psycopg2.Error), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Deadline:
     """Shuts a connection's socket down once ``seconds`` have passed (a blocked libpq read then
     returns with an error); :meth:`finish` stops it before the connection is closed."""
@@ -125,9 +149,7 @@ class _Deadline:
             if self._done:
                 return
             self.fired = True
-            # A duplicate of the socket: shutdown acts on the connection both descriptors share.
-            with contextlib.suppress(OSError, psycopg2.Error), socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
+            _shut_down_socket(self._conn)
 
     def finish(self) -> None:
         with self._lock:  # after this, _expire never touches the (soon closed) descriptor
@@ -142,6 +164,191 @@ def cut_off_after(conn: psycopg2.extensions.connection, seconds: float) -> _Dead
     return _Deadline(conn, seconds)
 
 
+def liveness_budget_seconds(settings: Settings) -> float:
+    """The longest a hung server holds a watched statement: silence before a probe + the probe's wait."""
+    return settings.postgres_liveness_interval_seconds + settings.postgres_liveness_timeout_seconds
+
+
+def probe_backend(postgres_uri: str, backend_pid: int, timeout_seconds: int) -> tuple[str, str] | None:
+    """Ask the server, on a new connection, what backend ``backend_pid`` is doing.
+
+    Returns ``(state, wait)`` (e.g. ``("active", "IO/DataFileRead")``; ``wait`` is empty when the
+    backend waits for nothing) or None when the server has no such backend (a pooler in between may
+    hide it). Connecting and the query are each bounded by ``timeout_seconds`` (libpq's connect
+    timeout, the server's statement timeout, and a client-side cut for a server that accepted and
+    went silent); past them it raises :class:`TimeoutError`. Any other failure (refused, too many
+    connections, bad login) raises :class:`psycopg2.Error`: the server did answer.
+    """
+    try:
+        conn = psycopg2.connect(
+            postgres_uri,
+            connect_timeout=max(2, math.ceil(timeout_seconds)),  # libpq takes 1 as 2
+            application_name=f"{APPLICATION_NAME}-liveness",
+            options=f"-c statement_timeout={int(timeout_seconds * 1000)}",
+            tcp_user_timeout=TCP_USER_TIMEOUT_MS,
+            **KEEPALIVES,
+        )
+    except psycopg2.OperationalError as exc:
+        if "timeout expired" in str(exc):  # libpq's words when connect_timeout passes
+            raise TimeoutError(_first_line(exc)) from exc
+        raise
+    deadline = _Deadline(conn, timeout_seconds)
+    try:
+        conn.autocommit = True  # no transaction left open on the server if the probe is cut
+        with conn.cursor() as cursor:
+            cursor.execute(LIVENESS_QUERY, (backend_pid,))
+            row = cursor.fetchone()
+    except psycopg2.Error as exc:
+        if deadline.fired or isinstance(exc, psycopg2.errors.QueryCanceled):
+            raise TimeoutError(_first_line(exc)) from exc
+        raise
+    finally:
+        deadline.finish()
+        conn.close()
+    if row is None:
+        return None
+    state, wait_type, wait_event = row
+    return str(state), "/".join(str(part) for part in (wait_type, wait_event) if part)
+
+
+class _ProgressFile:
+    """A file for ``COPY``: every chunk read or written counts as the connection moving."""
+
+    def __init__(self, file: Any, moved: Any) -> None:
+        self._file = file
+        self._moved = moved
+        if hasattr(file, "read"):
+            self.read = self._read
+        if hasattr(file, "readline"):
+            self.readline = self._readline
+        if hasattr(file, "write"):
+            self.write = self._write
+
+    def _read(self, *args: Any) -> Any:
+        data = self._file.read(*args)
+        self._moved()
+        return data
+
+    def _readline(self, *args: Any) -> Any:
+        data = self._file.readline(*args)
+        self._moved()
+        return data
+
+    def _write(self, data: Any) -> Any:
+        self._moved()
+        return self._file.write(data)
+
+
+class WatchedCursor(psycopg2.extensions.cursor):
+    """The cursor of a ``transaction(..., liveness=True)``: a ``COPY`` reports each chunk that moves
+    to the watchdog, so that a long stream of rows is never probed; any other statement is probed
+    after each silent interval."""
+
+    watchdog: _LivenessWatchdog | None = None
+
+    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> Any:
+        if self.watchdog is not None:
+            file = _ProgressFile(file, self.watchdog.moved)
+        return super().copy_expert(sql, file, size)
+
+
+class _LivenessWatchdog:
+    """While a long statement runs on ``conn``, tells a hung server from a slow one.
+
+    After ``interval`` seconds without bytes moving (:meth:`moved`), it runs :func:`probe_backend`
+    on a new connection. An answer, whatever it says, means the server is alive: it waits another
+    interval (the statement's own deadline still bounds the whole). No answer within ``timeout``
+    seconds means the server is hung: the statement's socket is shut down (as :class:`_Deadline`
+    does) and :attr:`fired` is set. A probe that fails at once (refused, too many connections) is an
+    answer too: a server that says no is not hung, and cutting a long extract there would waste it.
+    :meth:`finish` stops it before the connection is closed.
+    """
+
+    def __init__(self, conn: psycopg2.extensions.connection, postgres_uri: str, settings: Settings) -> None:
+        self.fired = False
+        self.silent_seconds = 0.0
+        self.probes = 0
+        self.interval = settings.postgres_liveness_interval_seconds
+        self.timeout = settings.postgres_liveness_timeout_seconds
+        self._conn = conn
+        self._uri = postgres_uri
+        self._pid = conn.get_backend_pid()  # known to the client since the handshake: no round trip
+        self._last_moved = time.monotonic()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="postgres-liveness", daemon=True)
+        self._thread.start()
+
+    def moved(self) -> None:
+        self._last_moved = time.monotonic()
+
+    def _watch(self) -> None:
+        next_probe = self._last_moved + self.interval
+        while not self._done.wait(max(0.0, next_probe - time.monotonic())):
+            silent_since = self._last_moved
+            if time.monotonic() - silent_since < self.interval:
+                next_probe = silent_since + self.interval  # bytes moved meanwhile: no probe needed
+                continue
+            answer = self._probe()
+            if self._done.is_set():
+                return
+            if answer is None and self._last_moved == silent_since:
+                self._fire(time.monotonic() - silent_since)
+                return  # (bytes that moved while the probe waited prove the statement alive)
+            next_probe = time.monotonic() + self.interval
+
+    def _probe(self) -> tuple[str, str] | str | None:
+        """The probe's answer (a description of the backend, or the error the server gave), or None
+        when the server gave none within :attr:`timeout`."""
+        outcome: dict[str, Any] = {}
+        answered = threading.Event()
+
+        def ask() -> None:
+            try:
+                outcome["answer"] = probe_backend(self._uri, self._pid, self.timeout)
+            except TimeoutError:
+                outcome["timed_out"] = True
+            except Exception as exc:  # noqa: BLE001 - any answer, even an error, is a sign of life
+                outcome["error"] = exc
+            answered.set()
+
+        self.probes += 1
+        threading.Thread(target=ask, name="postgres-liveness-probe", daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while not answered.wait(0.1):
+            if self._done.is_set():
+                return "statement ended"
+            if time.monotonic() >= deadline:
+                return None
+        if outcome.get("timed_out"):
+            return None
+        where = f"PostgreSQL {redact_uri(self._uri)}"
+        if "error" in outcome:
+            error = outcome["error"]
+            log.info("%s: liveness probe of backend %s failed (%s): still waiting", where, self._pid,
+                     _first_line(error))  # fmt: skip
+            return _first_line(error)
+        answer = outcome["answer"]
+        if answer is None:
+            log.info("%s: liveness probe: no backend %s on the server (a pooler?): still waiting", where, self._pid)
+            return "no such backend"
+        log.info("%s: liveness probe: backend %s %s%s: still waiting", where, self._pid, answer[0],
+                 f" (waiting on {answer[1]})" if answer[1] else "")  # fmt: skip
+        return answer
+
+    def _fire(self, silent_seconds: float) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.fired = True
+            self.silent_seconds = silent_seconds
+            _shut_down_socket(self._conn)
+
+    def finish(self) -> None:
+        with self._lock:  # after this, _fire never touches the (soon closed) descriptor
+            self._done.set()
+
+
 @contextlib.contextmanager
 def transaction(
     postgres_uri: str,
@@ -151,6 +358,7 @@ def transaction(
     timeout_setting: str = STATEMENT_TIMEOUT_SETTING,
     readonly: bool = False,
     isolation_level: int | None = None,
+    liveness: bool = False,
 ) -> Iterator[psycopg2.extensions.cursor]:
     """A cursor in one transaction on a fresh connection, committed on success, and bounded:
 
@@ -158,6 +366,10 @@ def transaction(
     answering is cut off by the client after :func:`query_budget_seconds`. Both raise
     :class:`psycopg2.OperationalError` naming the server (password redacted), the time and
     ``timeout_setting``, the variable that sets it. The connection is always closed.
+
+    ``liveness``: for statements allowed to run long (minutes) before they answer. A server that
+    goes silent is then found out within :func:`liveness_budget_seconds` rather than at the
+    statement's deadline (:class:`_LivenessWatchdog`); the cursor is a :class:`WatchedCursor`.
     """
     settings = settings if settings is not None else Settings.from_env()
     statement_timeout = statement_timeout_seconds or settings.postgres_statement_timeout_seconds
@@ -165,15 +377,25 @@ def transaction(
     where = f"PostgreSQL {redact_uri(postgres_uri)}"
     conn = connect(postgres_uri, settings=settings, statement_timeout_seconds=statement_timeout)
     deadline = _Deadline(conn, budget)
+    watchdog = _LivenessWatchdog(conn, postgres_uri, settings) if liveness else None
     try:
         session = {"readonly": True} if readonly else {}
         if isolation_level is not None:
             session["isolation_level"] = isolation_level
         if session:
             conn.set_session(**session)
-        with conn, conn.cursor() as cursor:
+        with conn, conn.cursor(cursor_factory=WatchedCursor if watchdog else None) as cursor:
+            if watchdog is not None:
+                cursor.watchdog = watchdog
             yield cursor
     except psycopg2.Error as exc:
+        if watchdog is not None and watchdog.fired and not deadline.fired:
+            raise psycopg2.OperationalError(
+                f"{where}: the server stopped answering: nothing arrived for {watchdog.silent_seconds:.0f} s "
+                f"mid-query ({LIVENESS_INTERVAL_SETTING}={watchdog.interval:g}) and a liveness probe on a new "
+                f"connection got no answer within {watchdog.timeout} s ({LIVENESS_TIMEOUT_SETTING}); the "
+                f"connection was closed ({_first_line(exc)})"
+            ) from exc
         if deadline.fired:
             raise psycopg2.OperationalError(
                 f"{where}: no answer within {budget} s ({statement_timeout} s {timeout_setting} + "
@@ -187,5 +409,7 @@ def transaction(
             ) from exc
         raise
     finally:
+        if watchdog is not None:
+            watchdog.finish()
         deadline.finish()
         conn.close()

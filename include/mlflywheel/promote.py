@@ -10,7 +10,10 @@ difference on the gate metric (``gate_bootstrap_samples`` resamples of row indic
 interval at ``gate_confidence``) are the evidence :func:`mlflywheel.gate.decide` decides on.
 
 Order matters for crash safety: the decision is written as tags on the candidate version
-first, as ``promoting`` when the alias is to move; the ``champion`` alias moves next, and only then
+first, as one record (:func:`mlflywheel.registry.tag_version`: readers see all of its tags or
+none, and a new decision removes every tag of an earlier one under ``flywheel.gate.`` and
+``flywheel.approval.``, so a version gated again never shows its new decision beside old
+evidence), as ``promoting`` when the alias is to move; the ``champion`` alias moves next, and only then
 is the decision ``promoted``. A failure of the move records ``promotion_failed`` with the error
 (the alias did not move); a kill leaves ``promoting``, which :func:`finish_interrupted` settles
 (``promoted`` if the alias had moved, else ``promotion_failed``) before the next promotion,
@@ -54,6 +57,8 @@ GATE_PREFIX = "flywheel.gate."
 APPROVAL_PREFIX = "flywheel.approval."
 APPROVAL_ANSWERS = ("approved", "rejected", "timed_out")
 ROLLBACK_PREFIX = "flywheel.rollback."
+# The namespaces of one gate decision: a new decision replaces all of an earlier one's tags there.
+RECORD_PREFIXES = (GATE_PREFIX, APPROVAL_PREFIX)
 HOLDOUT_NOTE = (
     "rows the candidate never trained on: its snapshot's holdout split and validated days after the "
     "snapshot's end day; rows inside the champion's training and validation splits are left out"
@@ -396,7 +401,9 @@ def record_and_move(
     )  # fmt: skip
     if move_alias:  # "promoting" first, the alias, then "promoted" (_move_champion)
         tags[f"{GATE_PREFIX}decision"] = PROMOTING
-    registry.tag_version(settings, candidate_version, tags)  # the record first ...
+    # The record first, as one write that replaces any earlier decision's (a version gated again):
+    # readers see the old decision with its evidence or this one with its own, never a mix.
+    registry.tag_version(settings, candidate_version, tags, replace_prefixes=RECORD_PREFIXES)
     if move_alias:  # ... the alias last
         _move_champion(
             settings,
@@ -482,11 +489,14 @@ def _settle_promoting(settings: Settings, version: str) -> None:
 
 
 def finish_interrupted(settings: Settings) -> dict[str, str]:
-    """Settle promotions a kill left ``promoting``: ``promoted`` if the alias moved (and
+    """Undo tag writes a kill left unfinished (:func:`mlflywheel.registry.repair_unfinished_writes`;
+    readers already read around them), then settle promotions a kill left ``promoting``:
+    ``promoted`` if the alias moved (and
     ``previous_champion`` set to what it replaced), else ``promotion_failed``; remove a
     ``previous_champion`` that names the champion (a rollback killed before its last step). Returns
     ``{version: decision}`` of those settled. Run first by promotion, approval and rollback
     (one promoter at a time, as the DAGs run them)."""
+    registry.repair_unfinished_writes(settings)  # a record write killed half-way: back to the old record
     settled: dict[str, str] = {}
     current = None
     for version in registry.list_versions(settings):

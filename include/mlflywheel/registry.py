@@ -5,13 +5,17 @@ No other module imports MLflow (except the model class it loads,
   * one registered model per dataset (``settings.model_name``);
   * alias ``champion`` is the model in service, ``previous_champion`` the one it replaced
     (what a rollback restores);
-  * decisions and lineage are model-version tags under ``flywheel.*``.
+  * decisions and lineage are model-version tags under ``flywheel.*``; a write of several tags
+    (a gate's decision and its evidence) is one record to readers (:func:`tag_version`): they
+    see the tags as they were before it or as it left them, never a mix, even if it is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import math
 import os
@@ -57,6 +61,11 @@ class RegistryAuthError(RegistryError):
     """The MLflow server refused the credentials (401) or the operation (403)."""
 
 
+class ArtifactStoreUnavailable(RegistryError):
+    """MLflow's S3 artifact store did not answer within the FLYWHEEL_S3_* bounds (a hung or
+    unreachable endpoint): transient, the task's retries take over."""
+
+
 # MLflow's own knobs (read on every request) for the FLYWHEEL_MLFLOW_HTTP_* settings.
 MLFLOW_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "mlflow_http_timeout_seconds",
@@ -70,6 +79,8 @@ MLFLOW_CREDENTIAL_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "mlflow_tracking_password",
 }
 _credentials_set: dict[str, str] = {}  # what configure_mlflow last put into os.environ
+_artifact_client_bounds: tuple[float, float, int] | None = None  # what _bound_artifact_s3_client installed
+S3_BOUND_SETTINGS = ("s3_connect_timeout_seconds", "s3_read_timeout_seconds", "s3_max_attempts")
 
 
 def mlflow_call_budget_seconds(settings: Settings) -> float:
@@ -88,12 +99,16 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
 
     Also bounds every MLflow REST call (MLflow's defaults, 120 s and 7 retries, let an
     unreachable server hold a task for minutes): see :func:`mlflow_call_budget_seconds`.
-    A call that runs out fails with MLflow's error, which names the URL it called.
+    A call that runs out fails with MLflow's error, which names the URL it called. Artifacts
+    behind the server's proxy (``mlflow-artifacts:``) go through the same REST client, so the
+    same bound; artifacts written straight to S3 (``s3://``) go through MLflow's own boto3
+    client, bounded here by the ``FLYWHEEL_S3_*`` settings (:func:`_bound_artifact_s3_client`).
     """
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     for variable, name in MLFLOW_HTTP_ENV.items():
         os.environ[variable] = str(getattr(settings, name))
     _set_credentials(settings)
+    _bound_artifact_s3_client(settings)
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -104,6 +119,68 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _bound_artifact_s3_client(settings: Settings) -> None:
+    """Give MLflow's S3 artifact client the lake's timeouts and attempts (``FLYWHEEL_S3_*``).
+
+    MLflow builds that client itself (``S3ArtifactRepository``: ``boto3.client("s3", config=...)``
+    on boto3's default session) with a ``Config`` of its own that sets no timeout: botocore's
+    defaults, 60 s to connect and 60 s to read on each of 3 attempts, apply, minutes per call on
+    a hung endpoint. MLflow offers no variable for them, and botocore reads timeouts from no
+    variable (``AWS_MAX_ATTEMPTS`` and ``AWS_RETRY_MODE`` cover the retries only). The documented
+    hook that reaches the client is botocore's ``Session.set_default_client_config``: every
+    client the session creates merges its own ``Config`` over this one, so MLflow's choices
+    (signature, addressing) stay and our timeouts and retries fill in what it leaves unset.
+    boto3's default session is replaced (``boto3.setup_default_session``, also public) by one
+    carrying it; an explicit ``Config`` (the lake's) still wins on its own values.
+    """
+    global _artifact_client_bounds
+    bounds = tuple(getattr(settings, name) for name in S3_BOUND_SETTINGS)
+    if bounds == _artifact_client_bounds:
+        return
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
+    connect_timeout, read_timeout, attempts = bounds
+    core = botocore.session.get_session()
+    core.set_default_client_config(
+        Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+        )
+    )
+    boto3.setup_default_session(botocore_session=core)
+    # MLflow caches its S3 clients for up to 5 minutes; one made under other bounds would outlive
+    # the change (this matters to a process that switches settings, such as a test run).
+    from mlflow.store.artifact import s3_artifact_repo
+
+    cached = getattr(s3_artifact_repo, "_cached_get_s3_client", None)
+    if hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+    _artifact_client_bounds = bounds  # type: ignore[assignment]
+
+
+def _artifact_store_unavailable(settings: Settings, exc: BaseException) -> ArtifactStoreUnavailable | None:
+    """A clear error for a timeout or unreachable endpoint of MLflow's S3 artifact client, else None."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, (BotoConnectionError, HTTPClientError)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or settings.s3_endpoint_url
+    where = f"endpoint {redact(endpoint)}" if endpoint else "AWS S3"
+    return ArtifactStoreUnavailable(
+        f"MLflow's artifact store at {where} did not answer: {redact(str(cause))} (gave up after "
+        f"{settings.s3_max_attempts} attempt(s), {settings.s3_connect_timeout_seconds:g} s to connect and "
+        f"{settings.s3_read_timeout_seconds:g} s to read each: {PREFIX}S3_CONNECT_TIMEOUT_SECONDS, "
+        f"{PREFIX}S3_READ_TIMEOUT_SECONDS, {PREFIX}S3_MAX_ATTEMPTS)"
+    )
 
 
 def _set_credentials(settings: Settings) -> None:
@@ -140,22 +217,23 @@ def _refusal(settings: Settings, exc: BaseException) -> RegistryAuthError | None
 
 
 def _explain_refusals(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn MLflow's 401/403 in ``function(settings, ...)`` into a :class:`RegistryAuthError`.
+    """Turn MLflow's 401/403 in ``function(settings, ...)`` into a :class:`RegistryAuthError`, and a
+    hung or unreachable S3 artifact store into an :class:`ArtifactStoreUnavailable`.
 
-    MLflow retries neither, so the error comes at once instead of after the retry budget.
+    MLflow retries neither refusal, so the error comes at once instead of after the retry budget.
     """
 
     @functools.wraps(function)
     def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> Any:
         try:
             return function(settings, *args, **kwargs)
-        except RegistryAuthError:
+        except RegistryError:
             raise
         except Exception as exc:
-            refusal = _refusal(settings, exc)
-            if refusal is None:
+            clear = _refusal(settings, exc) or _artifact_store_unavailable(settings, exc)
+            if clear is None:
                 raise
-            raise refusal from exc
+            raise clear from exc
 
     return wrapper
 
@@ -388,7 +466,7 @@ def _is_missing(exc: Exception) -> bool:
 def get_version(settings: Settings, version: str) -> ModelVersion:
     client = configure_mlflow(settings)
     try:
-        return client.get_model_version(settings.model_name, str(version))
+        return CommittedVersion(client.get_model_version(settings.model_name, str(version)))  # type: ignore[return-value]
     except Exception as exc:
         if _is_missing(exc):
             raise RegistryError(f"{settings.model_name} has no version {version}") from exc
@@ -406,7 +484,7 @@ def get_alias(settings: Settings, alias: str) -> ModelVersion | None:
     """The version behind ``alias``, or None if the alias (or the model) does not exist."""
     client = configure_mlflow(settings)
     try:
-        return client.get_model_version_by_alias(settings.model_name, alias)
+        return CommittedVersion(client.get_model_version_by_alias(settings.model_name, alias))  # type: ignore[return-value]
     except Exception as exc:
         if _is_missing(exc):
             return None
@@ -434,6 +512,10 @@ def previous_champion(settings: Settings) -> ModelVersion | None:
 def list_versions(settings: Settings) -> list[ModelVersion]:
     """All versions of the model, oldest first (empty if the model is not registered)."""
     client = configure_mlflow(settings)
+    return [CommittedVersion(v) for v in _raw_versions(client, settings)]  # type: ignore[misc]
+
+
+def _raw_versions(client: MlflowClient, settings: Settings) -> list[ModelVersion]:
     versions = client.search_model_versions(f"name = '{_quote(settings.model_name)}'")
     return sorted(versions, key=lambda v: int(v.version))
 
@@ -506,15 +588,144 @@ def load_reference(settings: Settings, version: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
+# --- tags written as one record ------------------------------------------------------------------
+# MLflow writes one tag at a time. While a write of several tags is under way (or after it was
+# killed), UNDO_TAG says how many parts UNDO_PART_PREFIX holds: together, the JSON of the values the
+# write changes as they were before it (null: the tag did not exist). Readers apply it, so they see
+# the tags as before the write until the write removes UNDO_TAG, its commit point.
+UNDO_TAG = "flywheel.record.undo"
+UNDO_PART_PREFIX = f"{UNDO_TAG}."
+
+
+def committed_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """``tags`` as of the last completed :func:`tag_version`: the values an unfinished (or killed)
+    write changed are read as they were before it, and the bookkeeping tags are left out."""
+    raw = dict(tags or {})
+    view = {k: v for k, v in raw.items() if k != UNDO_TAG and not k.startswith(UNDO_PART_PREFIX)}
+    before = _undo_record(raw)
+    for key, value in (before or {}).items():
+        if value is None:
+            view.pop(key, None)
+        else:
+            view[key] = value
+    return view
+
+
+def _undo_record(raw: Mapping[str, str]) -> dict[str, str | None] | None:
+    """The values before an unfinished write, or None when no write is unfinished."""
+    parts = raw.get(UNDO_TAG)
+    if parts is None:
+        return None  # parts without UNDO_TAG: a write killed before it began; nothing to undo
+    text = "".join(raw.get(f"{UNDO_PART_PREFIX}{index}", "") for index in range(int(parts)))
+    return json.loads(text)  # the parts are all written before UNDO_TAG: never a partial text
+
+
+class CommittedVersion:
+    """A model version as readers see it: MLflow's ``ModelVersion`` whose ``tags`` are the
+    :func:`committed_tags` (every other attribute is the version's own)."""
+
+    def __init__(self, version: ModelVersion) -> None:
+        self._version = version
+        self.tags = committed_tags(version.tags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._version, name)
+
+    def __repr__(self) -> str:
+        return f"CommittedVersion({self._version!r})"
+
+
 @_explain_refusals
-def tag_version(settings: Settings, version: str, tags: dict[str, Any]) -> None:
+def tag_version(
+    settings: Settings, version: str, tags: dict[str, Any], *, replace_prefixes: tuple[str, ...] = ()
+) -> None:
+    """Write ``tags`` on ``version`` as one record: readers see all of them or none.
+
+    ``replace_prefixes``: the tags make a new record of these namespaces (e.g. ``flywheel.gate.``),
+    so the version's other tags under them, left by an earlier record, are removed in the same
+    write: no stale evidence beside a new decision. Values are cut at :data:`TAG_VALUE_LIMIT`.
+
+    More than one change: the old values are saved first (:data:`UNDO_TAG`), the tags written,
+    stale ones removed, and :data:`UNDO_TAG` removed last, the commit point. A write left
+    unfinished (killed, or failed mid-way) is undone by the next write to the version, or by
+    :func:`repair_unfinished_writes`; readers never need that to see a consistent record.
+    """
     client = configure_mlflow(settings)
+    name, version = settings.model_name, str(version)
     faults.point("registry.tag")
-    for index, (key, value) in enumerate(tags.items()):
-        if index == 1:
-            faults.point("registry.tag.partial")  # one tag written, the others not: no transaction here
-        text = "" if value is None else str(value)
-        client.set_model_version_tag(settings.model_name, str(version), key, text[:TAG_VALUE_LIMIT])
+    raw = dict(client.get_model_version(name, version).tags or {})
+    if UNDO_TAG in raw or any(k.startswith(UNDO_PART_PREFIX) for k in raw):
+        raw = _undo_unfinished(client, name, version, raw)
+    new = {key: ("" if value is None else str(value))[:TAG_VALUE_LIMIT] for key, value in tags.items()}
+    changed = {key: value for key, value in new.items() if raw.get(key) != value}
+    stale = [key for key in raw if replace_prefixes and key.startswith(replace_prefixes) and key not in new]
+    if len(changed) + len(stale) <= 1:  # one tag write is atomic on its own
+        for key, value in changed.items():
+            client.set_model_version_tag(name, version, key, value)
+        for key in stale:
+            client.delete_model_version_tag(name, version, key)
+        return
+    before = {key: raw.get(key) for key in [*changed, *stale]}
+    text = json.dumps(before, sort_keys=True)
+    parts = [text[i : i + TAG_VALUE_LIMIT] for i in range(0, len(text), TAG_VALUE_LIMIT)]
+    for index, part in enumerate(parts):
+        client.set_model_version_tag(name, version, f"{UNDO_PART_PREFIX}{index}", part)
+    client.set_model_version_tag(name, version, UNDO_TAG, str(len(parts)))  # readers keep the old values
+    try:
+        for index, (key, value) in enumerate(changed.items()):
+            if index == 1:
+                faults.point("registry.tag.partial")  # one tag written, the others not
+            client.set_model_version_tag(name, version, key, value)
+        for key in stale:
+            client.delete_model_version_tag(name, version, key)
+        faults.point("registry.tag.commit")  # all written; readers still see the old values
+    except Exception:
+        with contextlib.suppress(Exception):  # best effort: a later write or repair undoes it too
+            _undo_unfinished(client, name, version, dict(client.get_model_version(name, version).tags or {}))
+        raise
+    client.delete_model_version_tag(name, version, UNDO_TAG)  # the commit point: readers see the new values
+    for index in range(len(parts)):
+        client.delete_model_version_tag(name, version, f"{UNDO_PART_PREFIX}{index}")
+
+
+def _undo_unfinished(client: MlflowClient, name: str, version: str, raw: dict[str, str]) -> dict[str, str]:
+    """Put back the values an unfinished write changed, then drop its bookkeeping; the tags after.
+
+    Idempotent, so a repair killed half-way is finished by the next one: the values are restored
+    while :data:`UNDO_TAG` still tells readers to read them as restored.
+    """
+    before = _undo_record(raw)
+    tags = dict(raw)
+    for key, value in (before or {}).items():
+        if value is None:
+            if key in tags:
+                client.delete_model_version_tag(name, version, key)
+                del tags[key]
+        elif tags.get(key) != value:
+            client.set_model_version_tag(name, version, key, value)
+            tags[key] = value
+    if UNDO_TAG in tags:
+        client.delete_model_version_tag(name, version, UNDO_TAG)
+        del tags[UNDO_TAG]
+    for key in [k for k in tags if k.startswith(UNDO_PART_PREFIX)]:
+        client.delete_model_version_tag(name, version, key)
+        del tags[key]
+    log.warning("%s version %s: an unfinished tag write was undone (%d tag(s) restored)", name, version,
+                len(before or {}))  # fmt: skip
+    return tags
+
+
+@_explain_refusals
+def repair_unfinished_writes(settings: Settings) -> list[str]:
+    """Undo every tag write a kill left unfinished (readers already read around them); the versions."""
+    client = configure_mlflow(settings)
+    repaired = []
+    for found in _raw_versions(client, settings):
+        raw = dict(found.tags or {})
+        if UNDO_TAG in raw or any(k.startswith(UNDO_PART_PREFIX) for k in raw):
+            _undo_unfinished(client, settings.model_name, str(found.version), raw)
+            repaired.append(str(found.version))
+    return repaired
 
 
 @_explain_refusals

@@ -142,6 +142,11 @@ class Settings:
     postgres_statement_timeout_seconds: int = 30
     # A day's source extract (one COPY) and bulk loads may stream for minutes: a limit of their own.
     postgres_extract_timeout_seconds: int = 600
+    # A long statement (the extract, bulk loads) silent for the interval gets a liveness probe on a new
+    # connection; a server that does not answer it within the timeout is hung and the statement is cut
+    # off (mlflywheel.postgres): a hung server costs interval + timeout, 15 s by default, not 610 s.
+    postgres_liveness_interval_seconds: float = 5.0
+    postgres_liveness_timeout_seconds: int = 10
 
     # --- Airflow -----------------------------------------------------------------------
     airflow_api_url: str = "http://127.0.0.1:8080"
@@ -571,6 +576,8 @@ CHECKS: dict[str, Check] = {
     "postgres_connect_timeout_seconds": _integer(2, 3600),  # libpq takes 1 as 2
     "postgres_statement_timeout_seconds": _integer(1),
     "postgres_extract_timeout_seconds": _integer(1),
+    "postgres_liveness_interval_seconds": _number(0, 3600, low_open=True),
+    "postgres_liveness_timeout_seconds": _integer(2, 3600),  # a libpq connect timeout: 1 is taken as 2
     # Airflow
     "airflow_api_url": _uri(("http", "https"), "an http(s)://host[:port] URL"),
     "airflow_conn_id": _text("a connection id"),

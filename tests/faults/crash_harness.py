@@ -63,12 +63,13 @@ def run_stage(request: dict) -> None:
     from mlflywheel.settings import Settings
 
     settings = Settings.from_env()
-    if stage == "promote":  # the train DAG's automatic gate (promotion_mode=gate)
+    if stage == "promote":  # the train DAG's gate (default: promotion_mode=gate, the automatic one)
         promote.evaluate_and_promote(settings, candidate_version=request["version"],
-                                     snapshot_id=request["snapshot_id"], mode="gate", decided_by="crash-test")  # fmt: skip
+                                     snapshot_id=request["snapshot_id"], mode=request.get("mode", "gate"),
+                                     decided_by=request.get("decided_by", "crash-test"))  # fmt: skip
     elif stage == "approve":
-        promote.apply_approval(settings, candidate_version=request["version"], answer="approved",
-                               responded_by="crash-test")  # fmt: skip
+        promote.apply_approval(settings, candidate_version=request["version"],
+                               answer=request.get("answer", "approved"), responded_by="crash-test")  # fmt: skip
     elif stage == "finish":
         promote.finish_interrupted(settings)
     elif stage == "rollback":

@@ -601,3 +601,100 @@ def test_gate_promotion_killed_at_every_write_step(harness, tmp_path, gate_world
         assert tags["flywheel.champion.replaced"] == (old or "none"), (step, tags)
         if old:
             assert tags["flywheel.gate.interval_low"] and tags["flywheel.gate.champion_metrics"] != "none"
+
+
+# --- a version gated again: its new decision never beside the old decision's evidence -----------
+RECORD_PREFIXES = ("flywheel.gate.", "flywheel.approval.")
+LIFECYCLE = {"promoting", "promoted", "promotion_failed"}  # the decisions a promotion passes through
+
+
+def _reader_record(world: dict, db: Path, version: str) -> dict:
+    """The decision record of ``version`` as the package's readers see it (``registry`` views)."""
+    from mlflywheel import registry
+    from mlflywheel.settings import Settings
+
+    settings = Settings.from_env(world["env"], mlflow_tracking_uri=f"sqlite:///{db}")
+    return {k: v for k, v in registry.version_tags(settings, version).items() if k.startswith(RECORD_PREFIXES)}
+
+
+def _raw_tags(world: dict, db: Path, version: str) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{db}"
+    return dict(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(world["name"], version).tags)
+
+
+def _evidence(record: dict) -> dict:
+    """A record less what changes between two runs of the same decision (its time, its lifecycle)."""
+    return {k: v for k, v in record.items()
+            if k not in ("flywheel.gate.decided_at", "flywheel.gate.decision", "flywheel.gate.promotion_error")}  # fmt: skip
+
+
+def test_regate_of_an_already_gated_version_killed_at_every_write_step(harness, tmp_path, gate_world):
+    """A version already gated (approval mode on a smaller holdout, then rejected by a person: a
+    decision, its evidence and a person's answer) is gated again in gate mode, killed at every
+    step. Readers see the old record whole or the new one with its own evidence, never a mix
+    (nor the old answer beside the new decision); the task's retry finishes with the new record
+    alone, and no bookkeeping or stale tag is left behind."""
+    world = gate_world
+    good, noise = world["good"], world["noise"]
+
+    def fresh(folder: Path, source: Path) -> dict:
+        folder.mkdir(parents=True)
+        shutil.copyfile(source, folder / "mlflow.db")
+        return {**world["env"], "FLYWHEEL_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+
+    # The first decision: against the noise champion, on the snapshot's holdout alone, rejected.
+    base = tmp_path / "base"
+    small = {"FLYWHEEL_GATE_HOLDOUT_EXTRA_DAYS": "0", "FLYWHEEL_GATE_MIN_HOLDOUT_ROWS": "50",
+             "FLYWHEEL_GATE_MIN_HOLDOUT_POSITIVES": "5"}  # fmt: skip
+    env = fresh(base, world["over"])
+    harness.ok(stage="promote", version=good, snapshot_id=world["snapshot"], mode="approval",
+               decided_by="first-gate", env={**env, **small})  # fmt: skip
+    harness.ok(stage="approve", version=good, answer="rejected", env=env)
+    old = _reader_record(world, base / "mlflow.db", good)
+    assert old["flywheel.gate.decision"] == "rejected" and old["flywheel.approval.answer"] == "rejected", old
+    assert old["flywheel.gate.holdout_days"] == "[]" and old["flywheel.gate.mode"] == "approval", old
+
+    request = {"stage": "promote", "version": good, "snapshot_id": world["snapshot"]}
+    steps = harness.steps(tmp_path, **request, env=fresh(tmp_path / "traced", base / "mlflow.db"))
+    new = _reader_record(world, tmp_path / "traced" / "mlflow.db", good)
+    assert new["flywheel.gate.decision"] == "promoted" and new["flywheel.gate.mode"] == "gate", new
+    assert not [k for k in new if k.startswith("flywheel.approval.")], new  # the old answer went with its record
+    differing = {k for k in _evidence(old).keys() | _evidence(new).keys() if old.get(k) != new.get(k)}
+    assert {"flywheel.gate.holdout_rows", "flywheel.gate.holdout_days", "flywheel.gate.candidate_metrics",
+            "flywheel.approval.answer"} <= differing, differing  # a mix would show  # fmt: skip
+    assert {"registry.tag#1", "registry.tag.partial#1", "registry.tag.commit#1", "registry.alias#1",
+            "promote.record#1"} <= set(steps), steps  # fmt: skip
+
+    for index, step in enumerate(steps):
+        work = tmp_path / f"killed-{index}"
+        env = fresh(work, base / "mlflow.db")
+        assert harness.run(**request, env=env, fault=step)["signal"] == SIGKILL, step
+        seen = _reader_record(world, work / "mlflow.db", good)
+        state = _gate_state(world, work / "mlflow.db")
+        if seen == old:  # the old record, whole: its decision, its evidence, its answer
+            assert state["champion"] == noise, (step, state)
+        else:  # the new record, whole, at some point of its promotion
+            assert _evidence(seen) == _evidence(new), (step, seen)
+            assert seen["flywheel.gate.decision"] in LIFECYCLE, (step, seen)
+        if state["champion"] == good:  # the alias moved only after the new record was complete
+            assert _evidence(seen) == _evidence(new), (step, seen)
+
+        # The next call repairs what the kill left: the records as readers saw them, made real.
+        side = tmp_path / f"finished-{index}"
+        harness.ok(stage="finish", env=fresh(side, work / "mlflow.db"))
+        raw = {k: v for k, v in _raw_tags(world, side / "mlflow.db", good).items() if k.startswith(RECORD_PREFIXES)}
+        assert not [k for k in _raw_tags(world, side / "mlflow.db", good) if k.startswith("flywheel.record.")], step
+        assert raw == _reader_record(world, side / "mlflow.db", good), step
+        assert raw == old or _evidence(raw) == _evidence(new), (step, raw)
+
+        # The task's retry: the new decision, alone, and the promotion done.
+        harness.ok(**request, env=env)
+        final = _reader_record(world, work / "mlflow.db", good)
+        raw_final = _raw_tags(world, work / "mlflow.db", good)
+        assert final["flywheel.gate.decision"] == "promoted" and _evidence(final) == _evidence(new), (step, final)
+        assert {k: v for k, v in raw_final.items() if k.startswith(RECORD_PREFIXES)} == final, step
+        assert not [k for k in raw_final if k.startswith("flywheel.record.")], step  # no bookkeeping left
+        state = _gate_state(world, work / "mlflow.db")
+        assert (state["champion"], state["previous"]) == (good, noise), (step, state)

@@ -14,8 +14,10 @@ bound parameters: a table name is always a name, never SQL.
 
 Time limits (:mod:`mlflywheel.postgres`): the extract and bulk loads run under
 ``FLYWHEEL_POSTGRES_EXTRACT_TIMEOUT_SECONDS`` (a day of rows may stream for minutes), the count
-under ``FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS``; a server that stops answering mid-query is
-cut off by the client shortly after.
+under ``FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS``. The extract and bulk loads are watched for
+liveness: silent for ``FLYWHEEL_POSTGRES_LIVENESS_INTERVAL_SECONDS``, the server is probed on a new
+connection, and one that does not answer within ``FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS`` is
+hung: the extract is cut off then (15 s by default), not at its 600 s limit.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ def extract_transaction(postgres_uri: str, settings: Settings, *, readonly: bool
         timeout_setting=EXTRACT_TIMEOUT_SETTING,
         readonly=readonly,
         isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ,
+        liveness=True,  # minutes of allowed silence: tell a hung server from a slow scan sooner
     )
 
 
@@ -205,7 +208,7 @@ def load_frame_to_table(
     settings = settings if settings is not None else Settings.from_env()
     with transaction(
         postgres_uri, settings=settings, statement_timeout_seconds=settings.postgres_extract_timeout_seconds,
-        timeout_setting=EXTRACT_TIMEOUT_SETTING,
+        timeout_setting=EXTRACT_TIMEOUT_SETTING, liveness=True,
     ) as cursor:  # fmt: skip
         pin_text_settings(cursor)
         cursor.execute("SELECT to_regclass(%s)", (target.as_string(cursor),))
