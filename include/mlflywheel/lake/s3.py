@@ -210,20 +210,10 @@ class S3Lake(Lake):
     @contextlib.contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
         """The object downloaded in blocks to a temporary file (deleted after the block)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         with tempfile.TemporaryDirectory(prefix="flywheel-read-") as folder:
             path = Path(folder) / "object"
-            try:
-                body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-                with open(path, "wb") as fh:
-                    fh.writelines(body.iter_chunks(chunk_size=4 * 1024 * 1024))
-            except ClientError as exc:
-                if _error_code(exc) in _MISSING_KEY_CODES:
-                    raise LakeError(f"no object {self.url(key)}") from None
-                raise self._fail("get", key, exc) from exc
-            except BotoCoreError as exc:
-                raise self._fail("get", key, exc) from exc
+            with open(path, "wb") as fh:
+                self._get_object(key, lambda body: fh.writelines(body.iter_chunks(chunk_size=4 * 1024 * 1024)))
             yield path
 
     def _put_multipart(self, bucket_key: str, length: int, read: Callable[[int, int], bytes]) -> None:
@@ -263,11 +253,14 @@ class S3Lake(Lake):
             raise
 
     def get_bytes(self, key: str) -> bytes:
+        return self._get_object(key, lambda body: body.read())
+
+    def _get_object(self, key: str, consume: Callable[[Any], Any]) -> Any:
+        """``consume(body)`` of the object's streaming body; S3 errors as :class:`LakeError`."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return response["Body"].read()
+            return consume(self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"])
         except ClientError as exc:
             if _error_code(exc) in _MISSING_KEY_CODES:
                 raise LakeError(f"no object {self.url(key)}") from None
