@@ -11,64 +11,61 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlflywheel import ledger
-from mlflywheel.lake import Lake, frame_to_parquet, keys
+from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.lake import Lake, keys
 from mlflywheel.validation.report import outcome_row
-from mlflywheel.validation.verdict import Split, Verdict
-
-if TYPE_CHECKING:  # pragma: no cover
-    from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
+from mlflywheel.validation.streaming import Streamed, result_document
+from mlflywheel.validation.suite import suite_description
 
 
 def publish(
     lake: Lake,
+    spec: DatasetSpec,
     day: dt.date,
-    split: Split,
+    streamed: Streamed,
     summary: dict[str, Any],
     *,
     report_html: str,
-    verdict: Verdict,
-    suite: ExpectationSuite,
-    result: ExpectationSuiteValidationResult,
     ledger_sink: ledger.LedgerSink | None = None,
     commit_id: str | None = None,
 ) -> dict[str, Any]:
-    """Commit the day's validated and quarantined partitions, the report and the ledger summary
-    together; returns the summary as recorded (with its ``commit``)."""
+    """Commit the day's validated and quarantined partitions (their spool files), the report and
+    the ledger summary together; returns the summary as recorded (with its ``commit``)."""
     run_id, rows_in = summary["run_id"], summary["rows_in"]
-    result_json = json.dumps(result.to_json_dict(), indent=2, sort_keys=True, default=str).encode()
+    result_json = json.dumps(result_document(streamed), indent=2, sort_keys=True, default=str).encode()
     zones: dict[str, Any] = {keys.VALIDATED: None, keys.QUARANTINE: None}  # None: no partition now
-    if split.status != "validated":
+    if streamed.quarantined_path is not None:
         zones[keys.QUARANTINE] = (
             {
-                keys.DATA_FILE: frame_to_parquet(split.quarantined),
+                keys.DATA_FILE: streamed.quarantined_path,
                 "validation_result.json": result_json,
                 keys.REPORT_HTML: report_html.encode(),
             },
             {
-                "rows": len(split.quarantined),
+                "rows": streamed.rows_quarantined,
                 "run_id": run_id,
                 "rows_in": rows_in,
-                "scope": "partition" if split.status == "quarantined" else "rows",
+                "scope": "partition" if streamed.status == "quarantined" else "rows",
                 "partition_failures": summary["partition_failures"],
             },
         )
-    if split.validated is not None:
+    if streamed.validated_path is not None:
         zones[keys.VALIDATED] = (
-            {keys.DATA_FILE: frame_to_parquet(split.validated)},
+            {keys.DATA_FILE: streamed.validated_path},
             {
-                "rows": split.rows_validated,
+                "rows": streamed.rows_validated,
                 "run_id": run_id,
                 "rows_in": rows_in,
-                "rows_quarantined": len(split.quarantined),
+                "rows_quarantined": streamed.rows_quarantined,
             },
         )
     report_json = {
         **summary,
-        "expectations": [outcome_row(o) for o in verdict.outcomes],
-        "suite": suite.to_json_dict(),
+        "expectations": [outcome_row(o) for o in streamed.outcomes],
+        "suite": suite_description(spec, day),
     }
     report = {
         keys.REPORT_HTML: report_html.encode(),
