@@ -248,15 +248,20 @@ def test_find_duplicate_ids_exact_values():
     assert found.mask(pa.array(["a", "b", None, "d"])).tolist() == [True, False, False, False]
 
 
-def test_the_validated_zone_keeps_the_schema_types_with_nulls_in_every_chunk(tmp_path):
+def test_the_zones_keep_the_raw_and_schema_types_with_nulls_in_every_chunk(tmp_path):
     frame = raw_frame(TRANSACTIONS, 30, seed=2)
     frame["distance_from_home_km"] = np.nan  # a nullable column entirely null
+    frame.loc[[5, 22], "currency"] = "XXX"
     lake = LocalLake(tmp_path / "lake")
     write_raw(lake, TRANSACTIONS, frame)
     validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=4)
     validated = lake.read_frame("validated", TRANSACTIONS.name, DAY)
-    expected = validation.to_schema_types(frame, TRANSACTIONS)
-    pd.testing.assert_frame_equal(validated, expected)
+    good = frame.drop(index=[5, 22]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(validated, validation.to_schema_types(good, TRANSACTIONS))
+    quarantined = lake.read_frame("quarantine", TRANSACTIONS.name, DAY)
+    expected = frame.loc[[5, 22]].reset_index(drop=True)
+    expected["_quarantine_reasons"] = "currency not in its vocabulary"
+    pd.testing.assert_frame_equal(quarantined, expected)
 
 
 def test_unknown_engine_is_refused(tmp_path):

@@ -140,15 +140,9 @@ class _Raw:
 
 
 def _row_ids(raw: _Raw) -> Iterator[np.ndarray]:
-    """Each chunk's ``_row`` ids: the file's column, else the rows' positions."""
+    """Each chunk's ``_row`` column (the file has one)."""
     import numpy as np
 
-    if keys.ROW_COLUMN not in raw.columns:
-        start = 0
-        for chunk in raw.chunks(columns=[raw.columns[0]] if raw.columns else None):
-            yield np.arange(start, start + chunk.num_rows, dtype=np.int64)
-            start += chunk.num_rows
-        return
     for chunk in raw.chunks(columns=[keys.ROW_COLUMN]):
         column = chunk.column(0)
         if column.null_count:
@@ -170,7 +164,10 @@ def _check_row_ids_unique(raw: _Raw) -> None:
 
     if keys.ROW_COLUMN not in raw.columns or raw.rows == 0:
         return
-    ids = np.concatenate(list(_row_ids(raw)))
+    ids, filled = np.empty(raw.rows, dtype=np.int64), 0  # 8 bytes a row, filled in place
+    for part in _row_ids(raw):
+        ids[filled : filled + len(part)] = part
+        filled += len(part)
     ids.sort()
     if (ids[1:] == ids[:-1]).any():
         raise ValidationError(f"raw partition has duplicate {keys.ROW_COLUMN} values: rows cannot be told apart")
@@ -335,7 +332,7 @@ def _run_pass(
             table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
             quarantined.write_table(table)
             out.rows_quarantined += table.num_rows
-            _keep_sample(out, table, partition_text is None or bool(reasons), reasons, failed)
+            _keep_sample(out, table, reasons, failed)
         if validated is not None and partition_text is None:
             keep = ~failed
             table = _validated_table(chunk, keep, validated.schema)
@@ -346,7 +343,7 @@ def _run_pass(
     return out
 
 
-def _keep_sample(out: _Pass, table: pa.Table, split: bool, reasons: dict[int, list[str]], failed: Any) -> None:
+def _keep_sample(out: _Pass, table: pa.Table, reasons: dict[int, list[str]], failed: np.ndarray) -> None:
     """Keep up to REPORT_SAMPLE_ROWS rows (today's order: own failures first in a whole quarantine)."""
     import numpy as np
 
@@ -474,7 +471,7 @@ def validate_file(
         if check.type == UNIQUE_TYPE and check.column not in context.duplicates:
             column = str(check.column)
             context.duplicates[column] = find_duplicate_ids(
-                lambda column=column: (c.column(0) for c in raw.chunks(columns=[column]))
+                lambda column=column: (c.column(0) for c in raw.chunks(columns=[column])), rows=raw.rows
             )
     plan = _Plan(spec, engine, raw, context, checks)
 

@@ -59,15 +59,24 @@ class DuplicateIds:
         return out
 
 
-def find_duplicate_ids(id_chunks: Any) -> DuplicateIds:
+def find_duplicate_ids(id_chunks: Any, *, rows: int | None = None) -> DuplicateIds:
     """Duplicated ids of the partition; ``id_chunks`` is a callable returning a fresh iterator of
-    the id column's chunks (pyarrow arrays), read twice."""
+    the id column's chunks (pyarrow arrays), read twice; ``rows`` (the partition's, when known)
+    lets the hashes fill one array in place."""
     import numpy as np
 
     chunks: Iterator[Any] = id_chunks()
-    parts = [hash_ids(_non_null_values(c)[1]) for c in chunks]
-    hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    del parts
+    if rows is None:
+        parts = [hash_ids(_non_null_values(c)[1]) for c in chunks]
+        hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+        del parts
+    else:
+        hashes, filled = np.empty(rows, dtype=np.uint64), 0
+        for chunk in chunks:
+            part = hash_ids(_non_null_values(chunk)[1])
+            hashes[filled : filled + len(part)] = part
+            filled += len(part)
+        hashes = hashes[:filled]
     hashes.sort()
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes
