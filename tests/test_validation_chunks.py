@@ -267,3 +267,25 @@ def test_the_zones_keep_the_raw_and_schema_types_with_nulls_in_every_chunk(tmp_p
 def test_unknown_engine_is_refused(tmp_path):
     with pytest.raises(ValueError, match="engine"):
         validation.validate_partition(LocalLake(tmp_path), TRANSACTIONS, DAY, run_id="r", engine="spark")
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5, 7])
+def test_the_whole_frame_verdict_agrees_with_the_streamed_one(tmp_path, seed):
+    # judge / split_rows judge a frame held in memory (the PostgreSQL pushdown's path): same wording.
+    from mlflywheel.validation import suite, verdict
+
+    ruled = dataclasses.replace(TRANSACTIONS, max_text_length=40, reject_formulas=True)
+    frame = damaged_frame(seed)
+    lake = LocalLake(tmp_path / "lake")
+    write_raw(lake, ruled, frame)
+    streamed = validation.validate_partition(lake, ruled, DAY, run_id="r", chunk_rows=9)
+    prepared = verdict.prepare(frame)
+    result = suite.run_suite(verdict.suite_frame(prepared), suite.build_suite(ruled, DAY))
+    judged = verdict.judge(ruled, prepared, verdict.outcomes(result, prepared), 0.2)
+    split = verdict.split_rows(ruled, prepared, judged, where="t")
+    whole = validation.partition_summary(ruled, DAY, split, judged, rows_in=len(frame), run_id="r")
+    assert {k: v for k, v in whole.items() if k not in VOLATILE} == {
+        k: v for k, v in streamed.items() if k not in VOLATILE
+    }
+    quarantined = lake.read_frame("quarantine", ruled.name, DAY)
+    pd.testing.assert_frame_equal(quarantined, split.quarantined)

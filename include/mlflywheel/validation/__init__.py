@@ -46,7 +46,7 @@ from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import Lake, keys
 from mlflywheel.validation.engines import ENGINES
 from mlflywheel.validation.errors import ValidationError
-from mlflywheel.validation.publication import publish
+from mlflywheel.validation.publication import publish_streamed
 from mlflywheel.validation.report import REPORT_SAMPLE_ROWS, render_report
 from mlflywheel.validation.streaming import Streamed, validate_file
 from mlflywheel.validation.suite import (
@@ -55,7 +55,7 @@ from mlflywheel.validation.suite import (
     partition_expectations,
     suite_as_dict,
 )
-from mlflywheel.validation.verdict import log_failures, to_schema_types
+from mlflywheel.validation.verdict import Split, Verdict, log_failures, to_schema_types
 
 __all__ = [
     "COERCION_REASON",
@@ -118,9 +118,9 @@ def validate_partition(
         )  # fmt: skip
         log_failures(where, streamed.outcomes, streamed.rows_in)
         commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
-        summary = partition_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
+        summary = streamed_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
         report_html = render_report(spec, summary, streamed.outcomes, streamed.failing_sample.head(REPORT_SAMPLE_ROWS))
-        summary = publish(
+        summary = publish_streamed(
             lake, spec, day, streamed, summary, report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id
         )
     log.info(
@@ -150,24 +150,55 @@ def raw_partition_manifest(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_i
     return raw_manifest
 
 
+def streamed_summary(
+    spec: DatasetSpec, day: dt.date, streamed: Streamed, *, run_id: str, commit_id: str | None = None
+) -> dict[str, Any]:
+    """The partition's ledger summary."""
+    return _summary(
+        spec, day, streamed.status, streamed.rows_in, streamed.rows_validated, streamed.rows_quarantined,
+        streamed.reason_counts, streamed.partition_failures, run_id=run_id, commit_id=commit_id,
+    )  # fmt: skip
+
+
 def partition_summary(
     spec: DatasetSpec,
     day: dt.date,
-    streamed: Streamed,
+    split: Split,
+    verdict: Verdict,
     *,
+    rows_in: int,
     run_id: str,
     commit_id: str | None = None,
 ) -> dict[str, Any]:
-    """The partition's ledger summary."""
+    """The ledger summary of a split held in memory (:func:`.verdict.split_rows`)."""
+    return _summary(
+        spec, day, split.status, rows_in, split.rows_validated, len(split.quarantined), split.reason_counts,
+        verdict.partition_failures, run_id=run_id, commit_id=commit_id,
+    )  # fmt: skip
+
+
+def _summary(
+    spec: DatasetSpec,
+    day: dt.date,
+    status: str,
+    rows_in: int,
+    rows_validated: int,
+    rows_quarantined: int,
+    reasons: dict[str, int],
+    partition_failures: list[str],
+    *,
+    run_id: str,
+    commit_id: str | None,
+) -> dict[str, Any]:
     return {
         "dataset": spec.name,
         "partition": day.isoformat(),
-        "status": streamed.status,
-        "rows_in": streamed.rows_in,
-        "rows_validated": streamed.rows_validated,
-        "rows_quarantined": streamed.rows_quarantined,
-        "reasons": streamed.reason_counts,
-        "partition_failures": list(streamed.partition_failures),
+        "status": status,
+        "rows_in": rows_in,
+        "rows_validated": rows_validated,
+        "rows_quarantined": rows_quarantined,
+        "reasons": reasons,
+        "partition_failures": list(partition_failures),
         "run_id": run_id,
         "report_key": keys.validation_report_key(spec.name, day, version=commit_id),
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),

@@ -41,9 +41,8 @@ from mlflywheel.validation.engines import (
 )
 from mlflywheel.validation.errors import ValidationError
 from mlflywheel.validation.report import REPORT_SAMPLE_ROWS
-from mlflywheel.validation.suite import PIPELINE_META_COLUMNS
 from mlflywheel.validation.uniqueness import find_duplicate_ids
-from mlflywheel.validation.verdict import ExpectationOutcome, coercion_row_reason
+from mlflywheel.validation.verdict import ExpectationOutcome, coercion_row_reason, partition_failures
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -395,52 +394,6 @@ def _outcomes(
         o.names_rows = check.position not in totals or totals[check.position].names_rows
         out.append(o)
     return out
-
-
-def partition_failures(
-    spec: DatasetSpec,
-    outcomes: list[ExpectationOutcome],
-    columns: list[str],
-    *,
-    failed_rows: int,
-    rows_in: int,
-    max_failed_row_fraction: float,
-) -> list[str]:
-    """The partition-level failures, worded as the whole-frame verdict words them."""
-    schema = spec.column_names
-    missing = [c for c in schema if c not in columns]
-    extra = [c for c in columns if c not in PIPELINE_META_COLUMNS and c not in schema]
-    failures: list[str] = []
-    for o in outcomes:
-        if o.success:
-            continue
-        if o.type == "expect_table_columns_to_match_set":
-            detail = "; ".join(
-                part
-                for part in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"unexpected {', '.join(map(str, extra))}" if extra else "",
-                )
-                if part
-            )
-            failures.append(f"{o.reason}: {detail}" if detail else o.reason)
-        elif o.error is not None:
-            # An expectation on a missing column cannot run; the column check already says why.
-            if o.column is not None and o.column in missing:
-                continue
-            failures.append(f"{o.label} could not be evaluated: {o.error}")
-        elif not o.row_level:
-            observed = f" (observed {o.observed_value})" if o.observed_value is not None else ""
-            failures.append(f"{o.reason}{observed}")
-        elif not o.names_rows:
-            # A row-level expectation that failed without naming rows cannot split the partition.
-            failures.append(f"{o.reason} ({o.label} failed without naming the rows)")
-    if rows_in and failed_rows / rows_in > max_failed_row_fraction:
-        failures.append(
-            f"{failed_rows} of {rows_in} rows ({failed_rows / rows_in:.1%}) failed row-level expectations, "
-            f"above the limit of {max_failed_row_fraction:.1%}"
-        )
-    return failures
 
 
 def validate_file(

@@ -3,21 +3,26 @@
 :class:`ExpectationOutcome` is one expectation's result over the partition, reduced to what the
 verdict and the report need (:func:`outcomes` reads it from a Great Expectations result);
 :func:`coercion_row_reason` words an unreadable value; :func:`to_schema_types` gives the
-validated zone's columns and dtypes. The verdict itself is reached chunk by chunk in
-:mod:`.streaming`.
+validated zone's columns and dtypes; :func:`partition_failures` words the partition-level
+failures. A partition read from the lake is judged chunk by chunk (:mod:`.streaming`); a whole
+frame held in memory (a day validated inside PostgreSQL) by :func:`judge` and :func:`split_rows`,
+with the same wording.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel.datasets.cells import explain
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import keys
-from mlflywheel.validation.suite import COERCION_REASON
+from mlflywheel.validation.errors import ValidationError
+from mlflywheel.validation.suite import COERCION_REASON, PIPELINE_META_COLUMNS, SUITE_META_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -124,6 +129,114 @@ def coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
 # --- frames ------------------------------------------------------------------------------------
 
 
+@dataclass
+class Verdict:
+    outcomes: list[ExpectationOutcome]
+    partition_failures: list[str]
+    row_reasons: dict[int, list[str]]  # _row -> reasons, for rows failing row-level expectations
+    reason_counts: Counter[str]  # generic reason -> rows
+
+
+def partition_failures(
+    spec: DatasetSpec,
+    outcomes: list[ExpectationOutcome],
+    columns: list[str],
+    *,
+    failed_rows: int,
+    rows_in: int,
+    max_failed_row_fraction: float,
+) -> list[str]:
+    """The partition-level failures, worded as the whole-frame verdict words them."""
+    schema = spec.column_names
+    missing = [c for c in schema if c not in columns]
+    extra = [c for c in columns if c not in PIPELINE_META_COLUMNS and c not in schema]
+    failures: list[str] = []
+    for o in outcomes:
+        if o.success:
+            continue
+        if o.type == "expect_table_columns_to_match_set":
+            detail = "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unexpected {', '.join(map(str, extra))}" if extra else "",
+                )
+                if part
+            )
+            failures.append(f"{o.reason}: {detail}" if detail else o.reason)
+        elif o.error is not None:
+            # An expectation on a missing column cannot run; the column check already says why.
+            if o.column is not None and o.column in missing:
+                continue
+            failures.append(f"{o.label} could not be evaluated: {o.error}")
+        elif not o.row_level:
+            observed = f" (observed {o.observed_value})" if o.observed_value is not None else ""
+            failures.append(f"{o.reason}{observed}")
+        elif not o.names_rows:
+            # A row-level expectation that failed without naming rows cannot split the partition.
+            failures.append(f"{o.reason} ({o.label} failed without naming the rows)")
+    if rows_in and failed_rows / rows_in > max_failed_row_fraction:
+        failures.append(
+            f"{failed_rows} of {rows_in} rows ({failed_rows / rows_in:.1%}) failed row-level expectations, "
+            f"above the limit of {max_failed_row_fraction:.1%}"
+        )
+    return failures
+
+
+def judge(
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    outcomes: list[ExpectationOutcome],
+    max_failed_row_fraction: float,
+) -> Verdict:
+    """The verdict on a whole frame (a partition held in memory, e.g. one validated in PostgreSQL)."""
+    row_reasons: dict[int, list[str]] = {}
+    reason_counts: Counter[str] = Counter()
+    coercion_text = dict(zip(frame[keys.ROW_COLUMN].tolist(), frame[keys.COERCION_ERRORS_COLUMN].tolist(), strict=True))
+    judged = []
+    for o in outcomes:
+        if o.row_level and not o.success and o.error is None:
+            o = dataclasses.replace(o, names_rows=bool(o.failing_rows))
+            for row_id in o.failing_rows if o.names_rows else ():
+                reasons = row_reasons.setdefault(row_id, [])
+                if o.type == "expect_column_values_to_be_null" and o.column == keys.COERCION_ERRORS_COLUMN:
+                    reasons.append(coercion_row_reason(spec, coercion_text.get(row_id)))
+                elif o.reason not in reasons:  # duplicates list a row once per occurrence
+                    reasons.append(o.reason)
+            if o.names_rows:
+                reason_counts[o.reason] += len(set(o.failing_rows))
+        judged.append(o)
+    failures = partition_failures(
+        spec, judged, list(frame.columns),
+        failed_rows=len(row_reasons), rows_in=len(frame), max_failed_row_fraction=max_failed_row_fraction,
+    )  # fmt: skip
+    return Verdict(outcomes, failures, row_reasons, reason_counts)
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+
+def prepare(raw: pd.DataFrame) -> pd.DataFrame:
+    """The raw frame with the meta columns the suite relies on (added if a writer left them out)."""
+    frame = raw.reset_index(drop=True).copy()
+    if keys.ROW_COLUMN not in frame.columns:
+        frame[keys.ROW_COLUMN] = range(len(frame))
+    if not frame[keys.ROW_COLUMN].is_unique:
+        raise ValidationError(f"raw partition has duplicate {keys.ROW_COLUMN} values: rows cannot be told apart")
+    frame[keys.ROW_COLUMN] = frame[keys.ROW_COLUMN].astype("int64")
+    if keys.COERCION_ERRORS_COLUMN not in frame.columns:
+        frame[keys.COERCION_ERRORS_COLUMN] = None
+    frame[keys.COERCION_ERRORS_COLUMN] = frame[keys.COERCION_ERRORS_COLUMN].astype(object)
+    return frame
+
+
+def suite_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    # Of the pipeline's meta columns only the suite's go to GX; any other column (an upstream's
+    # "_note" too) reaches the column check.
+    keep = [c for c in frame.columns if c not in PIPELINE_META_COLUMNS or c in SUITE_META_COLUMNS]
+    return frame[keep]
+
+
 def to_schema_types(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Exactly the schema's columns, in schema order, with the schema's pandas dtypes; plus the
     derived row id (``_row_id``) when the spec declares no id column and ingest wrote one."""
@@ -141,9 +254,66 @@ def to_schema_types(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def log_failures(where: str, outcomes: list[ExpectationOutcome], rows_in: int) -> None:
-    """One warning per failed expectation, with its counts."""
-    for o in outcomes:
+@dataclass
+class Split:
+    """Where every row of the partition goes, and the counts the ledger records."""
+
+    status: str  # validated | partially_quarantined | quarantined
+    validated: pd.DataFrame | None  # schema-typed rows; None when the whole partition is quarantined
+    quarantined: pd.DataFrame  # failing rows with their reasons in ``_quarantine_reasons``
+    reason_counts: dict[str, int]  # reason -> rows, most frequent first
+    failing_sample: pd.DataFrame  # quarantined rows that failed on their own (all, if none did)
+
+    @property
+    def rows_validated(self) -> int:
+        return 0 if self.validated is None else len(self.validated)
+
+
+def split_rows(spec: DatasetSpec, frame: pd.DataFrame, verdict: Verdict, *, where: str) -> Split:
+    """Apply the verdict: every row ends in exactly one zone (checked), with its reasons."""
+    import pandas as pd
+
+    rows_in = len(frame)
+    row_reason_text = frame[keys.ROW_COLUMN].map(lambda r: "; ".join(verdict.row_reasons.get(r, [])))
+    if verdict.partition_failures:
+        status = "quarantined"
+        failed_mask = pd.Series(True, index=frame.index)
+        partition_text = "; ".join(verdict.partition_failures)
+        reasons_column = row_reason_text.map(lambda t: f"{partition_text}; {t}" if t else partition_text)
+        reason_counts = Counter(verdict.reason_counts)
+        for failure in verdict.partition_failures:
+            reason_counts[failure] = rows_in
+    else:
+        failed_mask = frame[keys.ROW_COLUMN].isin(list(verdict.row_reasons))
+        status = "partially_quarantined" if failed_mask.any() else "validated"
+        reasons_column = row_reason_text
+        reason_counts = verdict.reason_counts
+
+    quarantined = frame[failed_mask].copy()
+    quarantined[keys.QUARANTINE_REASONS_COLUMN] = reasons_column[failed_mask].astype(object)
+    quarantined = quarantined.reset_index(drop=True)
+    validated = to_schema_types(frame[~failed_mask], spec) if status != "quarantined" else None
+    rows_validated = 0 if validated is None else len(validated)
+    if rows_in != rows_validated + len(quarantined):  # nothing may be lost or doubled
+        raise ValidationError(
+            f"{where}: rows_in={rows_in} but validated={rows_validated} + quarantined={len(quarantined)}"
+        )
+    # The sample shows rows that failed on their own first (all rows fail a partition-level check).
+    sample = quarantined
+    if verdict.row_reasons:
+        sample = quarantined[quarantined[keys.ROW_COLUMN].isin(list(verdict.row_reasons))]
+    return Split(
+        status=status,
+        validated=validated,
+        quarantined=quarantined,
+        reason_counts=dict(sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        failing_sample=sample,
+    )
+
+
+def log_failures(where: str, verdict: Verdict | list[ExpectationOutcome], rows_in: int) -> None:
+    """One warning per failed expectation (of a verdict, or a list of outcomes), with its counts."""
+    for o in verdict.outcomes if isinstance(verdict, Verdict) else verdict:
         if o.success:
             continue
         if o.error is not None:
