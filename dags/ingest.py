@@ -93,7 +93,7 @@ with DAG(
 
     @task(outlets=[VALIDATED])
     def validate(raw: dict, data_interval_start=None, run_id=None, outlet_events=None) -> dict:
-        """Validate with Great Expectations; publish validated rows, quarantine the rest."""
+        """Validate the raw partition chunk by chunk; publish validated rows, quarantine the rest."""
         from mlflywheel.ledger import sink_from_settings
         from mlflywheel.validation import validate_partition
 
@@ -104,6 +104,8 @@ with DAG(
             run_id=run_id,
             max_failed_row_fraction=settings.max_failed_row_fraction,
             ledger_sink=sink_from_settings(settings),
+            chunk_rows=settings.partition_chunk_rows,
+            engine=settings.validation_engine,
         )
         outlet_events[VALIDATED].extra = dag_support.validated_asset_extra(summary)
         return summary

@@ -25,47 +25,42 @@ partitions of the day instead of adding to them, and each run writes a human-rea
 report to ``reports/validation/<dataset>/dt=<day>/v=<commit>/`` and the partition's ledger summary,
 all in one commit (:mod:`.publication`).
 
-Modules: :mod:`.suite` (the expectations, run with Great Expectations, imported lazily with
-analytics off), :mod:`.verdict` (result -> verdict -> split of the rows), :mod:`.publication`
-(zones, report, ledger in one commit), :mod:`.report` (the HTML page).
+The partition is read chunk by chunk (``chunk_rows``): memory follows the chunk, not the
+partition. Modules: :mod:`.suite` (the expectations; Great Expectations imported lazily with
+analytics off), :mod:`.engines` (one chunk evaluated: ``arrow`` vectorised, or ``gx``, same
+outcomes), :mod:`.uniqueness` (duplicate ids across the whole partition), :mod:`.streaming` (the
+passes over the chunks, the verdict, the spool files), :mod:`.verdict` (outcomes, reasons, schema
+types), :mod:`.publication` (zones, report, ledger in one commit), :mod:`.report` (the HTML page).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+import tempfile
+from pathlib import Path
+from typing import Any
 
 from mlflywheel import ledger
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import Lake, keys
+from mlflywheel.validation.engines import ENGINES
 from mlflywheel.validation.errors import ValidationError
-from mlflywheel.validation.publication import publish
+from mlflywheel.validation.publication import publish_streamed
 from mlflywheel.validation.report import REPORT_SAMPLE_ROWS, render_report
+from mlflywheel.validation.streaming import Streamed, validate_file
 from mlflywheel.validation.suite import (
     COERCION_REASON,
     build_suite,
     partition_expectations,
-    run_suite,
     suite_as_dict,
 )
-from mlflywheel.validation.verdict import (
-    Split,
-    Verdict,
-    judge,
-    log_failures,
-    outcomes,
-    prepare,
-    split_rows,
-    suite_frame,
-    to_schema_types,
-)
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+from mlflywheel.validation.verdict import Split, Verdict, log_failures, to_schema_types
 
 __all__ = [
     "COERCION_REASON",
+    "DEFAULT_CHUNK_ROWS",
+    "ENGINES",
     "ValidationError",
     "build_suite",
     "partition_expectations",
@@ -77,6 +72,8 @@ __all__ = [
 
 log = logging.getLogger("mlflywheel.validation")
 
+DEFAULT_CHUNK_ROWS = 250_000  # the default of FLYWHEEL_PARTITION_CHUNK_ROWS
+
 
 def validate_partition(
     lake: Lake,
@@ -86,11 +83,16 @@ def validate_partition(
     run_id: str,
     max_failed_row_fraction: float = 0.2,
     ledger_sink: ledger.LedgerSink | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    engine: str = "arrow",
 ) -> dict[str, Any]:
     """Validate the raw partition of ``day``, publish validated and quarantined rows, return the summary.
 
     ``ledger_sink`` (e.g. :func:`mlflywheel.ledger.sink_from_settings`) records the summary
-    beside the lake's, in this same step that publishes the partition.
+    beside the lake's, in this same step that publishes the partition. The partition is read
+    ``chunk_rows`` rows at a time (``FLYWHEEL_PARTITION_CHUNK_ROWS``), the suite evaluated by
+    ``engine`` (``FLYWHEEL_VALIDATION_ENGINE``: ``arrow`` vectorised, or ``gx`` Great
+    Expectations; same outcomes, see :mod:`.engines`).
 
     The summary (also written to the ledger) has dataset, partition, status, rows_in,
     rows_validated, rows_quarantined, reasons (reason -> rows), partition_failures, run_id,
@@ -98,35 +100,40 @@ def validate_partition(
     """
     if not 0.0 <= max_failed_row_fraction <= 1.0:
         raise ValueError(f"max_failed_row_fraction must be in [0, 1], got {max_failed_row_fraction}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     where = f"{spec.name} {day.isoformat()}"
-    frame = read_raw_partition(lake, spec, day, run_id=run_id)
-    if isinstance(frame, dict):  # ingest quarantined the whole file in this run: its summary stands
-        return frame
+    raw_manifest = raw_partition_manifest(lake, spec, day, run_id=run_id)
+    if "zone" not in raw_manifest:  # ingest quarantined the whole file in this run: its summary stands
+        return raw_manifest
 
-    suite = build_suite(spec, day)
-    result = run_suite(suite_frame(frame), suite)
-    verdict = judge(spec, frame, outcomes(result, frame), max_failed_row_fraction)
-    log_failures(where, verdict, len(frame))
-    split = split_rows(spec, frame, verdict, where=where)
-
-    commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
-    summary = partition_summary(spec, day, split, verdict, rows_in=len(frame), run_id=run_id, commit_id=commit_id)
-    report_html = render_report(spec, summary, verdict.outcomes, split.failing_sample.head(REPORT_SAMPLE_ROWS))
-    summary = publish(
-        lake, day, split, summary, report_html=report_html, verdict=verdict, suite=suite, result=result,
-        ledger_sink=ledger_sink, commit_id=commit_id,
-    )  # fmt: skip
+    with (
+        lake.partition_local_file(keys.RAW, spec.name, day, keys.DATA_FILE) as raw_path,
+        tempfile.TemporaryDirectory(prefix="flywheel-validate-") as spool,
+    ):
+        streamed = validate_file(
+            raw_path, spec, day, Path(spool),
+            chunk_rows=chunk_rows, engine=engine, max_failed_row_fraction=max_failed_row_fraction,
+            where=where, declared_rows=raw_manifest.get("rows_in"),
+        )  # fmt: skip
+        log_failures(where, streamed.outcomes, streamed.rows_in)
+        commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
+        summary = streamed_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
+        report_html = render_report(spec, summary, streamed.outcomes, streamed.failing_sample.head(REPORT_SAMPLE_ROWS))
+        summary = publish_streamed(
+            lake, spec, day, streamed, summary, report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id
+        )
     log.info(
-        "%s: %s (rows_in=%d validated=%d quarantined=%d) report %s",
-        where, split.status, len(frame), split.rows_validated, len(split.quarantined),
-        lake.url(summary["report_key"]),
+        "%s: %s (rows_in=%d validated=%d quarantined=%d, engine %s, chunks of %d rows) report %s",
+        where, streamed.status, streamed.rows_in, streamed.rows_validated, streamed.rows_quarantined,
+        engine, chunk_rows, lake.url(summary["report_key"]),
     )  # fmt: skip
     return summary
 
 
-def read_raw_partition(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: str) -> pd.DataFrame | dict:
-    """The raw partition ready for the suite, or the ledger summary of a file that ingest
-    quarantined whole in this same run (nothing to validate then)."""
+def raw_partition_manifest(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: str) -> dict[str, Any]:
+    """The raw partition's manifest, or the ledger summary of a file that ingest quarantined
+    whole in this same run (nothing to validate then)."""
     where = f"{spec.name} {day.isoformat()}"
     raw_manifest = lake.manifest(keys.RAW, spec.name, day)
     if raw_manifest is None:
@@ -140,13 +147,17 @@ def read_raw_partition(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: s
             f"{where}: no raw partition at {keys.partition_prefix(keys.RAW, spec.name, day)} "
             f"(run {run_id}); run ingest for this day first"
         )
-    frame = prepare(lake.read_frame(keys.RAW, spec.name, day))
-    declared = raw_manifest.get("rows_in")
-    if declared is not None and int(declared) != len(frame):
-        raise ValidationError(
-            f"{where}: raw manifest says rows_in={declared} but the raw data has {len(frame)} rows"
-        )
-    return frame
+    return raw_manifest
+
+
+def streamed_summary(
+    spec: DatasetSpec, day: dt.date, streamed: Streamed, *, run_id: str, commit_id: str | None = None
+) -> dict[str, Any]:
+    """The partition's ledger summary."""
+    return _summary(
+        spec, day, streamed.status, streamed.rows_in, streamed.rows_validated, streamed.rows_quarantined,
+        streamed.reason_counts, streamed.partition_failures, run_id=run_id, commit_id=commit_id,
+    )  # fmt: skip
 
 
 def partition_summary(
@@ -159,16 +170,35 @@ def partition_summary(
     run_id: str,
     commit_id: str | None = None,
 ) -> dict[str, Any]:
-    """The partition's ledger summary."""
+    """The ledger summary of a split held in memory (:func:`.verdict.split_rows`)."""
+    return _summary(
+        spec, day, split.status, rows_in, split.rows_validated, len(split.quarantined), split.reason_counts,
+        verdict.partition_failures, run_id=run_id, commit_id=commit_id,
+    )  # fmt: skip
+
+
+def _summary(
+    spec: DatasetSpec,
+    day: dt.date,
+    status: str,
+    rows_in: int,
+    rows_validated: int,
+    rows_quarantined: int,
+    reasons: dict[str, int],
+    partition_failures: list[str],
+    *,
+    run_id: str,
+    commit_id: str | None,
+) -> dict[str, Any]:
     return {
         "dataset": spec.name,
         "partition": day.isoformat(),
-        "status": split.status,
+        "status": status,
         "rows_in": rows_in,
-        "rows_validated": split.rows_validated,
-        "rows_quarantined": len(split.quarantined),
-        "reasons": split.reason_counts,
-        "partition_failures": list(verdict.partition_failures),
+        "rows_validated": rows_validated,
+        "rows_quarantined": rows_quarantined,
+        "reasons": reasons,
+        "partition_failures": list(partition_failures),
         "run_id": run_id,
         "report_key": keys.validation_report_key(spec.name, day, version=commit_id),
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),

@@ -14,12 +14,39 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel import ledger
+from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import Lake, frame_to_parquet, keys
+from mlflywheel.lake.base import FileContent
 from mlflywheel.validation.report import outcome_row
-from mlflywheel.validation.verdict import Split, Verdict
+from mlflywheel.validation.streaming import Streamed, result_document
+from mlflywheel.validation.suite import suite_description
+from mlflywheel.validation.verdict import ExpectationOutcome, Split, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
+
+
+def publish_streamed(
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    streamed: Streamed,
+    summary: dict[str, Any],
+    *,
+    report_html: str,
+    ledger_sink: ledger.LedgerSink | None = None,
+    commit_id: str | None = None,
+) -> dict[str, Any]:
+    """Commit the day's validated and quarantined partitions (their spool files), the report and
+    the ledger summary together; returns the summary as recorded (with its ``commit``)."""
+    return _commit(
+        lake, summary,
+        validated=None if streamed.validated_path is None else (streamed.validated_path, streamed.rows_validated),
+        quarantined=None if streamed.quarantined_path is None else (streamed.quarantined_path, streamed.rows_quarantined),
+        scope="partition" if streamed.status == "quarantined" else "rows",
+        result=result_document(streamed), outcomes=streamed.outcomes, suite=suite_description(spec, day),
+        report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id,
+    )  # fmt: skip
 
 
 def publish(
@@ -35,41 +62,56 @@ def publish(
     ledger_sink: ledger.LedgerSink | None = None,
     commit_id: str | None = None,
 ) -> dict[str, Any]:
-    """Commit the day's validated and quarantined partitions, the report and the ledger summary
-    together; returns the summary as recorded (with its ``commit``)."""
+    """:func:`publish_streamed` for a split held in memory, with GX's own suite and result."""
+    return _commit(
+        lake, summary,
+        validated=None if split.validated is None else (frame_to_parquet(split.validated), split.rows_validated),
+        quarantined=None if split.status == "validated" else (frame_to_parquet(split.quarantined), len(split.quarantined)),
+        scope="partition" if split.status == "quarantined" else "rows",
+        result=result.to_json_dict(), outcomes=verdict.outcomes, suite=suite.to_json_dict(),
+        report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id,
+    )  # fmt: skip
+
+
+def _commit(
+    lake: Lake,
+    summary: dict[str, Any],
+    *,
+    validated: tuple[FileContent, int] | None,
+    quarantined: tuple[FileContent, int] | None,
+    scope: str,
+    result: dict[str, Any],
+    outcomes: list[ExpectationOutcome],
+    suite: dict[str, Any],
+    report_html: str,
+    ledger_sink: ledger.LedgerSink | None,
+    commit_id: str | None,
+) -> dict[str, Any]:
     run_id, rows_in = summary["run_id"], summary["rows_in"]
-    result_json = json.dumps(result.to_json_dict(), indent=2, sort_keys=True, default=str).encode()
+    result_json = json.dumps(result, indent=2, sort_keys=True, default=str).encode()
     zones: dict[str, Any] = {keys.VALIDATED: None, keys.QUARANTINE: None}  # None: no partition now
-    if split.status != "validated":
+    rows_quarantined = 0 if quarantined is None else quarantined[1]
+    if quarantined is not None:
         zones[keys.QUARANTINE] = (
             {
-                keys.DATA_FILE: frame_to_parquet(split.quarantined),
+                keys.DATA_FILE: quarantined[0],
                 "validation_result.json": result_json,
                 keys.REPORT_HTML: report_html.encode(),
             },
             {
-                "rows": len(split.quarantined),
+                "rows": rows_quarantined,
                 "run_id": run_id,
                 "rows_in": rows_in,
-                "scope": "partition" if split.status == "quarantined" else "rows",
+                "scope": scope,
                 "partition_failures": summary["partition_failures"],
             },
         )
-    if split.validated is not None:
+    if validated is not None:
         zones[keys.VALIDATED] = (
-            {keys.DATA_FILE: frame_to_parquet(split.validated)},
-            {
-                "rows": split.rows_validated,
-                "run_id": run_id,
-                "rows_in": rows_in,
-                "rows_quarantined": len(split.quarantined),
-            },
+            {keys.DATA_FILE: validated[0]},
+            {"rows": validated[1], "run_id": run_id, "rows_in": rows_in, "rows_quarantined": rows_quarantined},
         )
-    report_json = {
-        **summary,
-        "expectations": [outcome_row(o) for o in verdict.outcomes],
-        "suite": suite.to_json_dict(),
-    }
+    report_json = {**summary, "expectations": [outcome_row(o) for o in outcomes], "suite": suite}
     report = {
         keys.REPORT_HTML: report_html.encode(),
         keys.SUMMARY_JSON: json.dumps(report_json, indent=2, sort_keys=True, default=str).encode(),

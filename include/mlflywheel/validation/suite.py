@@ -75,15 +75,18 @@ def _expectation_class(type_name: str) -> Any:
     return cls
 
 
-def build_suite(spec: DatasetSpec, day: dt.date) -> ExpectationSuite:
+def build_suite(spec: DatasetSpec, day: dt.date, *, positions: tuple[int, ...] | None = None) -> ExpectationSuite:
     """The Great Expectations suite that validates ``spec``'s partition for ``day``.
 
     Each expectation's ``meta`` carries the flywheel reason, whether it is row-level, and
-    its position (results come back in a different order than the suite's).
+    its position (results come back in a different order than the suite's). ``positions``: only
+    those expectations (a chunk's share of the suite).
     """
     gx = _import_gx()
     expectations = []
     for position, expectation in enumerate(partition_expectations(spec, day)):
+        if positions is not None and position not in positions:
+            continue
         cls = _expectation_class(expectation.type)
         meta = {
             "flywheel_position": position,
@@ -106,6 +109,22 @@ def build_suite(spec: DatasetSpec, day: dt.date) -> ExpectationSuite:
 def suite_as_dict(spec: DatasetSpec, day: dt.date) -> dict[str, Any]:
     """The suite as a JSON-serialisable dict (for docs and the report)."""
     return build_suite(spec, day).to_json_dict()
+
+
+def suite_description(spec: DatasetSpec, day: dt.date) -> dict[str, Any]:
+    """The suite as plain data, without importing GX (the report's ``suite``): name and each
+    expectation's type, kwargs and meta, as in :func:`build_suite`."""
+    return {
+        "name": f"{spec.name}.dt={day.isoformat()}",
+        "expectations": [
+            {
+                "type": e.type,
+                "kwargs": e.kwargs,
+                "meta": {"flywheel_position": position, "reason": e.reason, "row_level": e.row_level},
+            }
+            for position, e in enumerate(partition_expectations(spec, day))
+        ],
+    }
 
 
 # --- running GX --------------------------------------------------------------------------------

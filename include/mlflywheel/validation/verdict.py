@@ -1,13 +1,17 @@
-"""From Great Expectations' result to a verdict, and from the verdict to a split of the rows.
+"""Outcomes of expectations, the rows' reasons, and the validated rows' types.
 
-Expectations are either *partition-level* (columns match the schema, at least one row) or
-*row-level* (not null, in range, in vocabulary, unique id, ...). A failed partition-level
-expectation, or more than ``max_failed_row_fraction`` of rows failing, quarantines the whole
-partition; otherwise failing rows are quarantined with their reasons and the rest validated.
+:class:`ExpectationOutcome` is one expectation's result over the partition, reduced to what the
+verdict and the report need (:func:`outcomes` reads it from a Great Expectations result);
+:func:`coercion_row_reason` words an unreadable value; :func:`to_schema_types` gives the
+validated zone's columns and dtypes; :func:`partition_failures` words the partition-level
+failures. A partition read from the lake is judged chunk by chunk (:mod:`.streaming`); a whole
+frame held in memory (a day validated inside PostgreSQL) by :func:`judge` and :func:`split_rows`,
+with the same wording.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -29,7 +33,7 @@ log = logging.getLogger("mlflywheel.validation")
 _MAX_ORIGINAL_TEXT = 120  # characters of an unreadable value quoted in a row's reason
 
 # pandas dtypes of validated data, per schema dtype (the same casts as the raw zone).
-_PANDAS_DTYPES = {"string": "object", "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
+PANDAS_DTYPES = {"string": "object", "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
 
 
 # --- interpreting the result ------------------------------------------------------------------
@@ -50,6 +54,7 @@ class ExpectationOutcome:
     observed_value: Any = None
     error: str | None = None
     failing_rows: list[int] = field(default_factory=list)
+    names_rows: bool = True  # False: a row-level failure that named no rows
 
     @property
     def label(self) -> str:
@@ -87,7 +92,7 @@ def outcomes(result: ExpectationSuiteValidationResult, frame: pd.DataFrame) -> l
             observed_value=details.get("observed_value"),
             error=_exception_message(r.exception_info),
         )
-        if outcome.row_level and not outcome.success and outcome.error is None:
+        if outcome.row_level and outcome.error is None:  # a pass with ``mostly`` may name rows too
             index_list = details.get("unexpected_index_list")
             if index_list is not None:
                 # Entries are {"_row": id, column: value}; plain positions if GX ignored the id column.
@@ -99,7 +104,7 @@ def outcomes(result: ExpectationSuiteValidationResult, frame: pd.DataFrame) -> l
     return sorted(out, key=lambda o: o.position)
 
 
-def _coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
+def coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
     """The generic reason plus each unreadable value's original text.
 
     E.g. ``value could not be read as its type: amount='abc' is not a valid float`` or
@@ -121,6 +126,9 @@ def _coercion_row_reason(spec: DatasetSpec, errors_text: Any) -> str:
     return f"{COERCION_REASON}: {', '.join(details)}"
 
 
+# --- frames ------------------------------------------------------------------------------------
+
+
 @dataclass
 class Verdict:
     outcomes: list[ExpectationOutcome]
@@ -129,22 +137,20 @@ class Verdict:
     reason_counts: Counter[str]  # generic reason -> rows
 
 
-def judge(
+def partition_failures(
     spec: DatasetSpec,
-    frame: pd.DataFrame,
     outcomes: list[ExpectationOutcome],
+    columns: list[str],
+    *,
+    failed_rows: int,
+    rows_in: int,
     max_failed_row_fraction: float,
-) -> Verdict:
-    rows_in = len(frame)
+) -> list[str]:
+    """The partition-level failures, worded as the whole-frame verdict words them."""
     schema = spec.column_names
-    missing = [c for c in schema if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in PIPELINE_META_COLUMNS and c not in schema]
-
-    partition_failures: list[str] = []
-    row_reasons: dict[int, list[str]] = {}
-    reason_counts: Counter[str] = Counter()
-    coercion_text = dict(zip(frame[keys.ROW_COLUMN].tolist(), frame[keys.COERCION_ERRORS_COLUMN].tolist(), strict=True))
-
+    missing = [c for c in schema if c not in columns]
+    extra = [c for c in columns if c not in PIPELINE_META_COLUMNS and c not in schema]
+    failures: list[str] = []
     for o in outcomes:
         if o.success:
             continue
@@ -157,34 +163,54 @@ def judge(
                 )
                 if part
             )
-            partition_failures.append(f"{o.reason}: {detail}" if detail else o.reason)
+            failures.append(f"{o.reason}: {detail}" if detail else o.reason)
         elif o.error is not None:
             # An expectation on a missing column cannot run; the column check already says why.
             if o.column is not None and o.column in missing:
                 continue
-            partition_failures.append(f"{o.label} could not be evaluated: {o.error}")
+            failures.append(f"{o.label} could not be evaluated: {o.error}")
         elif not o.row_level:
             observed = f" (observed {o.observed_value})" if o.observed_value is not None else ""
-            partition_failures.append(f"{o.reason}{observed}")
-        elif not o.failing_rows:
+            failures.append(f"{o.reason}{observed}")
+        elif not o.names_rows:
             # A row-level expectation that failed without naming rows cannot split the partition.
-            partition_failures.append(f"{o.reason} ({o.label} failed without naming the rows)")
-        else:
-            reason_counts[o.reason] += len(set(o.failing_rows))
-            for row_id in o.failing_rows:
-                reasons = row_reasons.setdefault(row_id, [])
-                if o.type == "expect_column_values_to_be_null" and o.column == keys.COERCION_ERRORS_COLUMN:
-                    reasons.append(_coercion_row_reason(spec, coercion_text.get(row_id)))
-                elif o.reason not in reasons:  # duplicates list a row once per occurrence
-                    reasons.append(o.reason)
-
-    failed_rows = len(row_reasons)
+            failures.append(f"{o.reason} ({o.label} failed without naming the rows)")
     if rows_in and failed_rows / rows_in > max_failed_row_fraction:
-        partition_failures.append(
+        failures.append(
             f"{failed_rows} of {rows_in} rows ({failed_rows / rows_in:.1%}) failed row-level expectations, "
             f"above the limit of {max_failed_row_fraction:.1%}"
         )
-    return Verdict(outcomes, partition_failures, row_reasons, reason_counts)
+    return failures
+
+
+def judge(
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    outcomes: list[ExpectationOutcome],
+    max_failed_row_fraction: float,
+) -> Verdict:
+    """The verdict on a whole frame (a partition held in memory, e.g. one validated in PostgreSQL)."""
+    row_reasons: dict[int, list[str]] = {}
+    reason_counts: Counter[str] = Counter()
+    coercion_text = dict(zip(frame[keys.ROW_COLUMN].tolist(), frame[keys.COERCION_ERRORS_COLUMN].tolist(), strict=True))
+    judged = []
+    for o in outcomes:
+        if o.row_level and not o.success and o.error is None:
+            o = dataclasses.replace(o, names_rows=bool(o.failing_rows))
+            for row_id in o.failing_rows if o.names_rows else ():
+                reasons = row_reasons.setdefault(row_id, [])
+                if o.type == "expect_column_values_to_be_null" and o.column == keys.COERCION_ERRORS_COLUMN:
+                    reasons.append(coercion_row_reason(spec, coercion_text.get(row_id)))
+                elif o.reason not in reasons:  # duplicates list a row once per occurrence
+                    reasons.append(o.reason)
+            if o.names_rows:
+                reason_counts[o.reason] += len(set(o.failing_rows))
+        judged.append(o)
+    failures = partition_failures(
+        spec, judged, list(frame.columns),
+        failed_rows=len(row_reasons), rows_in=len(frame), max_failed_row_fraction=max_failed_row_fraction,
+    )  # fmt: skip
+    return Verdict(outcomes, failures, row_reasons, reason_counts)
 
 
 # --- frames ------------------------------------------------------------------------------------
@@ -220,9 +246,9 @@ def to_schema_types(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     for column in spec.columns:
         values = frame[column.name]
         if column.dtype == "datetime":
-            out[column.name] = pd.to_datetime(values, utc=True).astype(_PANDAS_DTYPES["datetime"])
+            out[column.name] = pd.to_datetime(values, utc=True).astype(PANDAS_DTYPES["datetime"])
         else:
-            out[column.name] = values.astype(_PANDAS_DTYPES[column.dtype])
+            out[column.name] = values.astype(PANDAS_DTYPES[column.dtype])
     if spec.id_column is None and keys.ROW_ID_COLUMN in frame.columns:
         out[keys.ROW_ID_COLUMN] = frame[keys.ROW_ID_COLUMN].astype(object)
     return out.reset_index(drop=True)
@@ -285,9 +311,9 @@ def split_rows(spec: DatasetSpec, frame: pd.DataFrame, verdict: Verdict, *, wher
     )
 
 
-def log_failures(where: str, verdict: Verdict, rows_in: int) -> None:
-    """One warning per failed expectation, with its counts."""
-    for o in verdict.outcomes:
+def log_failures(where: str, verdict: Verdict | list[ExpectationOutcome], rows_in: int) -> None:
+    """One warning per failed expectation (of a verdict, or a list of outcomes), with its counts."""
+    for o in verdict.outcomes if isinstance(verdict, Verdict) else verdict:
         if o.success:
             continue
         if o.error is not None:

@@ -1,0 +1,520 @@
+"""Validating a raw partition chunk by chunk, in memory that follows the chunk, not the partition.
+
+The raw Parquet file is read ``chunk_rows`` rows at a time (``ParquetFile.iter_batches``). Per
+chunk an engine (:mod:`.engines`) evaluates the row-level expectations; failing rows get their
+reasons and go to the quarantine spool file, the others, cast to the schema types, to the
+validated spool file (two ``ParquetWriter``\\ s). Before that, projected passes over single columns
+find duplicated ids across the whole partition (:mod:`.uniqueness`) and check ``_row``.
+
+Some outcomes are known only at the end: more than ``max_failed_row_fraction`` of rows failing,
+an expectation that could not run, or one with ``mostly`` that passes overall. Then the partition
+is streamed again: with a partition failure every row goes to quarantine, the partition's reasons
+before its own (exactly as a whole-frame split writes them), and nothing is validated. A failure
+known up front (no rows, columns not the schema's) goes straight to that pass after one counting
+pass. ``rows in = validated + quarantined`` is checked before anything is published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.lake import keys
+from mlflywheel.validation.engines import (
+    NULL_TYPES,
+    TABLE_TYPES,
+    UNIQUE_TYPE,
+    Check,
+    ChunkContext,
+    ChunkResult,
+    chunk_checks,
+    evaluate_chunk,
+    missing_column_error,
+    partition_checks,
+    suite_columns,
+    table_outcome,
+)
+from mlflywheel.validation.errors import ValidationError
+from mlflywheel.validation.report import REPORT_SAMPLE_ROWS
+from mlflywheel.validation.uniqueness import find_duplicate_ids
+from mlflywheel.validation.verdict import ExpectationOutcome, coercion_row_reason, partition_failures
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+
+def _arrow_type(dtype: str) -> pa.DataType:
+    """The Arrow type of validated data per schema dtype (what pandas writes for to_schema_types' dtypes)."""
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "datetime": pa.timestamp("ns", tz="UTC")}[
+        dtype
+    ]
+
+
+@dataclass
+class Streamed:
+    """The outcome of validating one partition file, with the spool files to publish."""
+
+    status: str  # validated | partially_quarantined | quarantined
+    rows_in: int
+    rows_validated: int
+    rows_quarantined: int
+    reason_counts: dict[str, int]  # reason -> rows, most frequent first
+    partition_failures: list[str]
+    outcomes: list[ExpectationOutcome]
+    failing_sample: pd.DataFrame  # up to REPORT_SAMPLE_ROWS quarantined rows, own failures first
+    validated_path: Path | None  # None: the whole partition is quarantined
+    quarantined_path: Path | None  # None: nothing quarantined (status validated)
+    engine: str = "arrow"
+
+
+@dataclass
+class _Totals:
+    """One per-chunk expectation, summed over the chunks."""
+
+    unexpected_count: int = 0
+    element_count: int = 0
+    missing_count: int | None = None
+    error: str | None = None
+    success: bool = True
+    observed_value: Any = None
+    names_rows: bool = True
+
+    def add(self, r: ChunkResult) -> None:
+        self.unexpected_count += r.unexpected_count
+        self.element_count += r.element_count
+        if r.missing_count is not None:
+            self.missing_count = (self.missing_count or 0) + int(r.missing_count)
+        self.error = self.error or r.error
+        if self.success and not r.success or self.success:
+            self.observed_value = r.observed_value
+        self.success = self.success and r.success
+        self.names_rows = self.names_rows and r.names_rows
+
+
+@dataclass
+class _Pass:
+    """What one pass over the chunks adds up."""
+
+    totals: dict[int, _Totals] = field(default_factory=dict)
+    reason_counts: Counter[str] = field(default_factory=Counter)
+    failed_rows: int = 0
+    rows_validated: int = 0
+    rows_quarantined: int = 0
+    own_sample: list[pd.DataFrame] = field(default_factory=list)  # rows failing on their own
+    any_sample: list[pd.DataFrame] = field(default_factory=list)  # any quarantined rows
+
+
+# --- the partition file -------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    path: Path
+    file: pq.ParquetFile
+    chunk_rows: int
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.file.schema_arrow.names)
+
+    @property
+    def rows(self) -> int:
+        return int(self.file.metadata.num_rows)
+
+    def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        import pyarrow as pa
+
+        for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=columns):
+            yield pa.Table.from_batches([batch])
+
+
+def _row_ids(raw: _Raw) -> Iterator[np.ndarray]:
+    """Each chunk's ``_row`` column (the file has one)."""
+    import numpy as np
+
+    for chunk in raw.chunks(columns=[keys.ROW_COLUMN]):
+        column = chunk.column(0)
+        if column.null_count:
+            raise ValidationError(f"raw partition has null {keys.ROW_COLUMN} values: rows cannot be told apart")
+        yield np.asarray(column.to_numpy(zero_copy_only=False)).astype(np.int64)
+
+
+def _chunk_row_ids(chunk: pa.Table, start: int) -> np.ndarray:
+    """The chunk's ``_row`` ids: the file's column, else the rows' positions in the file."""
+    import numpy as np
+
+    if keys.ROW_COLUMN in chunk.column_names:
+        return np.asarray(chunk.column(keys.ROW_COLUMN).to_numpy()).astype(np.int64)
+    return np.arange(start, start + chunk.num_rows, dtype=np.int64)
+
+
+def _check_row_ids_unique(raw: _Raw) -> None:
+    import numpy as np
+
+    if keys.ROW_COLUMN not in raw.columns or raw.rows == 0:
+        return
+    ids, filled = np.empty(raw.rows, dtype=np.int64), 0  # 8 bytes a row, filled in place
+    for part in _row_ids(raw):
+        ids[filled : filled + len(part)] = part
+        filled += len(part)
+    ids.sort()
+    if (ids[1:] == ids[:-1]).any():
+        raise ValidationError(f"raw partition has duplicate {keys.ROW_COLUMN} values: rows cannot be told apart")
+
+
+# --- schemas of the spool files -------------------------------------------------------------------
+
+
+def _with_types(frame: pd.DataFrame, types: dict[str, pa.DataType]) -> pa.Schema:
+    """The schema pandas would write for ``frame`` (its pandas metadata: Int64 stays Int64 on
+    reading), with the given Arrow types (an empty object column would otherwise be ``null``)."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, name in enumerate(schema.names):
+        schema = schema.set(i, pa.field(name, types[name]))
+    return schema
+
+
+def validated_schema(spec: DatasetSpec, raw_columns: list[str]) -> pa.Schema:
+    """The validated partition's schema: :func:`.verdict.to_schema_types`' columns and dtypes."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from mlflywheel.validation.verdict import PANDAS_DTYPES
+
+    frame = pd.DataFrame({c.name: pd.Series([], dtype=PANDAS_DTYPES[c.dtype]) for c in spec.columns})
+    types = {c.name: _arrow_type(c.dtype) for c in spec.columns}
+    if spec.id_column is None and keys.ROW_ID_COLUMN in raw_columns:
+        frame[keys.ROW_ID_COLUMN] = pd.Series([], dtype=object)
+        types[keys.ROW_ID_COLUMN] = pa.string()
+    return _with_types(frame, types)
+
+
+def quarantine_schema(raw_schema: pa.Schema) -> pa.Schema:
+    """The raw columns (``_row`` and ``_coercion_errors`` added if a writer left them out) and
+    ``_quarantine_reasons``."""
+    import pandas as pd
+    import pyarrow as pa
+
+    frame = raw_schema.empty_table().to_pandas()
+    types = {f.name: (pa.string() if pa.types.is_null(f.type) else f.type) for f in raw_schema}
+    for name, dtype, arrow_type in (
+        (keys.ROW_COLUMN, "int64", pa.int64()),
+        (keys.COERCION_ERRORS_COLUMN, object, pa.string()),
+    ):
+        if name not in frame.columns:
+            frame[name] = pd.Series([], dtype=dtype)
+        types[name] = arrow_type
+    frame[keys.QUARANTINE_REASONS_COLUMN] = pd.Series([], dtype=object)
+    types[keys.QUARANTINE_REASONS_COLUMN] = pa.string()
+    return _with_types(frame, types)
+
+
+def _column_or_nulls(chunk: pa.Table, name: str, arrow_type: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
+    if name in chunk.column_names:
+        return chunk.column(name).combine_chunks().cast(arrow_type)
+    return pa.nulls(chunk.num_rows, type=arrow_type)
+
+
+def _validated_table(chunk: pa.Table, keep: np.ndarray, schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
+    rows = chunk.filter(pa.array(keep))
+    return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def _quarantine_table(
+    chunk: pa.Table, rows: np.ndarray, mask: np.ndarray, texts: list[str], schema: pa.Schema
+) -> pa.Table:
+    import pyarrow as pa
+
+    picked = chunk.filter(pa.array(mask))
+    arrays = []
+    for f in schema:
+        if f.name == keys.ROW_COLUMN:
+            arrays.append(pa.array(rows[mask], type=pa.int64()))
+        elif f.name == keys.QUARANTINE_REASONS_COLUMN:
+            arrays.append(pa.array(texts, type=pa.string()))
+        else:
+            arrays.append(_column_or_nulls(picked, f.name, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# --- per chunk: the rows' reasons ------------------------------------------------------------------
+
+
+def _row_reasons(
+    spec: DatasetSpec, chunk: pa.Table, checks: list[Check], results: dict[int, ChunkResult], counts: Counter[str]
+) -> dict[int, list[str]]:
+    """Chunk position -> reasons, in suite order, from the checks that fail the partition's rows."""
+    import numpy as np
+
+    reasons: dict[int, list[str]] = {}
+    for check in checks:
+        mask = results[check.position].unexpected
+        if mask is None or not mask.any():
+            continue
+        positions = np.flatnonzero(mask)
+        counts[check.expectation.reason] += len(positions)
+        if check.type == "expect_column_values_to_be_null" and check.column == keys.COERCION_ERRORS_COLUMN:
+            texts = chunk.column(check.column).take(positions).to_pylist()
+            for position, text in zip(positions.tolist(), texts, strict=True):
+                reasons.setdefault(position, []).append(coercion_row_reason(spec, text))
+            continue
+        for position in positions.tolist():
+            row = reasons.setdefault(position, [])
+            if check.expectation.reason not in row:
+                row.append(check.expectation.reason)
+    return reasons
+
+
+# --- the passes ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    spec: DatasetSpec
+    engine: str
+    raw: _Raw
+    context: ChunkContext
+    checks: list[Check]  # evaluated per chunk
+    silenced: set[int] = field(default_factory=set)  # positions whose rows do not fail (see module doc)
+
+
+def _run_pass(
+    plan: _Plan,
+    *,
+    validated: pq.ParquetWriter | None = None,
+    quarantined: pq.ParquetWriter | None = None,
+    partition_text: str | None = None,
+) -> _Pass:
+    """Evaluate every chunk; write its rows when writers are given: split (both writers) or whole
+    (quarantine only, every row, ``partition_text`` before the row's own reasons)."""
+    import numpy as np
+    import pyarrow as pa
+
+    out = _Pass()
+    contributing = [c for c in plan.checks if c.row_level and c.position not in plan.silenced]
+    chunks = plan.raw.chunks() if plan.raw.rows else iter([plan.raw.file.schema_arrow.empty_table()])
+    start = 0
+    for chunk in chunks:
+        rows = _chunk_row_ids(chunk, start)
+        start += chunk.num_rows
+        results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
+        for position, r in results.items():
+            out.totals.setdefault(position, _Totals()).add(r)
+        reasons = _row_reasons(plan.spec, chunk, contributing, results, out.reason_counts)
+        out.failed_rows += len(reasons)
+        if partition_text is not None:
+            failed = np.ones(chunk.num_rows, dtype=bool)
+            texts = [partition_text] * chunk.num_rows
+            for position, own in reasons.items():
+                texts[position] = f"{partition_text}; {'; '.join(own)}"
+        else:
+            failed = np.zeros(chunk.num_rows, dtype=bool)
+            failed[list(reasons)] = True
+            texts = ["; ".join(reasons[p]) for p in sorted(reasons)]
+        if quarantined is not None and failed.any():
+            table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
+            quarantined.write_table(table)
+            out.rows_quarantined += table.num_rows
+            _keep_sample(out, table, reasons, failed)
+        if validated is not None and partition_text is None:
+            keep = ~failed
+            table = _validated_table(chunk, keep, validated.schema)
+            validated.write_table(table)
+            out.rows_validated += table.num_rows
+    if quarantined is not None and not out.rows_quarantined:
+        quarantined.write_table(pa.Table.from_pylist([], schema=quarantined.schema))
+    return out
+
+
+def _keep_sample(out: _Pass, table: pa.Table, reasons: dict[int, list[str]], failed: np.ndarray) -> None:
+    """Keep up to REPORT_SAMPLE_ROWS rows (today's order: own failures first in a whole quarantine)."""
+    import numpy as np
+
+    if sum(len(f) for f in out.any_sample) < REPORT_SAMPLE_ROWS:
+        out.any_sample.append(table.slice(0, REPORT_SAMPLE_ROWS).to_pandas())
+    if reasons and sum(len(f) for f in out.own_sample) < REPORT_SAMPLE_ROWS:
+        # quarantined rows are the chunk's failed rows in order: find the own failures among them
+        order = np.flatnonzero(failed)
+        own = np.flatnonzero(np.isin(order, np.fromiter(reasons, dtype=np.int64)))[:REPORT_SAMPLE_ROWS]
+        out.own_sample.append(table.take(own).to_pandas())
+
+
+def _percent(check: Check, t: _Totals) -> float | None:
+    denominator = t.element_count if check.type in NULL_TYPES else t.element_count - (t.missing_count or 0)
+    return None if denominator == 0 else 100.0 * t.unexpected_count / denominator
+
+
+def _success(check: Check, t: _Totals) -> bool:
+    if t.error is not None or not t.names_rows:
+        return False
+    if not check.row_level:
+        return t.success
+    mostly = check.expectation.kwargs.get("mostly")
+    if mostly is None:
+        return t.unexpected_count == 0
+    denominator = t.element_count if check.type in NULL_TYPES else t.element_count - (t.missing_count or 0)
+    return denominator == 0 or (denominator - t.unexpected_count) / denominator >= float(mostly)
+
+
+def _outcomes(
+    context: ChunkContext, rows_in: int, totals: dict[int, _Totals]
+) -> list[ExpectationOutcome]:
+    out = []
+    for check in context.checks:
+        e = check.expectation
+        o = ExpectationOutcome(check.position, e.type, check.column, e.row_level, e.reason, success=True)
+        if check.type in TABLE_TYPES:
+            r = table_outcome(check, context.columns, rows_in)
+            o.success, o.observed_value = r.success, r.observed_value
+        elif check.position not in totals:  # its column is missing: GX cannot run it
+            o.success, o.error = False, missing_column_error(str(check.column))
+        else:
+            t = totals[check.position]
+            o.success, o.error = _success(check, t), t.error
+            if check.row_level and t.error is None:
+                o.unexpected_count, o.unexpected_percent = t.unexpected_count, _percent(check, t)
+            elif not check.row_level:
+                o.observed_value = t.observed_value
+        o.names_rows = check.position not in totals or totals[check.position].names_rows
+        out.append(o)
+    return out
+
+
+def validate_file(
+    path: Path,
+    spec: DatasetSpec,
+    day: dt.date,
+    spool: Path,
+    *,
+    chunk_rows: int,
+    engine: str,
+    max_failed_row_fraction: float,
+    where: str,
+    declared_rows: int | None = None,
+) -> Streamed:
+    """Validate the raw partition file at ``path``; the zones' files are written under ``spool``."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
+    # then grows with the partition, ~25 bytes a row measured on pyarrow 25).
+    raw = _Raw(Path(path), pq.ParquetFile(path, pre_buffer=False), chunk_rows)
+    if declared_rows is not None and int(declared_rows) != raw.rows:
+        raise ValidationError(f"{where}: raw manifest says rows_in={declared_rows} but the raw data has {raw.rows} rows")
+    _check_row_ids_unique(raw)
+    context = ChunkContext(spec, day, partition_checks(spec, day), suite_columns(raw.columns))
+    checks = chunk_checks(context)
+    for check in checks:
+        if check.type == UNIQUE_TYPE and check.column not in context.duplicates:
+            column = str(check.column)
+            context.duplicates[column] = find_duplicate_ids(
+                lambda column=column: (c.column(0) for c in raw.chunks(columns=[column])), rows=raw.rows
+            )
+    plan = _Plan(spec, engine, raw, context, checks)
+
+    up_front = [table_outcome(c, context.columns, raw.rows) for c in context.checks if c.type in TABLE_TYPES]
+    needs_count = any(not r.success for r in up_front) or any(
+        c.row_level and "mostly" in c.expectation.kwargs for c in checks
+    )
+    validated_path, quarantined_path = spool / "validated.parquet", spool / "quarantined.parquet"
+    v_schema, q_schema = validated_schema(spec, raw.columns), quarantine_schema(raw.file.schema_arrow)
+
+    def split_pass() -> _Pass:
+        with pq.ParquetWriter(validated_path, v_schema) as v, pq.ParquetWriter(quarantined_path, q_schema) as q:
+            return _run_pass(plan, validated=v, quarantined=q)
+
+    wrote = not needs_count
+    first = split_pass() if wrote else _run_pass(plan)
+    outcomes = _outcomes(context, raw.rows, first.totals)
+    # Rows of an expectation that passes overall (``mostly``), could not run, or named no rows do
+    # not fail on their own (the whole-frame verdict gives them no row reasons either).
+    plan.silenced = {o.position for o in outcomes if o.row_level and (o.success or o.error or not o.names_rows)}
+    stale = any(first.totals[p].unexpected_count for p in plan.silenced if p in first.totals)
+    counted = _run_pass(plan) if stale else first
+    failures = partition_failures(
+        spec, outcomes, context.columns,
+        failed_rows=counted.failed_rows, rows_in=raw.rows, max_failed_row_fraction=max_failed_row_fraction,
+    )  # fmt: skip
+    if failures:
+        with pq.ParquetWriter(quarantined_path, q_schema) as q:
+            done = _run_pass(plan, quarantined=q, partition_text="; ".join(failures))
+        status, validated_out = "quarantined", None
+        reason_counts = Counter(done.reason_counts)
+        for failure in failures:
+            reason_counts[failure] = raw.rows
+        sample = done.own_sample if done.failed_rows else done.any_sample
+    else:
+        done = counted if wrote and not stale else split_pass()
+        status = "partially_quarantined" if done.rows_quarantined else "validated"
+        validated_out, reason_counts, sample = validated_path, done.reason_counts, done.any_sample
+    rows_validated = done.rows_validated if validated_out is not None else 0
+    if raw.rows != rows_validated + done.rows_quarantined:  # nothing may be lost or doubled
+        raise ValidationError(
+            f"{where}: rows_in={raw.rows} but validated={rows_validated} + quarantined={done.rows_quarantined}"
+        )
+    frames = [f for f in sample if len(f)]
+    failing_sample = pd.concat(frames, ignore_index=True).head(REPORT_SAMPLE_ROWS) if frames else pd.DataFrame()
+    return Streamed(
+        status=status,
+        rows_in=raw.rows,
+        rows_validated=rows_validated,
+        rows_quarantined=done.rows_quarantined,
+        reason_counts=dict(sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        partition_failures=failures,
+        outcomes=outcomes,
+        failing_sample=failing_sample,
+        validated_path=validated_out,
+        quarantined_path=quarantined_path if status != "validated" else None,
+        engine=engine,
+    )
+
+
+def result_document(streamed: Streamed) -> dict[str, Any]:
+    """The run's result as JSON-ready data (the quarantine's ``validation_result.json``), in the
+    shape of a GX suite result: success, statistics and one entry per expectation."""
+    results = [
+        {
+            "expectation_config": {"type": o.type, "kwargs": {"column": o.column} if o.column else {},
+                                   "meta": {"flywheel_position": o.position, "reason": o.reason,
+                                            "row_level": o.row_level}},
+            "success": o.success,
+            "result": {
+                "unexpected_count": o.unexpected_count,
+                "unexpected_percent": o.unexpected_percent,
+                "observed_value": o.observed_value,
+            },
+            "exception_info": {"raised_exception": o.error is not None, "exception_message": o.error},
+        }
+        for o in streamed.outcomes
+    ]  # fmt: skip
+    passed = sum(o.success for o in streamed.outcomes)
+    return {
+        "success": passed == len(streamed.outcomes),
+        "engine": streamed.engine,
+        "statistics": {
+            "evaluated_expectations": len(streamed.outcomes),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(streamed.outcomes) - passed,
+        },
+        "results": results,
+    }
+
+
