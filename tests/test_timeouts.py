@@ -603,3 +603,46 @@ def test_airflow_api_call_to_a_hung_server_fails_within_its_budget(hung_server: 
     assert elapsed <= 3.0 + SLACK_S, elapsed  # the budget stops the retries long before 10
     assert f"http://{hung_server.address}/api/v2/monitor/health" in str(info.value)
     assert "budget 3 s" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_postgres_pushdown_on_a_server_that_hangs_during_great_expectations_is_cut_off(
+    freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
+) -> None:
+    """Validation inside PostgreSQL runs Great Expectations' statements on connections of its own:
+    they carry the same liveness probe, so a server that hangs while GX waits is found out within
+    seconds, not at the extract's 600 s limit, and nothing is published."""
+    import psycopg2
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.lake import LocalLake, keys
+    from mlflywheel.postgres import liveness_budget_seconds
+    from mlflywheel.sources.postgres import load_frame_to_table
+    from mlflywheel.validation.pushdown import validate_in_postgres
+
+    day = dt.date(2026, 11, 5)
+    spec = get_spec("transactions")
+    settings = settings_for(
+        tmp_path, postgres_connect_timeout_seconds=2, postgres_liveness_interval_seconds=1,
+        postgres_liveness_timeout_seconds=2,
+    )  # fmt: skip
+    budget = liveness_budget_seconds(settings)
+    load_frame_to_table(pg_database, "source_rows", spec, generate_day(day, 200, seed=3), settings=settings)
+    freezing_proxy.marker = b"SET TRANSACTION SNAPSHOT"  # the first statement of each of GX's transactions
+    lake = LocalLake(tmp_path / "lake")
+    uri = freezing_proxy.uri(pg_database)
+
+    def pushdown() -> object:
+        return validate_in_postgres(
+            lake, spec, day, postgres_uri=uri, table="source_rows", run_id="r", settings=settings
+        )
+
+    error, elapsed, ended = _run_bounded(pushdown, 2 * budget + 40)
+    assert freezing_proxy.frozen.is_set()
+    assert ended, "validation in PostgreSQL waited on a hung server for the extract's whole 600 s limit"
+    assert isinstance(error, psycopg2.OperationalError), repr(error)
+    # GX's connection, then the extract's own transaction (its rollback), each within the liveness budget
+    assert elapsed <= 2 * budget + 2 * SLACK_S, elapsed
+    message = str(error)
+    assert "the server stopped answering" in message and "FLYWHEEL_POSTGRES_LIVENESS_TIMEOUT_SECONDS" in message
+    assert f"postgres:***@{freezing_proxy.host}:{freezing_proxy.port}" in message and SECRET not in message
+    assert lake.commit_record(spec.name, day) is None  # nothing published

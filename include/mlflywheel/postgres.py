@@ -157,11 +157,49 @@ class _Deadline:
         self._timer.cancel()
 
 
-def cut_off_after(conn: psycopg2.extensions.connection, seconds: float) -> _Deadline:
-    """Shut ``conn``'s socket down once ``seconds`` have passed, unless the returned guard's
-    ``finish()`` is called first (then before closing the connection): :func:`transaction`'s
-    client-side limit, for a connection another library drives (Great Expectations' engine)."""
-    return _Deadline(conn, seconds)
+class ConnectionGuard:
+    """:func:`transaction`'s client-side bounds for a connection another library drives (Great
+    Expectations' engine): the deadline, and the liveness watchdog when one is asked for.
+    :meth:`finish` stops both before the connection is closed."""
+
+    def __init__(self, deadline: _Deadline, watchdog: _LivenessWatchdog | None) -> None:
+        self._deadline, self._watchdog = deadline, watchdog
+
+    @property
+    def fired(self) -> bool:
+        return self._deadline.fired or (self._watchdog is not None and self._watchdog.fired)
+
+    def failure(self, where: str) -> str | None:
+        """Why the guard cut the connection off (a message naming the setting), or None."""
+        if self._watchdog is not None and self._watchdog.fired:
+            return (
+                f"{where}: the server stopped answering: nothing arrived for {self._watchdog.silent_seconds:.0f} s "
+                f"({LIVENESS_INTERVAL_SETTING}={self._watchdog.interval:g}) and a liveness probe on a new "
+                f"connection got no answer within {self._watchdog.timeout} s ({LIVENESS_TIMEOUT_SETTING}); "
+                "the connection was closed"
+            )
+        if self._deadline.fired:
+            return f"{where}: no answer within the statement's limit; the connection was closed"
+        return None
+
+    def finish(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.finish()
+        self._deadline.finish()
+
+
+def cut_off_after(
+    conn: psycopg2.extensions.connection,
+    seconds: float,
+    *,
+    liveness: tuple[str, Settings] | None = None,
+) -> ConnectionGuard:
+    """Shut ``conn``'s socket down once ``seconds`` have passed, or, with ``liveness``
+    (``(postgres_uri, settings)``), as soon as the server stops answering a liveness probe
+    (:class:`_LivenessWatchdog`; a statement silent for minutes on a live server is left alone),
+    unless the returned guard's ``finish()`` is called first (then before closing the connection)."""
+    watchdog = _LivenessWatchdog(conn, liveness[0], liveness[1]) if liveness is not None else None
+    return ConnectionGuard(_Deadline(conn, seconds), watchdog)
 
 
 def liveness_budget_seconds(settings: Settings) -> float:

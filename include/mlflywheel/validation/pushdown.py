@@ -261,8 +261,13 @@ def _gx_day(
     guards = []
 
     def new_connection() -> Any:
+        for guard in guards:  # a server found hung: GX's next statements fail at once, not one connect each
+            if reason := guard.failure(f"PostgreSQL {redact_uri(postgres_uri)}"):
+                raise psycopg2.OperationalError(reason)
         conn = connect(postgres_uri, settings=settings, statement_timeout_seconds=statement_timeout)
-        guards.append(cut_off_after(conn, budget))  # the client-side limit of mlflywheel.postgres.transaction
+        # The client-side bounds of the extract's own transaction: its limit, and the liveness probe
+        # that finds a hung server within seconds, however long GX's statements may run.
+        guards.append(cut_off_after(conn, budget, liveness=(postgres_uri, settings)))
         return conn
 
     def in_snapshot(connection: Any) -> None:
@@ -293,6 +298,13 @@ def _gx_day(
     try:
         batch = batch_definition.get_batch()
         yield lambda suite, result_format: batch.validate(suite, result_format=result_format)
+    except Exception as exc:
+        # GX wraps (or reports) the driver's error: say plainly that the server was cut off.
+        where = f"PostgreSQL {redact_uri(postgres_uri)}"
+        reasons = [reason for guard in guards if (reason := guard.failure(where))]
+        if reasons:
+            raise psycopg2.OperationalError(f"{reasons[0]} ({type(exc).__name__})") from exc
+        raise
     finally:
         for guard in guards:
             guard.finish()
