@@ -25,6 +25,10 @@ consistent snapshot) and extracts only its result: passing rows to `validated/`,
 with their reasons to `quarantine/`, the report and the ledger summary in one commit. Nothing is
 landed and `raw/` holds nothing for the day; downstream reads `validated/` as always.
 
+With `FLYWHEEL_KEEP_RAW=false` steps 2 and 3 are one task, **validate**, which parses, casts,
+checks and splits the landed file straight into `validated/` and `quarantine/` in one streaming
+pass (same results as the two steps); `raw/` holds nothing for the day.
+
 Re-running a day replaces its partitions; it never duplicates rows.
 """
 
@@ -130,8 +134,26 @@ with DAG(
         outlet_events[VALIDATED].extra = dag_support.validated_asset_extra(summary)
         return summary
 
+    @task(task_id="validate", outlets=[VALIDATED])
+    def validate_landed(data_interval_start=None, run_id=None, outlet_events=None) -> dict:
+        """Ingest and validate the landed file in one streaming pass (no raw); publish, quarantine."""
+        from mlflywheel.ledger import sink_from_settings
+        from mlflywheel.validation.single_pass import validate_landed
+
+        summary = validate_landed(
+            dag_support.lake(settings), dag_support.spec(settings), dag_support.partition_day(data_interval_start),
+            run_id=run_id, max_failed_row_fraction=settings.max_failed_row_fraction,
+            ledger_sink=sink_from_settings(settings), chunk_rows=settings.partition_chunk_rows,
+            engine=settings.validation_engine,
+        )  # fmt: skip
+        outlet_events[VALIDATED].extra = dag_support.validated_asset_extra(summary)
+        return summary
+
     if settings.source_validation == "postgres":  # the suite runs where the rows live
         validate_in_postgres()
     else:
         arrival = extract_from_postgres() if settings.source == "postgres" else wait_for_landing()
-        validate(arrival >> ingest_raw())
+        if settings.keep_raw:
+            validate(arrival >> ingest_raw())
+        else:  # one pass from the landed file, nothing in raw
+            arrival >> validate_landed()

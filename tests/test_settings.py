@@ -35,6 +35,7 @@ def test_defaults_without_variables(data_dir: Path) -> None:
     assert s.training_backend == "local"
     assert s.epochs == 8 and s.learning_rate == 2e-3
     assert s.k8s_in_cluster is True
+    assert s.keep_raw is True  # two stages, raw kept, unless asked otherwise
     assert s.split_fraction_values == (0.7, 0.15, 0.15)
 
 
@@ -71,6 +72,11 @@ def test_path_field_becomes_a_path_with_home_expanded(
     s = Settings.from_env({f"{PREFIX}DATA_DIR": "~/fw-data"})
     assert isinstance(s.data_dir, Path)
     assert s.data_dir == tmp_path / "home" / "fw-data"
+
+
+def test_keep_raw_false_asks_for_the_single_pass(data_dir: Path) -> None:
+    assert Settings.from_env(env_for(data_dir, keep_raw="false")).keep_raw is False
+    assert Settings.from_env(env_for(data_dir, keep_raw="true")).keep_raw is True
 
 
 def test_empty_variable_is_ignored(data_dir: Path) -> None:
@@ -111,6 +117,7 @@ def test_bad_variable_fails_even_when_overridden(data_dir: Path) -> None:
         ("drift_cooldown_hours", "1h"),
         ("k8s_in_cluster", "maybe"),
         ("k8s_in_cluster", "2"),
+        ("keep_raw", "sometimes"),
     ],
 )
 def test_bad_value_raises_settings_error_naming_the_variable(data_dir: Path, field: str, raw: str) -> None:

@@ -218,6 +218,9 @@ class Settings:
     # How row-level expectations are evaluated: arrow (vectorised, the same rules) | gx (Great
     # Expectations on each chunk, slower: the reference the arrow engine is tested against).
     validation_engine: str = "arrow"
+    # true: ingest writes the day's raw partition and validation reads it (two stages); false: one
+    # streaming pass from the landed file to validated and quarantine, raw holds nothing for the day.
+    keep_raw: bool = True
 
     # --- drift -------------------------------------------------------------------------
     drift_backend: str = "alibi"  # alibi (BSL 1.1, non-production) | scipy (BSD)
@@ -641,6 +644,7 @@ CHECKS: dict[str, Check] = {
     "max_failed_row_fraction": _PROBABILITY,
     "partition_chunk_rows": _integer(1),
     "validation_engine": _choice("arrow", "gx"),
+    "keep_raw": Check("true or false", lambda v: True),
     # drift
     "drift_backend": _choice("alibi", "scipy"),
     "drift_p_value": _number(0, 1, low_open=True, high_open=True),

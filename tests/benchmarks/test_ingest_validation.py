@@ -48,7 +48,7 @@ def test_tiny_run_accounts_for_every_row(bench, tmp_path: Path, capsys: pytest.C
 
     for run in document["runs"]:
         phases = run["phases"]
-        assert list(phases) == ["generate", "floor", "checks", "ingest", "validate", "ingest+validate"]
+        assert list(phases) == ["generate", "floor", "checks", "ingest", "validate", "single_pass", "ingest+validate"]
         for name, phase in phases.items():
             assert phase["error"] is None, name
             assert phase["rows"] == ROWS, name
@@ -74,7 +74,11 @@ def test_tiny_run_accounts_for_every_row(bench, tmp_path: Path, capsys: pytest.C
         assert accounting["status"] == ("partially_quarantined" if expected_bad else "validated")
         assert accounting["checks_failing_rows"] == expected_bad
         assert accounting["checks_reasons_equal_validation"] is True
-        assert len(run["targets"]) == 2 and all(t["met"] in (True, False) for t in run["targets"])
+        assert accounting["single_pass_same_as_two_stages"] is True
+        single = phases["single_pass"]["details"]
+        assert (single["rows_quarantined"], single["reasons"]) == (expected_bad, phases["validate"]["details"]["reasons"])
+        assert len(run["targets"]) == 4 and all(t["met"] in (True, False) for t in run["targets"])
+        assert any(t["target"].startswith("single pass >= ") for t in run["targets"])
 
     validate = document["runs"][1]["phases"]["validate"]["details"]["reasons"]
     assert validate["duplicate transaction_id"] == 2 * generated["bad_by_kind"]["duplicate_id"]  # both copies
@@ -82,9 +86,10 @@ def test_tiny_run_accounts_for_every_row(bench, tmp_path: Path, capsys: pytest.C
 
     printed = capsys.readouterr().out
     assert bench.HEADER in printed
-    for label in ("floor: pyarrow", "vectorised checks", "ingest+validate", "target: peak RSS"):
+    for label in ("floor: pyarrow", "vectorised checks", "ingest+validate", "single pass", "target: peak RSS"):
         assert label in printed
     assert "quarantined = generated bad rows (200): yes" in printed
+    assert "single pass: status, counts and reasons as the two stages': yes" in printed
     assert "FAILED" not in printed
 
 

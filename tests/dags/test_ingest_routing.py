@@ -21,7 +21,7 @@ POSTGRES = {
 def _ingest_dag(monkeypatch, tmp_path, **env: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    for name in ("FLYWHEEL_SOURCE", "FLYWHEEL_SOURCE_VALIDATION", "FLYWHEEL_LEDGER_URI"):
+    for name in ("FLYWHEEL_SOURCE", "FLYWHEEL_SOURCE_VALIDATION", "FLYWHEEL_LEDGER_URI", "FLYWHEEL_KEEP_RAW"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     monkeypatch.setenv("FLYWHEEL_LAKE_URI", (tmp_path / "lake").as_uri())
@@ -42,6 +42,10 @@ def _ingest_dag(monkeypatch, tmp_path, **env: str):
             {"extract_from_postgres", "ingest_raw", "validate"},
         ),
         ({**POSTGRES, "FLYWHEEL_SOURCE_VALIDATION": "postgres"}, {"validate"}),
+        ({"FLYWHEEL_KEEP_RAW": "false"}, {"wait_for_landing", "validate"}),
+        ({**POSTGRES, "FLYWHEEL_KEEP_RAW": "false"}, {"extract_from_postgres", "validate"}),
+        ({**POSTGRES, "FLYWHEEL_SOURCE_VALIDATION": "postgres", "FLYWHEEL_KEEP_RAW": "false"}, {"validate"}),
+        ({"FLYWHEEL_KEEP_RAW": "true"}, {"wait_for_landing", "ingest_raw", "validate"}),
     ],
 )
 def test_the_settings_choose_the_tasks(monkeypatch, tmp_path, env, tasks):
@@ -79,6 +83,34 @@ def test_validate_in_postgres_runs_the_pushdown_on_the_interval(monkeypatch, tmp
         "manual__1",
     )
     assert kwargs["max_failed_row_fraction"] == 0.2 and kwargs["ledger_sink"] is None
+    [event] = events.values()
+    assert event.extra == {
+        k: summary[k] for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")
+    }
+
+
+def test_without_raw_validate_runs_the_single_pass_after_the_landing(monkeypatch, tmp_path):
+    from mlflywheel.validation import single_pass
+
+    dag = _ingest_dag(monkeypatch, tmp_path, FLYWHEEL_KEEP_RAW="false", FLYWHEEL_PARTITION_CHUNK_ROWS="1000")
+    task = dag.get_task("validate")
+    assert task.upstream_task_ids == {"wait_for_landing"}
+    calls = []
+    summary = {"partition": "2026-11-05", "status": "partially_quarantined", "rows_in": 3, "rows_validated": 2,
+               "rows_quarantined": 1, "run_id": "manual__1"}  # fmt: skip
+
+    def fake(lake, spec, day, **kwargs):
+        calls.append((spec.name, day, kwargs))
+        return summary
+
+    monkeypatch.setattr(single_pass, "validate_landed", fake)
+    events = collections.defaultdict(types.SimpleNamespace)
+    start = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
+    assert task.python_callable(data_interval_start=start, run_id="manual__1", outlet_events=events) == summary
+    [(dataset, day, kwargs)] = calls
+    assert (dataset, day) == ("transactions", dt.date(2026, 11, 5))
+    assert kwargs == {"run_id": "manual__1", "max_failed_row_fraction": 0.2, "ledger_sink": None,
+                      "chunk_rows": 1000, "engine": "arrow"}  # fmt: skip
     [event] = events.values()
     assert event.extra == {
         k: summary[k] for k in ("partition", "status", "rows_in", "rows_validated", "rows_quarantined")

@@ -35,8 +35,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -65,6 +66,7 @@ __all__ = [
     "UnreadableFileError", "ingest_partition", "normalise", "read_landing", "read_landing_table", "read_raw",
 ]  # fmt: skip
 
+T = TypeVar("T")
 DEFAULT_CHUNK_ROWS = Settings.partition_chunk_rows  # its default; callers with settings pass theirs
 
 
@@ -89,25 +91,14 @@ def ingest_partition(
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    source_key = landing_key(spec, day)
-    marker_key = landing_marker_key(spec, day)
-    if not lake.exists(marker_key):
-        raise IngestError(f"{spec.name} {day}: not landed yet (no marker {lake.url(marker_key)})")
-    if not lake.exists(source_key):
-        raise IngestError(f"{spec.name} {day}: marker present but no file {lake.url(source_key)}")
+    source_key = landed_file_key(lake, spec, day)
     with lake.local_file(source_key) as path, tempfile.TemporaryDirectory(prefix="flywheel-ingest-") as spool:
         surveyed = stream.survey(path)
-        base = {
-            "dataset": spec.name,
-            "partition": day.isoformat(),
-            "source_key": source_key,
-            "source_sha256": surveyed.sha256,
-            "run_id": run_id,
-        }
+        base = delivery(spec, day, source_key, surveyed, run_id=run_id)
         try:
             written = _write_raw(path, surveyed, spec, day, Path(spool), chunk_rows)
         except UnreadableFileError as exc:
-            return _quarantine_unreadable(
+            return quarantine_unreadable(
                 lake, spec, day, path, str(exc), base, ledger_sink=ledger_sink, records=exc.records
             )
         lake.publish_partition(
@@ -130,15 +121,56 @@ def ingest_partition(
     }
 
 
+def landed_file_key(lake: Lake, spec: DatasetSpec, day: dt.date) -> str:
+    """The key of the day's landed file; IngestError while it has not (completely) landed."""
+    source_key = landing_key(spec, day)
+    marker_key = landing_marker_key(spec, day)
+    if not lake.exists(marker_key):
+        raise IngestError(f"{spec.name} {day}: not landed yet (no marker {lake.url(marker_key)})")
+    if not lake.exists(source_key):
+        raise IngestError(f"{spec.name} {day}: marker present but no file {lake.url(source_key)}")
+    return source_key
+
+
+def delivery(spec: DatasetSpec, day: dt.date, source_key: str, surveyed: stream.Survey, *, run_id: str) -> dict[str, Any]:
+    """The fields naming a delivery in ingest's summaries."""
+    return {
+        "dataset": spec.name,
+        "partition": day.isoformat(),
+        "source_key": source_key,
+        "source_sha256": surveyed.sha256,
+        "run_id": run_id,
+    }
+
+
 def _write_raw(
     path: Path, surveyed: stream.Survey, spec: DatasetSpec, day: dt.date, spool: Path, chunk_rows: int
 ) -> raw.Written:
-    """The raw partition file in ``spool``: streamed when the streaming reader takes the file, else
-    by the exact reader (up to :data:`EXACT_READER_MAX_BYTES`); raises UnreadableFileError."""
+    """The raw partition file in ``spool`` (see :func:`read_landed`); raises UnreadableFileError."""
     out = spool / keys.DATA_FILE
+
+    def write(header: list[str], batches: Callable[[], Iterator[Any]], notes: list[str]) -> raw.Written:
+        return raw.write_raw(out, header, batches(), spec, day, notes)
+
+    return read_landed(path, surveyed, spec, spool, chunk_rows, write)
+
+
+def read_landed(
+    path: Path,
+    surveyed: stream.Survey,
+    spec: DatasetSpec,
+    spool: Path,
+    chunk_rows: int,
+    consume: Callable[[list[str], Callable[[], Iterator[Any]], list[str]], T],
+) -> T:
+    """``consume(header, batches, notes)`` of the landed file's text: ``batches()`` gives a fresh
+    iterator of Arrow string batches of ``chunk_rows`` rows each time it is called. Streamed when
+    the streaming reader takes the file, else by the exact reader (up to
+    :data:`EXACT_READER_MAX_BYTES`): when the streaming reader declines midway, ``consume`` is
+    called again from the start. Raises UnreadableFileError."""
     if spec.landing_format == "parquet":
         try:
-            return _write_parquet_landing(out, path, spec, day, chunk_rows)
+            return _read_parquet_landing(path, chunk_rows, consume)
         except stream.Declined as declined:
             if surveyed.size > EXACT_READER_MAX_BYTES:
                 raise UnreadableFileError(
@@ -148,8 +180,11 @@ def _write_raw(
         multiline = [c.name for c in spec.columns if c.multiline]
         try:
             source = stream.csv_source(path, surveyed, spool)
-            batches = stream.rebatch(stream.read_batches(source, multiline), chunk_rows)
-            return raw.write_raw(out, source.header, batches, spec, day, source.notes)
+            return consume(
+                source.header,
+                lambda: stream.rebatch(stream.read_batches(source, multiline), chunk_rows),
+                source.notes,
+            )
         except stream.Declined as declined:
             if surveyed.size > EXACT_READER_MAX_BYTES:
                 raise UnreadableFileError(
@@ -159,10 +194,12 @@ def _write_raw(
                 ) from None
     landed = read_landing(path.read_bytes(), spec)  # raises UnreadableFileError for most
     header = [str(name) for name in landed.table.columns]
-    return raw.write_raw(out, header, raw.text_batches(landed.table, chunk_rows), spec, day, landed.notes)
+    return consume(header, lambda: raw.text_batches(landed.table, chunk_rows), landed.notes)
 
 
-def _write_parquet_landing(out: Path, path: Path, spec: DatasetSpec, day: dt.date, chunk_rows: int) -> raw.Written:
+def _read_parquet_landing(
+    path: Path, chunk_rows: int, consume: Callable[[list[str], Callable[[], Iterator[Any]], list[str]], T]
+) -> T:
     """A Parquet landing read ``chunk_rows`` rows at a time, each batch rendered as text (as the
     exact reader renders the whole file); :class:`stream.Declined` if pyarrow cannot read it."""
     import pyarrow.parquet as pq
@@ -186,7 +223,7 @@ def _write_parquet_landing(out: Path, path: Path, spec: DatasetSpec, day: dt.dat
         except (OSError, ValueError) as exc:  # a broken page or row group (pyarrow's errors are both)
             raise stream.Declined(str(exc)) from None
 
-    return raw.write_raw(out, header, text_batches(), spec, day, [])
+    return consume(header, text_batches, [])
 
 
 def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
@@ -209,7 +246,7 @@ def normalise(
     return table.to_pandas(), errors
 
 
-def _quarantine_unreadable(
+def quarantine_unreadable(
     lake: Lake,
     spec: DatasetSpec,
     day: dt.date,

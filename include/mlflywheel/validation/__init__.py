@@ -116,19 +116,33 @@ def validate_partition(
             chunk_rows=chunk_rows, engine=engine, max_failed_row_fraction=max_failed_row_fraction,
             where=where, declared_rows=raw_manifest.get("rows_in"),
         )  # fmt: skip
-        log_failures(where, streamed.outcomes, streamed.rows_in)
-        commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
-        summary = streamed_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
-        report_html = render_report(spec, summary, streamed.outcomes, streamed.failing_sample.head(REPORT_SAMPLE_ROWS))
-        summary = publish_streamed(
-            lake, spec, day, streamed, summary, report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id
-        )
+        summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(
         "%s: %s (rows_in=%d validated=%d quarantined=%d, engine %s, chunks of %d rows) report %s",
         where, streamed.status, streamed.rows_in, streamed.rows_validated, streamed.rows_quarantined,
         engine, chunk_rows, lake.url(summary["report_key"]),
     )  # fmt: skip
     return summary
+
+
+def commit_streamed(
+    lake: Lake,
+    spec: DatasetSpec,
+    day: dt.date,
+    streamed: Streamed,
+    *,
+    run_id: str,
+    ledger_sink: ledger.LedgerSink | None = None,
+) -> dict[str, Any]:
+    """Commit a streamed validation's zones (its spool files), report and ledger summary together;
+    returns the summary as recorded."""
+    log_failures(f"{spec.name} {day.isoformat()}", streamed.outcomes, streamed.rows_in)
+    commit_id = keys.new_version()  # the report names its own key, so the commit id comes first
+    summary = streamed_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
+    report_html = render_report(spec, summary, streamed.outcomes, streamed.failing_sample.head(REPORT_SAMPLE_ROWS))
+    return publish_streamed(
+        lake, spec, day, streamed, summary, report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id
+    )
 
 
 def raw_partition_manifest(lake: Lake, spec: DatasetSpec, day: dt.date, *, run_id: str) -> dict[str, Any]:

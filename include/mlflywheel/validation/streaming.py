@@ -41,7 +41,7 @@ from mlflywheel.validation.engines import (
 )
 from mlflywheel.validation.errors import ValidationError
 from mlflywheel.validation.report import REPORT_SAMPLE_ROWS
-from mlflywheel.validation.uniqueness import find_duplicate_ids
+from mlflywheel.validation.uniqueness import DuplicateIds, find_duplicate_ids
 from mlflywheel.validation.verdict import ExpectationOutcome, coercion_row_reason, partition_failures
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +58,9 @@ def _arrow_type(dtype: str) -> pa.DataType:
     return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "datetime": pa.timestamp("ns", tz="UTC")}[
         dtype
     ]
+
+
+VALIDATED_SPOOL, QUARANTINE_SPOOL = "validated.parquet", "quarantined.parquet"  # file names in the spool
 
 
 @dataclass
@@ -130,6 +133,10 @@ class _Raw:
     @property
     def rows(self) -> int:
         return int(self.file.metadata.num_rows)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.file.schema_arrow
 
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         import pyarrow as pa
@@ -308,7 +315,8 @@ def _run_pass(
 
     out = _Pass()
     contributing = [c for c in plan.checks if c.row_level and c.position not in plan.silenced]
-    chunks = plan.raw.chunks() if plan.raw.rows else iter([plan.raw.file.schema_arrow.empty_table()])
+    # rows None: not counted yet (a single pass, see :mod:`.single_pass`)
+    chunks = plan.raw.chunks() if plan.raw.rows != 0 else iter([plan.raw.schema.empty_table()])
     start = 0
     for chunk in chunks:
         rows = _chunk_row_ids(chunk, start)
@@ -409,7 +417,6 @@ def validate_file(
     declared_rows: int | None = None,
 ) -> Streamed:
     """Validate the raw partition file at ``path``; the zones' files are written under ``spool``."""
-    import pandas as pd
     import pyarrow.parquet as pq
 
     if chunk_rows < 1:
@@ -420,29 +427,63 @@ def validate_file(
     if declared_rows is not None and int(declared_rows) != raw.rows:
         raise ValidationError(f"{where}: raw manifest says rows_in={declared_rows} but the raw data has {raw.rows} rows")
     _check_row_ids_unique(raw)
+    plan = partition_plan(raw, spec, day, engine)
+    return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
+
+
+def partition_plan(
+    raw: Any,
+    spec: DatasetSpec,
+    day: dt.date,
+    engine: str,
+    *,
+    duplicates: dict[str, DuplicateIds] | None = None,
+) -> _Plan:
+    """The passes' plan over ``raw`` (a :class:`_Raw`, or anything with its ``columns``, ``rows``,
+    ``schema`` and ``chunks``); ``duplicates``: the unique columns' duplicates when known, else found here."""
     context = ChunkContext(spec, day, partition_checks(spec, day), suite_columns(raw.columns))
     checks = chunk_checks(context)
+    context.duplicates.update(duplicates or {})
     for check in checks:
         if check.type == UNIQUE_TYPE and check.column not in context.duplicates:
             column = str(check.column)
             context.duplicates[column] = find_duplicate_ids(
                 lambda column=column: (c.column(0) for c in raw.chunks(columns=[column])), rows=raw.rows
             )
-    plan = _Plan(spec, engine, raw, context, checks)
+    return _Plan(spec, engine, raw, context, checks)
 
+
+def split_pass(plan: _Plan, spool: Path) -> _Pass:
+    """Evaluate every chunk and write its rows to the validated or the quarantine spool file."""
+    import pyarrow.parquet as pq
+
+    v_schema, q_schema = validated_schema(plan.spec, plan.raw.columns), quarantine_schema(plan.raw.schema)
+    with (
+        pq.ParquetWriter(spool / VALIDATED_SPOOL, v_schema) as v,
+        pq.ParquetWriter(spool / QUARANTINE_SPOOL, q_schema) as q,
+    ):
+        return _run_pass(plan, validated=v, quarantined=q)
+
+
+def judge_and_split(
+    plan: _Plan, spool: Path, max_failed_row_fraction: float, *, where: str, first: _Pass | None = None
+) -> Streamed:
+    """The verdict over the plan's partition and its spool files; ``first``: a split pass already
+    written to ``spool`` (with the partition's duplicates known), so none is needed to begin."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    spec, raw, context, checks = plan.spec, plan.raw, plan.context, plan.checks
     up_front = [table_outcome(c, context.columns, raw.rows) for c in context.checks if c.type in TABLE_TYPES]
     needs_count = any(not r.success for r in up_front) or any(
         c.row_level and "mostly" in c.expectation.kwargs for c in checks
     )
-    validated_path, quarantined_path = spool / "validated.parquet", spool / "quarantined.parquet"
-    v_schema, q_schema = validated_schema(spec, raw.columns), quarantine_schema(raw.file.schema_arrow)
+    validated_path, quarantined_path = spool / VALIDATED_SPOOL, spool / QUARANTINE_SPOOL
+    q_schema = quarantine_schema(raw.schema)
 
-    def split_pass() -> _Pass:
-        with pq.ParquetWriter(validated_path, v_schema) as v, pq.ParquetWriter(quarantined_path, q_schema) as q:
-            return _run_pass(plan, validated=v, quarantined=q)
-
-    wrote = not needs_count
-    first = split_pass() if wrote else _run_pass(plan)
+    wrote = first is not None or not needs_count
+    if first is None:
+        first = split_pass(plan, spool) if wrote else _run_pass(plan)
     outcomes = _outcomes(context, raw.rows, first.totals)
     # Rows of an expectation that passes overall (``mostly``), could not run, or named no rows do
     # not fail on their own (the whole-frame verdict gives them no row reasons either).
@@ -462,7 +503,7 @@ def validate_file(
             reason_counts[failure] = raw.rows
         sample = done.own_sample if done.failed_rows else done.any_sample
     else:
-        done = counted if wrote and not stale else split_pass()
+        done = counted if wrote and not stale else split_pass(plan, spool)
         status = "partially_quarantined" if done.rows_quarantined else "validated"
         validated_out, reason_counts, sample = validated_path, done.reason_counts, done.any_sample
     rows_validated = done.rows_validated if validated_out is not None else 0
@@ -483,7 +524,7 @@ def validate_file(
         failing_sample=failing_sample,
         validated_path=validated_out,
         quarantined_path=quarantined_path if status != "validated" else None,
-        engine=engine,
+        engine=plan.engine,
     )
 
 

@@ -67,19 +67,39 @@ def find_duplicate_ids(id_chunks: Any, *, rows: int | None = None) -> DuplicateI
 
     chunks: Iterator[Any] = id_chunks()
     if rows is None:
-        parts = [hash_ids(_non_null_values(c)[1]) for c in chunks]
+        parts = [hash_column(c) for c in chunks]
         hashes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
         del parts
     else:
         hashes, filled = np.empty(rows, dtype=np.uint64), 0
         for chunk in chunks:
-            part = hash_ids(_non_null_values(chunk)[1])
+            part = hash_column(chunk)
             hashes[filled : filled + len(part)] = part
             filled += len(part)
         hashes = hashes[:filled]
+    repeated = repeated_hashes(hashes)
+    del hashes  # the second pass needs only the repeated ones
+    return exact_duplicates(repeated, id_chunks)
+
+
+def hash_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """uint64 hashes of a chunk's non-null ids."""
+    return hash_ids(_non_null_values(column)[1])
+
+
+def repeated_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The hashes that occur more than once, sorted and unique (``hashes`` is sorted in place)."""
+    import numpy as np
+
     hashes.sort()
-    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-    del hashes
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+def exact_duplicates(repeated: np.ndarray, id_chunks: Any) -> DuplicateIds:
+    """The ids whose exact value occurs twice among the rows whose hash is ``repeated``;
+    ``id_chunks()``: a fresh iterator of the id column's chunks (read once, only if any repeat)."""
+    import numpy as np
+
     if not len(repeated):
         return DuplicateIds(repeated, set())
     counts: Counter[Any] = Counter()
