@@ -16,8 +16,9 @@ import psycopg2
 import pytest
 from mlflywheel.datasets.spec import Expectation
 from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS, generate_day
-from mlflywheel.ingest import ingest_partition
+from mlflywheel.ingest import ingest_partition, raw
 from mlflywheel.lake import LocalLake, keys
+from mlflywheel.settings import Settings
 from mlflywheel.sources.postgres import SourceError, extract_partition_to_landing, load_frame_to_table
 from mlflywheel.validation import pushdown, validate_partition
 from mlflywheel.validation.pushdown import PushdownError, validate_in_postgres
@@ -88,9 +89,12 @@ def _zone(lake: LocalLake, zone: str, spec, day: dt.date) -> pd.DataFrame | None
     return lake.read_frame(zone, spec.name, day) if lake.manifest(zone, spec.name, day) else None
 
 
-def _assert_same_result(uri: str, spec, day: dt.date, tmp_path, fraction: float = 0.2) -> dict:
+def _assert_same_result(
+    uri: str, spec, day: dt.date, tmp_path, fraction: float = 0.2, chunk_rows: int | None = None
+) -> dict:
     lake_path, in_postgres = LocalLake(tmp_path / "lake-path"), LocalLake(tmp_path / "in-postgres")
     expected = _lake_path(uri, spec, day, lake_path, fraction)
+    overrides = {} if chunk_rows is None else {"partition_chunk_rows": chunk_rows}
     got = validate_in_postgres(
         in_postgres,
         spec,
@@ -99,6 +103,7 @@ def _assert_same_result(uri: str, spec, day: dt.date, tmp_path, fraction: float 
         table=TABLE,
         run_id="run-1",
         max_failed_row_fraction=fraction,
+        settings=Settings.from_env(**overrides),
     )
     assert {k: got[k] for k in SUMMARY_KEYS} == {k: expected[k] for k in SUMMARY_KEYS}
     assert got["rows_in"] == got["rows_validated"] + got["rows_quarantined"]
@@ -171,6 +176,29 @@ def test_a_spec_without_an_id_column(source, tmp_path):
     assert "duplicate transaction_id" not in got["reasons"]
     validated = LocalLake(tmp_path / "in-postgres").read_frame(keys.VALIDATED, spec.name, BAD)
     assert validated[keys.ROW_ID_COLUMN].str.startswith(BAD.isoformat() + ":").all()
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7])
+@pytest.mark.parametrize(
+    ("day", "id_column"),
+    [(BAD, "transaction_id"), (OVER, "transaction_id"), (DUPES, "transaction_id"), (BAD, None)],
+    ids=["partially-quarantined", "quarantined-whole", "duplicates", "no-id-column"],
+)
+def test_rows_read_back_in_chunks_give_the_same_result(source, tmp_path, monkeypatch, day, id_column, chunk_rows):
+    """The extracts are read back and cast chunk_rows rows at a time, each day spanning many chunks
+    (a duplicate's occurrences, failing and passing rows, a whole quarantine across them)."""
+    cast_rows, original = [], raw.cast_batch
+
+    def counting(batch, *args, **kwargs):
+        if kwargs.get("row_ids") is not None:  # the pushdown's casts (ingest's own number the rows)
+            cast_rows.append(batch.num_rows)
+        return original(batch, *args, **kwargs)
+
+    monkeypatch.setattr(raw, "cast_batch", counting)
+    spec = dataclasses.replace(SPEC, id_column=id_column)
+    got = _assert_same_result(source, spec, day, tmp_path, chunk_rows=chunk_rows)
+    assert got["rows_in"] > 10 * chunk_rows
+    assert sum(cast_rows) == got["rows_in"] and max(cast_rows) <= chunk_rows
 
 
 def test_an_expectation_without_a_sql_predicate_gets_its_rows_from_gx(source, tmp_path, caplog):

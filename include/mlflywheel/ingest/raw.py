@@ -45,11 +45,11 @@ def raw_schema(header: list[str], spec: DatasetSpec, *, row_ids: bool) -> Any:
 
 
 def cast_batch(
-    batch: Any, spec: DatasetSpec, *, first_row: int, day: dt.date | None, schema: Any
+    batch: Any, spec: DatasetSpec, *, first_row: int, day: dt.date | None, schema: Any, row_ids: Any = None
 ) -> tuple[Any, int]:
     """A batch of landed text (columns named by the header) as a batch of ``schema``, and the
     number of its rows with at least one coercion error. ``first_row``: the batch's first record's
-    position in the file."""
+    position in the file; ``row_ids``: the rows' ``_row`` (int64) where they are not consecutive."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -65,7 +65,7 @@ def cast_batch(
             for position, original in zip(where, text.take(pa.array(where)).to_pylist(), strict=True):
                 errors.setdefault(int(position), {})[name] = original
     count = batch.num_rows
-    rows = pa.array(np.arange(first_row, first_row + count, dtype=np.int64))
+    rows = pa.array(np.arange(first_row, first_row + count, dtype=np.int64)) if row_ids is None else row_ids
     arrays.append(rows)
     if ROW_ID_COLUMN in schema.names:  # derived_row_id, in bulk
         arrays.append(pc.binary_join_element_wise(f"{day.isoformat()}:", rows.cast(pa.string()), ""))

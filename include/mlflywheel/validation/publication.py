@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlflywheel import ledger
 from mlflywheel.datasets.spec import DatasetSpec
-from mlflywheel.lake import Lake, frame_to_parquet, keys
+from mlflywheel.lake import Lake, keys
 from mlflywheel.lake.base import FileContent
 from mlflywheel.validation.report import outcome_row
 from mlflywheel.validation.streaming import Streamed, result_document
 from mlflywheel.validation.suite import suite_description
-from mlflywheel.validation.verdict import ExpectationOutcome, Split, Verdict
-
-if TYPE_CHECKING:  # pragma: no cover
-    from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
+from mlflywheel.validation.verdict import ExpectationOutcome
 
 
 def publish_streamed(
@@ -36,39 +33,21 @@ def publish_streamed(
     report_html: str,
     ledger_sink: ledger.LedgerSink | None = None,
     commit_id: str | None = None,
+    suite: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Commit the day's validated and quarantined partitions (their spool files), the report and
-    the ledger summary together; returns the summary as recorded (with its ``commit``)."""
+    the ledger summary together; returns the summary as recorded (with its ``commit``).
+
+    ``suite`` and ``result`` (default: the streamed run's own) are Great Expectations' suite and
+    result as JSON where GX judged the day (validation inside PostgreSQL)."""
     return _commit(
         lake, summary,
         validated=None if streamed.validated_path is None else (streamed.validated_path, streamed.rows_validated),
         quarantined=None if streamed.quarantined_path is None else (streamed.quarantined_path, streamed.rows_quarantined),
         scope="partition" if streamed.status == "quarantined" else "rows",
-        result=result_document(streamed), outcomes=streamed.outcomes, suite=suite_description(spec, day),
-        report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id,
-    )  # fmt: skip
-
-
-def publish(
-    lake: Lake,
-    day: dt.date,
-    split: Split,
-    summary: dict[str, Any],
-    *,
-    report_html: str,
-    verdict: Verdict,
-    suite: ExpectationSuite,
-    result: ExpectationSuiteValidationResult,
-    ledger_sink: ledger.LedgerSink | None = None,
-    commit_id: str | None = None,
-) -> dict[str, Any]:
-    """:func:`publish_streamed` for a split held in memory, with GX's own suite and result."""
-    return _commit(
-        lake, summary,
-        validated=None if split.validated is None else (frame_to_parquet(split.validated), split.rows_validated),
-        quarantined=None if split.status == "validated" else (frame_to_parquet(split.quarantined), len(split.quarantined)),
-        scope="partition" if split.status == "quarantined" else "rows",
-        result=result.to_json_dict(), outcomes=verdict.outcomes, suite=suite.to_json_dict(),
+        result=result_document(streamed) if result is None else result, outcomes=streamed.outcomes,
+        suite=suite_description(spec, day) if suite is None else suite,
         report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id,
     )  # fmt: skip
 

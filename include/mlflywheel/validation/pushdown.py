@@ -23,16 +23,21 @@ one task runs :func:`validate_in_postgres` instead of extract + ingest + validat
    ``unexpected_count``. An expectation without a compiled predicate (a spec's extra of another
    type), or whose count differs, gets its rows from GX itself (``COMPLETE`` with
    ``unexpected_index_column_names=["_row"]``, for that expectation only), with a warning.
-4. Two ``COPY (SELECT ...) TO STDOUT`` in the snapshot's transaction extract the failing rows and,
-   separately, the passing rows, as the text the extract writes; they are read with the casts of
-   ingest (:mod:`mlflywheel.datasets.cells`), so every value, ``_row`` and ``_coercion_errors``
-   is what the lake path would hold.
-5. The verdict and the split are the lake path's own (:func:`.verdict.judge`,
-   :func:`.verdict.split_rows`): reasons per row, partition-level failures and
-   ``max_failed_row_fraction`` quarantining the whole day, rows in = validated + quarantined
-   (checked, and checked against the SQL's split and GX's row count). Validated rows (schema
-   types), quarantined rows with ``_quarantine_reasons``, the report and the ledger summary are
-   published in one commit (:func:`.publication.publish`). The summary adds
+4. The verdict's partition-level failures are known from the outcomes, the failing rows' ids and
+   the day's row count (:func:`.verdict.partition_failures`, worded as the lake path words them).
+   Then ``COPY (SELECT ...) TO STDOUT`` in the snapshot's transaction writes the rows, as the text
+   the extract writes, to local spool files: the failing rows and, separately, the passing rows;
+   or, when the day is quarantined whole, every row. No extract is held in memory.
+5. Each file is read back ``settings.partition_chunk_rows`` rows at a time by ingest's streaming
+   reader and casts (:mod:`mlflywheel.ingest.stream`, :func:`mlflywheel.ingest.raw.cast_batch`),
+   so every value, ``_row`` and ``_coercion_errors`` is what the lake path's raw zone would hold.
+   A chunk's rows get their reasons from the lake path's :func:`.verdict.judge` over the failing
+   rows that fall in it; they go to the quarantine spool file with ``_quarantine_reasons`` (the
+   partition's reasons first when the day is quarantined whole), the passing rows, schema-typed,
+   to the validated spool file (:mod:`.streaming`'s schemas and tables). Rows in = validated +
+   quarantined is checked, and the extracts against the SQL's split and GX's row count. Both
+   files, the report and the ledger summary are published in one commit
+   (:func:`.publication.publish_streamed`, with GX's own suite and result). The summary adds
    ``validated_in: "postgres"`` and ``source_table``.
 
 The raw zone holds nothing for a day validated this way: its rows never leave PostgreSQL before
@@ -49,31 +54,33 @@ unreadable file); here the value is validated like any other.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
-import io
-import json
 import logging
 import os
 import tempfile
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psycopg2
 from psycopg2 import sql
 
 from mlflywheel import ledger
-from mlflywheel.datasets.cells import NA_WORDS, cast_column
 from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.ingest import raw, stream
 from mlflywheel.lake import Lake, keys
 from mlflywheel.postgres import connect, cut_off_after, query_budget_seconds, redact_uri, table_identifier
 from mlflywheel.settings import Settings
 from mlflywheel.sources.postgres import SourceError, extract_transaction, pin_text_settings, source_error
-from mlflywheel.validation import partition_summary
+from mlflywheel.validation import streamed_summary
 from mlflywheel.validation.errors import ValidationError
-from mlflywheel.validation.publication import publish
+from mlflywheel.validation.publication import publish_streamed
 from mlflywheel.validation.pushdown_sql import (
     ACCEPTED_TYPES,
     day_relation,
@@ -82,11 +89,27 @@ from mlflywheel.validation.pushdown_sql import (
     row_predicate,
 )
 from mlflywheel.validation.report import REPORT_SAMPLE_ROWS, render_report
+from mlflywheel.validation.streaming import (
+    Streamed,
+    quarantine_schema,
+    quarantine_table,
+    validated_schema,
+    validated_table,
+)
 from mlflywheel.validation.suite import build_suite, partition_expectations
-from mlflywheel.validation.verdict import ExpectationOutcome, judge, log_failures, outcomes, split_rows
+from mlflywheel.validation.verdict import (
+    ExpectationOutcome,
+    Verdict,
+    judge,
+    log_failures,
+    outcomes,
+    partition_failures,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
 
 log = logging.getLogger("mlflywheel.validation")
@@ -97,7 +120,6 @@ ROWS_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ke
 # GX builds its engine from a URL; the connections come from the creator (mlflywheel.postgres.connect),
 # so this URL only names the dialect and driver, and no credential reaches GX's configuration or results.
 GX_ENGINE_URL = "postgresql+psycopg2://flywheel@source/pushdown"
-SPOOL_MEMORY_BYTES = 64 * 1024 * 1024  # larger extracts spill to a temporary file on disk
 
 
 class PushdownError(RuntimeError):
@@ -132,40 +154,27 @@ def validate_in_postgres(
     where = f"{spec.name} {day.isoformat()}"
     suite = build_suite(spec, day)  # a bad spec fails before any connection
     table_identifier(table)  # so does a bad table name
-    checked = _check_in_postgres(
-        spec, day, table, suite, postgres_uri=postgres_uri, settings=settings, where=where
-    )
-
-    import pandas as pd
-
-    failed, passed = _read_rows(checked.failed_csv, spec, day), _read_rows(checked.passed_csv, spec, day)
-    frame = pd.concat([passed, failed], ignore_index=True).sort_values(keys.ROW_COLUMN, kind="stable")
-    frame = frame.reset_index(drop=True)
-    _check_counts(where, frame, failed, checked)
-
-    # From here on, the lake path's own steps: verdict, split, summary, report, one commit.
-    verdict = judge(spec, frame, checked.outcomes, max_failed_row_fraction)
-    log_failures(where, verdict, len(frame))
-    split = split_rows(spec, frame, verdict, where=where)
-    if split.validated is not None and split.rows_validated != len(passed):  # SQL and Python split alike
-        raise PushdownError(f"{where}: {split.rows_validated} rows validated, but SQL passed {len(passed)}")
-    commit_id = keys.new_version()
-    summary = partition_summary(
-        spec, day, split, verdict, rows_in=len(frame), run_id=run_id, commit_id=commit_id
-    )
-    summary.update(validated_in="postgres", source_table=table)
-    report_html = render_report(
-        spec, summary, verdict.outcomes, split.failing_sample.head(REPORT_SAMPLE_ROWS)
-    )
-    lake.clear_partition(keys.RAW, spec.name, day)  # raw holds nothing for this day (module docstring)
-    summary = publish(
-        lake, day, split, summary, report_html=report_html, verdict=verdict, suite=suite, result=checked.result,
-        ledger_sink=ledger_sink, commit_id=commit_id,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="flywheel-pushdown-") as spool:
+        checked = _check_in_postgres(
+            spec, day, table, suite, Path(spool),
+            postgres_uri=postgres_uri, settings=settings, where=where, max_failed_row_fraction=max_failed_row_fraction,
+        )  # fmt: skip
+        log_failures(where, checked.outcomes, checked.rows_in)
+        # From here on, the lake path's own steps: the zones' spool files, summary, report, one commit.
+        streamed = _write_zones(spec, day, checked, Path(spool), chunk_rows=settings.partition_chunk_rows, where=where)
+        commit_id = keys.new_version()
+        summary = streamed_summary(spec, day, streamed, run_id=run_id, commit_id=commit_id)
+        summary.update(validated_in="postgres", source_table=table)
+        report_html = render_report(spec, summary, streamed.outcomes, streamed.failing_sample.head(REPORT_SAMPLE_ROWS))
+        lake.clear_partition(keys.RAW, spec.name, day)  # raw holds nothing for this day (module docstring)
+        summary = publish_streamed(
+            lake, spec, day, streamed, summary, report_html=report_html, ledger_sink=ledger_sink, commit_id=commit_id,
+            suite=suite.to_json_dict(), result=checked.result.to_json_dict(),
+        )  # fmt: skip
     log.info(
-        "%s: %s in PostgreSQL (rows_in=%d validated=%d quarantined=%d) report %s",
-        where, split.status, len(frame), split.rows_validated, len(split.quarantined),
-        lake.url(summary["report_key"]),
+        "%s: %s in PostgreSQL (rows_in=%d validated=%d quarantined=%d, chunks of %d rows) report %s",
+        where, streamed.status, streamed.rows_in, streamed.rows_validated, streamed.rows_quarantined,
+        settings.partition_chunk_rows, lake.url(summary["report_key"]),
     )  # fmt: skip
     return summary
 
@@ -173,13 +182,16 @@ def validate_in_postgres(
 @dataclass
 class _Checked:
     """What PostgreSQL said about the day: GX's result and outcomes (with their failing rows), the
-    failing rows' ids, and the failing and passing rows as CSV text."""
+    failing rows' ids, the day's row count and partition-level failures, and the extracted rows
+    as CSV spool files (name -> path): ``failed`` and ``passed``, or the whole ``day`` when it is
+    quarantined whole."""
 
     result: ExpectationSuiteValidationResult
     outcomes: list[ExpectationOutcome]
-    failing_ids: list[int]
-    failed_csv: bytes
-    passed_csv: bytes
+    failing_ids: np.ndarray  # sorted int64
+    rows_in: int
+    partition_failures: list[str]
+    files: dict[str, Path]
 
 
 def _check_in_postgres(
@@ -187,12 +199,14 @@ def _check_in_postgres(
     day: dt.date,
     table: str,
     suite: ExpectationSuite,
+    spool: Path,
     *,
     postgres_uri: str,
     settings: Settings,
     where: str,
+    max_failed_row_fraction: float,
 ) -> _Checked:
-    """Steps 1 to 4 of the module docstring, in one snapshot."""
+    """Steps 1 to 4 of the module docstring, in one snapshot; the rows are copied to ``spool``."""
     with extract_transaction(postgres_uri, settings, readonly=True) as cursor:
         pin_text_settings(cursor)
         _check_column_types(cursor, spec, table, postgres_uri)  # the first query takes the snapshot
@@ -210,9 +224,24 @@ def _check_in_postgres(
         for o in found:
             o.failing_rows = failing.get(o.position, [])
         failing_ids = sorted({row for rows in failing.values() for row in rows})
-        failed_csv = _copy_text(cursor, day_rows(spec, table, day, failing_ids, listed=True))
-        passed_csv = _copy_text(cursor, day_rows(spec, table, day, failing_ids, listed=False))
-    return _Checked(result, found, failing_ids, failed_csv, passed_csv)
+        rows_in = _count_rows(where, cursor, relation, found)
+        failures = _partition_failures(spec, found, failed_rows=len(failing_ids), rows_in=rows_in,
+                                       max_failed_row_fraction=max_failed_row_fraction)  # fmt: skip
+        if failures:  # every row goes to quarantine: one extract, in _row order
+            selects = {"day": day_rows(spec, table, day, [], listed=False)}
+        else:
+            selects = {
+                "failed": day_rows(spec, table, day, failing_ids, listed=True),
+                "passed": day_rows(spec, table, day, failing_ids, listed=False),
+            }
+        files, copied = {}, {}
+        for name, select in selects.items():
+            files[name] = spool / f"{name}.csv"
+            copied[name] = _copy_to_file(cursor, select, files[name])
+    if sum(copied.values()) != rows_in or copied.get("failed", len(failing_ids)) != len(failing_ids):
+        raise PushdownError(f"{where}: extracted {copied} rows, but the day has {rows_in} ({len(failing_ids)} failing)")
+    ids = np.array(failing_ids, dtype=np.int64)
+    return _Checked(result, found, ids, rows_in, failures, files)
 
 
 # --- the source table --------------------------------------------------------------------------
@@ -414,67 +443,181 @@ def _find_failing_rows(
 # --- extracting rows ----------------------------------------------------------------------------
 
 
-def _copy_text(cursor: Any, select: sql.Composed) -> bytes:
-    """The rows of ``select`` as CSV (header first), streamed by the server with COPY."""
+def _count_rows(where: str, cursor: Any, relation: str, found: list[ExpectationOutcome]) -> int:
+    """The day's rows in the snapshot (the extracts are checked against it), checked against GX's count."""
+    cursor.execute(sql.SQL("SELECT count(*) FROM ({relation}) AS day").format(relation=sql.SQL(relation)))
+    rows_in = int(cursor.fetchone()[0])
+    counted = [o.observed_value for o in found if o.type == "expect_table_row_count_to_be_between"]
+    if counted and counted[0] is not None and int(counted[0]) != rows_in:
+        raise PushdownError(f"{where}: Great Expectations counted {counted[0]} rows, the day holds {rows_in}")
+    return rows_in
+
+
+def _partition_failures(
+    spec: DatasetSpec,
+    found: list[ExpectationOutcome],
+    *,
+    failed_rows: int,
+    rows_in: int,
+    max_failed_row_fraction: float,
+) -> list[str]:
+    """:func:`.verdict.judge`'s partition-level failures, known before any row is extracted (the
+    failing rows are those SQL or GX listed; the day's columns are the schema's and meta's)."""
+    judged = [
+        dataclasses.replace(o, names_rows=bool(o.failing_rows)) if o.row_level and not o.success and o.error is None
+        else o
+        for o in found
+    ]  # fmt: skip
+    columns = [*spec.column_names, keys.ROW_COLUMN, keys.COERCION_ERRORS_COLUMN]
+    return partition_failures(
+        spec, judged, columns,
+        failed_rows=failed_rows, rows_in=rows_in, max_failed_row_fraction=max_failed_row_fraction,
+    )  # fmt: skip
+
+
+def _copy_to_file(cursor: Any, select: sql.Composed, path: Path) -> int:
+    """The rows of ``select`` written to ``path`` as CSV (no header), streamed by the server with
+    COPY; returns the number of rows."""
     # COPY takes no parameters: every value in ``select`` is already a Literal.
-    statement = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(select=select)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b") as spool:
-        cursor.copy_expert(statement.as_string(cursor), spool)
-        spool.seek(0)
-        return spool.read()
+    statement = sql.SQL("COPY ({select}) TO STDOUT WITH (FORMAT csv)").format(select=select)
+    with open(path, "wb") as out:
+        cursor.copy_expert(statement.as_string(cursor), out)
+    return int(cursor.rowcount)
 
 
-def _read_rows(data: bytes, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
-    """Extracted rows as the raw zone would hold them: schema columns cast as ingest casts them
-    (:func:`mlflywheel.datasets.cells.cast_column`), ``_row``, ``_row_id`` (no id column) and
-    ``_coercion_errors`` (``{"column": "original text"}`` as JSON, null for clean rows)."""
-    import numpy as np
+def _typed_chunks(
+    path: Path, spec: DatasetSpec, day: dt.date, schema: pa.Schema, chunk_rows: int, where: str
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """An extract read back ``chunk_rows`` rows at a time as the raw zone would hold them (ingest's
+    streaming reader and casts: :func:`mlflywheel.ingest.raw.cast_batch`), with its ``_row`` ids,
+    which must increase."""
+    import pyarrow as pa
+
+    header = [*spec.column_names, keys.ROW_COLUMN]
+    if path.stat().st_size == 0:
+        return
+    # Every column is "multiline": a line break inside a stored value is a value here (module docstring).
+    source = stream.CsvSource(path, header, ",", skip_rows=0)
+    last = -1
+    try:
+        for batch in stream.rebatch(stream.read_batches(source, multiline=header), chunk_rows):
+            ids = batch.column(len(header) - 1).cast(pa.int64())
+            rows = ids.to_numpy(zero_copy_only=False)
+            if rows[0] <= last or (rows[1:] <= rows[:-1]).any():
+                raise ValidationError(f"{where}: {keys.ROW_COLUMN} values out of order or repeated in the extract")
+            last = int(rows[-1])
+            text = pa.RecordBatch.from_arrays(batch.columns[:-1], names=header[:-1])
+            cast, _ = raw.cast_batch(text, spec, first_row=0, day=day, schema=schema, row_ids=ids)
+            yield pa.Table.from_batches([cast]), rows
+    except stream.Declined as exc:
+        raise PushdownError(f"{where}: the extracted rows cannot be read back: {exc}") from None
+
+
+def _own_reasons(
+    spec: DatasetSpec, found: list[tuple[ExpectationOutcome, np.ndarray]], chunk: pa.Table, rows: np.ndarray
+) -> Verdict:
+    """The verdict's reasons for the chunk's rows (``row_reasons``, ``reason_counts``): the lake
+    path's :func:`.verdict.judge` over the outcomes' failing rows (``found``: each outcome with its
+    failing rows, sorted) that fall in the chunk (its rows are every failing row between its first
+    and last ``_row``)."""
     import pandas as pd
 
-    # pandas' reader, not ingest's: a line break inside a stored value is a value here.
-    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
-    out: dict[str, Any] = {}
-    errors: dict[int, dict[str, str]] = {}
-    for column in spec.columns:
-        cells = text[column.name].astype(object)
-        cells = cells.where(cells.notna(), None)
-        values = cast_column(cells, column.dtype)
-        present = cells.notna().to_numpy()
-        if column.dtype != "string":  # NA words are empty cells in typed columns, not errors
-            present &= ~cells.str.strip().isin(NA_WORDS).to_numpy(dtype=bool)
-        failed = np.flatnonzero(present & values.isna().to_numpy())
-        for position, original in zip(failed, cells.to_numpy()[failed], strict=True):
-            errors.setdefault(int(position), {})[column.name] = original
-        out[column.name] = values
-    frame = pd.DataFrame(out, index=text.index)
-    frame[keys.ROW_COLUMN] = text[keys.ROW_COLUMN].astype("int64")
-    if spec.id_column is None:
-        frame[keys.ROW_ID_COLUMN] = np.array(
-            [keys.derived_row_id(day, row) for row in frame[keys.ROW_COLUMN]], dtype=object
+    low, high = rows[0], rows[-1]
+    within = []
+    for o, listed in found:
+        if listed.size:
+            part = listed[np.searchsorted(listed, low, "left") : np.searchsorted(listed, high, "right")]
+            o = dataclasses.replace(o, failing_rows=part.tolist())
+        within.append(o)
+    frame = pd.DataFrame(
+        {keys.ROW_COLUMN: rows, keys.COERCION_ERRORS_COLUMN: chunk.column(keys.COERCION_ERRORS_COLUMN).to_pylist()}
+    )
+    # Only the rows' reasons are used: the partition's failures were decided before the extract.
+    return judge(spec, frame, within, max_failed_row_fraction=1.0)
+
+
+def _write_zones(
+    spec: DatasetSpec, day: dt.date, checked: _Checked, spool: Path, *, chunk_rows: int, where: str
+) -> Streamed:
+    """The extracts read back chunk by chunk into the validated and quarantine spool files, as the
+    lake path writes them (:mod:`.streaming`'s schemas and tables)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    schema = raw.raw_schema(spec.column_names, spec, row_ids=spec.id_column is None)
+    q_schema, v_schema = quarantine_schema(schema), validated_schema(spec, schema.names)
+    validated_path, quarantined_path = spool / "validated.parquet", spool / "quarantined.parquet"
+    failures = checked.partition_failures
+    reason_counts: Counter[str] = Counter()
+    samples: list[pd.DataFrame] = []
+    rows_validated = rows_quarantined = 0
+    found = [(o, np.sort(np.asarray(o.failing_rows, dtype=np.int64))) for o in checked.outcomes]
+
+    def chunks(name: str) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        return _typed_chunks(checked.files[name], spec, day, schema, chunk_rows, where)
+
+    def quarantine(writer: pq.ParquetWriter, chunk: pa.Table, rows: np.ndarray, texts: list[str], own: Any) -> int:
+        table = quarantine_table(chunk, rows, np.ones(len(rows), dtype=bool), texts, q_schema)
+        writer.write_table(table)
+        # The report's sample: rows that failed on their own first (all fail a partition-level check).
+        if sum(len(f) for f in samples) < REPORT_SAMPLE_ROWS:
+            picked = table if not checked.failing_ids.size else table.filter(pa.array(own))
+            samples.append(picked.slice(0, REPORT_SAMPLE_ROWS).to_pandas())
+        return table.num_rows
+
+    with pq.ParquetWriter(quarantined_path, q_schema) as q:
+        if failures:
+            partition_text = "; ".join(failures)
+            for chunk, rows in chunks("day"):
+                verdict = _own_reasons(spec, found, chunk, rows)
+                reason_counts.update(verdict.reason_counts)
+                own = [verdict.row_reasons.get(r) for r in rows.tolist()]
+                texts = [f"{partition_text}; {'; '.join(r)}" if r else partition_text for r in own]
+                rows_quarantined += quarantine(q, chunk, rows, texts, [bool(r) for r in own])
+            for failure in failures:
+                reason_counts[failure] = checked.rows_in
+        else:
+            for chunk, rows in chunks("failed"):
+                verdict = _own_reasons(spec, found, chunk, rows)
+                reason_counts.update(verdict.reason_counts)
+                expected = checked.failing_ids[rows_quarantined : rows_quarantined + len(rows)]
+                if not np.array_equal(rows, expected) or len(verdict.row_reasons) != len(rows):
+                    raise PushdownError(f"{where}: the extracted failing rows are not the rows SQL found")
+                texts = ["; ".join(verdict.row_reasons[r]) for r in rows.tolist()]
+                rows_quarantined += quarantine(q, chunk, rows, texts, np.ones(len(rows), dtype=bool))
+            with pq.ParquetWriter(validated_path, v_schema) as v:
+                for chunk, rows in chunks("passed"):
+                    v.write_table(validated_table(chunk, np.ones(len(rows), dtype=bool), v_schema))
+                    rows_validated += len(rows)
+                if not rows_validated:
+                    v.write_table(v_schema.empty_table())
+        if not rows_quarantined:
+            q.write_table(q_schema.empty_table())
+    if checked.rows_in != rows_validated + rows_quarantined:  # nothing may be lost or doubled
+        raise ValidationError(
+            f"{where}: rows_in={checked.rows_in} but validated={rows_validated} + quarantined={rows_quarantined}"
         )
-    error_json = np.full(len(frame), None, dtype=object)
-    for position, bad in errors.items():
-        error_json[position] = json.dumps(bad)
-    frame[keys.COERCION_ERRORS_COLUMN] = error_json
-    return frame.reset_index(drop=True)
+    status = "quarantined" if failures else "partially_quarantined" if rows_quarantined else "validated"
+    frames = [f for f in samples if len(f)]
+    return Streamed(
+        status=status,
+        rows_in=checked.rows_in,
+        rows_validated=rows_validated,
+        rows_quarantined=rows_quarantined,
+        reason_counts=dict(sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        partition_failures=failures,
+        outcomes=checked.outcomes,
+        failing_sample=pd.concat(frames, ignore_index=True).head(REPORT_SAMPLE_ROWS) if frames else pd.DataFrame(),
+        validated_path=None if failures else validated_path,
+        quarantined_path=quarantined_path if status != "validated" else None,
+        engine="postgres",
+    )
 
 
 def _no_rows() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame({keys.ROW_COLUMN: pd.Series([], dtype="int64")})
-
-
-def _check_counts(where: str, frame: pd.DataFrame, failed: pd.DataFrame, checked: _Checked) -> None:
-    """The extracted rows are the rows GX judged, and the failing ones those SQL found."""
-    if failed[keys.ROW_COLUMN].tolist() != checked.failing_ids:
-        raise PushdownError(
-            f"{where}: extracted {len(failed)} failing rows, SQL found {len(checked.failing_ids)}"
-        )
-    if not frame[keys.ROW_COLUMN].is_unique:
-        raise ValidationError(f"{where}: duplicate {keys.ROW_COLUMN} values in the extract")
-    counted = [o.observed_value for o in checked.outcomes if o.type == "expect_table_row_count_to_be_between"]
-    if counted and counted[0] is not None and int(counted[0]) != len(frame):
-        raise PushdownError(
-            f"{where}: Great Expectations counted {counted[0]} rows, the extract holds {len(frame)}"
-        )

@@ -260,6 +260,9 @@ def _quarantine_table(
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+validated_table, quarantine_table = _validated_table, _quarantine_table  # also used by .pushdown
+
+
 # --- per chunk: the rows' reasons ------------------------------------------------------------------
 
 
