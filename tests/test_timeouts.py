@@ -614,7 +614,7 @@ def test_postgres_pushdown_on_a_server_that_hangs_during_great_expectations_is_c
     import psycopg2
     from mlflywheel.datasets import get_spec
     from mlflywheel.datasets.upstreams.transactions import generate_day
-    from mlflywheel.lake import LocalLake, keys
+    from mlflywheel.lake import LocalLake
     from mlflywheel.postgres import liveness_budget_seconds
     from mlflywheel.sources.postgres import load_frame_to_table
     from mlflywheel.validation.pushdown import validate_in_postgres
