@@ -90,7 +90,8 @@ class Lake(ABC):
     # --- streaming -----------------------------------------------------------------------
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         """Write the local file at ``path`` as one object, atomically. Backends stream it from
-        disk; this default reads it whole (fine only for a backend with small objects)."""
+        disk (a local lake may hard-link it: the file is handed over, so nothing may write to it
+        afterwards); this default reads it whole (fine only for a backend with small objects)."""
         self.put_bytes(key, Path(path).read_bytes())
 
     @contextlib.contextmanager
