@@ -248,6 +248,36 @@ def test_find_duplicate_ids_exact_values():
     assert found.mask(pa.array(["a", "b", None, "d"])).tolist() == [True, False, False, False]
 
 
+def test_an_id_hashes_alike_in_any_chunk_layout():
+    """Ids are hashed from Arrow's buffers: the hash is the value's, not its chunk's (offsets,
+    neighbours' lengths, string or large_string), and different values differ here."""
+    import pyarrow as pa
+
+    ids = ["", "a", "abcdefgh", "abcdefghi", "abcdefgh\x00", "abcdefgi", "é" * 10, "tx20261102-0000000001", "x" * 200]
+    alone = uniqueness.hash_ids(pa.array(ids))
+    assert len(set(alone.tolist())) == len(ids)
+    for i, value in enumerate(ids):
+        for layout in (
+            pa.array(["zz", value, "q" * 37]).slice(1, 1),  # an offset into a buffer of other lengths
+            pa.array([value, value]),  # one length throughout
+            pa.array([value], type=pa.large_string()),
+            pa.chunked_array([pa.array(["y"]), pa.array([value])]).combine_chunks().slice(1),
+        ):
+            assert uniqueness.hash_ids(layout)[0] == alone[i], (value, layout)
+    assert uniqueness.hash_ids(pa.array(["y" * 300]))[0] == uniqueness.hash_ids(pa.array(["z", "y" * 300]))[1]
+
+
+def test_duplicate_ids_found_across_chunks_of_other_lengths_and_types():
+    import pyarrow as pa
+
+    chunks = [pa.array(["tx-1", "tx-22", None]), pa.array(["tx-22", "tx-333"]), pa.array(["tx-1"], type=pa.large_string())]
+    found = uniqueness.find_duplicate_ids(lambda: iter(chunks))
+    assert found.values == {"tx-1", "tx-22"}
+    assert found.mask(pa.array([None, "tx-333", "tx-22"])).tolist() == [False, False, True]
+    numbers = [pa.array([1, 2, None]), pa.array([3, 2])]
+    assert uniqueness.find_duplicate_ids(lambda: iter(numbers)).values == {2}
+
+
 def test_the_zones_keep_the_raw_and_schema_types_with_nulls_in_every_chunk(tmp_path):
     frame = raw_frame(TRANSACTIONS, 30, seed=2)
     frame["distance_from_home_km"] = np.nan  # a nullable column entirely null
