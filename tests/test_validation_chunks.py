@@ -278,6 +278,30 @@ def test_duplicate_ids_found_across_chunks_of_other_lengths_and_types():
     assert uniqueness.find_duplicate_ids(lambda: iter(numbers)).values == {2}
 
 
+@pytest.mark.parametrize(
+    ("rows", "unique"),
+    [
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], True),  # as ingest writes them: no sort needed
+        ([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], True),  # unique, not in order: sorted to be sure
+        ([0, 1, 2, 5, 3, 4, 6, 7, 8, 9], True),  # out of order across a chunk boundary (chunks of 3)
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8, 2], False),  # a repeat in a later chunk
+        ([0, 1, 1, 3, 4, 5, 6, 7, 8, 9], False),  # a repeat inside a chunk
+        ([0, 1, 2, 2, 4, 5, 6, 7, 8, 9], False),  # a repeat across a chunk boundary
+    ],
+)
+def test_row_ids_must_tell_rows_apart_whatever_their_order(tmp_path, rows, unique):
+    frame = raw_frame(TRANSACTIONS, 10, seed=8)
+    frame["_row"] = np.array(rows, dtype="int64")
+    lake = LocalLake(tmp_path / "lake")
+    write_raw(lake, TRANSACTIONS, frame)
+    if unique:
+        summary = validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=3)
+        assert summary["rows_in"] == 10
+    else:
+        with pytest.raises(validation.ValidationError, match="duplicate _row"):
+            validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=3)
+
+
 def test_the_zones_keep_the_raw_and_schema_types_with_nulls_in_every_chunk(tmp_path):
     frame = raw_frame(TRANSACTIONS, 30, seed=2)
     frame["distance_from_home_km"] = np.nan  # a nullable column entirely null

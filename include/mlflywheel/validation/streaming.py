@@ -164,9 +164,14 @@ def _check_row_ids_unique(raw: _Raw) -> None:
     if keys.ROW_COLUMN not in raw.columns or raw.rows == 0:
         return
     ids, filled = np.empty(raw.rows, dtype=np.int64), 0  # 8 bytes a row, filled in place
+    increasing = True  # ingest writes _row 0, 1, 2, ...: strictly increasing ids are unique, unsorted
     for part in _row_ids(raw):
         ids[filled : filled + len(part)] = part
+        if increasing and len(part):
+            increasing = bool((part[1:] > part[:-1]).all()) and (not filled or part[0] > ids[filled - 1])
         filled += len(part)
+    if increasing:
+        return
     ids.sort()
     if (ids[1:] == ids[:-1]).any():
         raise ValidationError(f"raw partition has duplicate {keys.ROW_COLUMN} values: rows cannot be told apart")
@@ -232,8 +237,9 @@ def _column_or_nulls(chunk: pa.Table, name: str, arrow_type: pa.DataType) -> pa.
 def _validated_table(chunk: pa.Table, keep: np.ndarray, schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
-    rows = chunk.filter(pa.array(keep))
-    return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
+    rows = chunk if keep.all() else chunk.filter(pa.array(keep))  # all good: no copy
+    columns = [rows.column(f.name) for f in schema]
+    return pa.Table.from_arrays([c if c.type == f.type else c.cast(f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 def _quarantine_table(
