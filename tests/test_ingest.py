@@ -429,6 +429,30 @@ def test_raw_file_has_one_row_group_per_chunk(lake):
     assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [30, 30, 30, 10]
 
 
+def test_a_chunk_of_several_read_blocks_casts_as_one_block():
+    """The streaming reader hands over chunks made of several pyarrow blocks (chunked columns, no
+    copy): the cast is the same as of one contiguous batch, odd cells across the block edges."""
+    import pyarrow as pa
+    from mlflywheel.ingest import raw, stream
+
+    cells = {
+        "transaction_id": ["t1", "t2", None, "t4", "t5", "t6", "t7"],
+        "event_time": ["2026-11-05T01:00:00Z", "2026-11-05 02:00", "NA", "2026-11-05T03:00:00+02:00", "soon",
+                       "2026-02-30T00:00:00Z", "2026-11-05T04:00:00"],
+        "amount": ["1.5", "1e3", "12.5.3", None, "-0", "inf", "NaN"],
+        "account_age_days": ["3", "12.0", "1e20", "abc", "-4", "N/A", "9223372036854775808"],
+    }  # fmt: skip
+    whole = pa.RecordBatch.from_pydict(cells)
+    blocks = [whole.slice(0, 2), whole.slice(2, 1), whole.slice(3, 4)]
+    schema = raw.raw_schema(list(cells), SPEC, row_ids=False)
+    tables = list(stream.rebatch(iter(blocks), 5))
+    assert [t.num_rows for t in tables] == [5, 2] and tables[0].column(0).num_chunks > 1
+    expected, expected_errors = raw.cast_batch(whole, SPEC, first_row=0, day=DAY, schema=schema)
+    cast = [raw.cast_batch(t, SPEC, first_row=start, day=DAY, schema=schema) for t, start in zip(tables, (0, 5))]
+    assert sum(errors for _, errors in cast) == expected_errors > 0
+    assert pa.concat_tables([c for c, _ in cast]).equals(pa.Table.from_batches([expected]))
+
+
 def test_vectorised_normalisation_matches_the_rules_value_by_value(lake):
     """Each raw cell is what read_cell makes of the landed text; each error what did not cast."""
     from mlflywheel.datasets.cells import is_na_word, read_cell

@@ -47,9 +47,9 @@ def raw_schema(header: list[str], spec: DatasetSpec, *, row_ids: bool) -> Any:
 def cast_batch(
     batch: Any, spec: DatasetSpec, *, first_row: int, day: dt.date | None, schema: Any
 ) -> tuple[Any, int]:
-    """A batch of landed text (columns named by the header) as a batch of ``schema``, and the
-    number of its rows with at least one coercion error. ``first_row``: the batch's first record's
-    position in the file."""
+    """A batch of landed text (columns named by the header; a record batch or a table) as a batch
+    (or table) of ``schema``, and the number of its rows with at least one coercion error.
+    ``first_row``: the batch's first record's position in the file."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -76,7 +76,8 @@ def cast_batch(
         arrays.append(pa.array(error_json, type=pa.string()))
     else:
         arrays.append(pa.nulls(count, pa.string()))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema), len(errors)
+    build = pa.Table.from_arrays if isinstance(batch, pa.Table) else pa.RecordBatch.from_arrays
+    return build(arrays, schema=schema), len(errors)
 
 
 @dataclass
@@ -93,7 +94,9 @@ class Written:
 def write_raw(
     path: Path, header: list[str], batches: Iterable[Any], spec: DatasetSpec, day: dt.date, notes: list[str]
 ) -> Written:
-    """Cast ``batches`` of landed text and write them to ``path``, one row group per batch."""
+    """Cast ``batches`` of landed text (record batches or tables) and write them to ``path``, one
+    row group per batch."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = raw_schema(header, spec, row_ids=spec.id_column is None)
@@ -101,7 +104,8 @@ def write_raw(
     with pq.ParquetWriter(path, schema) as writer:
         for batch in batches:
             cast, bad = cast_batch(batch, spec, first_row=rows, day=day, schema=schema)
-            writer.write_batch(cast)
+            writer.write_table(pa.Table.from_batches([cast]) if isinstance(cast, pa.RecordBatch) else cast,
+                               row_group_size=max(cast.num_rows, 1))  # fmt: skip
             rows += batch.num_rows
             errors += bad
     return Written(path, header, rows, errors, notes)

@@ -227,7 +227,8 @@ def read_batches(source: CsvSource, multiline: Iterable[str] = ()) -> Iterator[A
 
 
 def rebatch(batches: Iterable[Any], rows: int) -> Iterator[Any]:
-    """``batches`` regrouped into batches of exactly ``rows`` rows (the last one may be shorter)."""
+    """``batches`` regrouped into tables of exactly ``rows`` rows (the last one may be shorter):
+    slices of the blocks pyarrow read, each column a chunked array (no copy)."""
     import pyarrow as pa
 
     pending: list[Any] = []
@@ -242,12 +243,12 @@ def rebatch(batches: Iterable[Any], rows: int) -> Iterator[Any]:
         table = pa.Table.from_batches(pending)
         start = 0
         while count - start >= rows:
-            yield from table.slice(start, rows).combine_chunks().to_batches()
+            yield table.slice(start, rows)
             start += rows
         rest = table.slice(start)
         pending, count = rest.to_batches(), rest.num_rows
     if count:
-        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+        yield pa.Table.from_batches(pending)
 
 
 def count_records(path: Path, head: bytes) -> int:

@@ -30,7 +30,7 @@ def hash_ids(values: Any) -> np.ndarray:
     import pyarrow as pa
 
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+        values = _one_array(values)
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         hashes = _hash_text(values)
@@ -115,11 +115,26 @@ def _non_null_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, An
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        column = _one_array(column)
     if not column.null_count:
         return np.arange(len(column)), column
     valid = column.is_valid()
     return np.flatnonzero(valid.to_numpy(zero_copy_only=False)), column.filter(valid)
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """A chunked column as one array (a chunk's own column has one chunk: no copy then)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _among(hashes: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """``np.isin(hashes, sorted_unique)`` by binary search (the few repeated hashes are sorted)."""
+    import numpy as np
+
+    if not len(sorted_unique):
+        return np.zeros(len(hashes), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, hashes), len(sorted_unique) - 1)
+    return sorted_unique[at] == hashes
 
 
 def _exact(values: Any) -> list[Any]:
@@ -143,7 +158,7 @@ class DuplicateIds:
         if not self.values:
             return out
         positions, values = _non_null_values(column)
-        candidates = np.flatnonzero(np.isin(hash_ids(values), self.hashes))
+        candidates = np.flatnonzero(_among(hash_ids(values), self.hashes))
         exact = _exact(values.take(pa.array(candidates)))
         for position, value in zip(positions[candidates], exact, strict=True):
             out[position] = value in self.values
@@ -176,6 +191,6 @@ def find_duplicate_ids(id_chunks: Any, *, rows: int | None = None) -> DuplicateI
     counts: Counter[Any] = Counter()
     for chunk in id_chunks():
         _, values = _non_null_values(chunk)
-        counts.update(_exact(values.filter(np.isin(hash_ids(values), repeated))))
+        counts.update(_exact(values.filter(_among(hash_ids(values), repeated))))
     values = {value for value, n in counts.items() if n > 1}
     return DuplicateIds(repeated, values)
