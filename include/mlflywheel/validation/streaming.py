@@ -134,7 +134,10 @@ class _Raw:
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         import pyarrow as pa
 
-        for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=columns):
+        from mlflywheel.read_ahead import read_ahead
+
+        # the next row group is decoded while this chunk is checked and written
+        for batch in read_ahead(self.file.iter_batches(batch_size=self.chunk_rows, columns=columns)):
             yield pa.Table.from_batches([batch])
 
 
