@@ -453,6 +453,31 @@ def test_a_chunk_of_several_read_blocks_casts_as_one_block():
     assert pa.concat_tables([c for c, _ in cast]).equals(pa.Table.from_batches([expected]))
 
 
+def test_the_zones_files_are_written_with_the_lakes_writer_options(lake, monkeypatch):
+    """Raw, validated and quarantined files use PARQUET_WRITER_OPTIONS (the benchmark's pyarrow
+    floor uses them too: the comparison stays fair)."""
+    import pyarrow.parquet as pq
+    from mlflywheel import validation
+    from mlflywheel.lake import PARQUET_WRITER_OPTIONS
+
+    written = []
+
+    class Spy(pq.ParquetWriter):
+        def __init__(self, where, schema, **options):
+            written.append((str(where).rsplit("/", 1)[-1], options))
+            super().__init__(where, schema, **options)
+
+    monkeypatch.setattr(pq, "ParquetWriter", Spy)
+    frame = generate_day(DAY, 50, seed=15)
+    frame.loc[3, "currency"] = "XXX"
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    validation.validate_partition(lake, SPEC, DAY, run_id="r")
+    assert sorted(name for name, _ in written) == ["data.parquet", "quarantined.parquet", "validated.parquet"]
+    assert all(options == PARQUET_WRITER_OPTIONS for _, options in written)
+    assert PARQUET_WRITER_OPTIONS["dictionary_pagesize_limit"] < 2**20  # below pyarrow's default
+
+
 def test_vectorised_normalisation_matches_the_rules_value_by_value(lake):
     """Each raw cell is what read_cell makes of the landed text; each error what did not cast."""
     from mlflywheel.datasets.cells import is_na_word, read_cell

@@ -14,6 +14,7 @@ import numpy as np
 
 from mlflywheel.datasets.cells import cast_array
 from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS
 from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
 from mlflywheel.read_ahead import read_ahead
 
@@ -102,7 +103,7 @@ def write_raw(
 
     schema = raw_schema(header, spec, row_ids=spec.id_column is None)
     rows = errors = 0
-    with pq.ParquetWriter(path, schema) as writer:
+    with pq.ParquetWriter(path, schema, **PARQUET_WRITER_OPTIONS) as writer:
         for batch in read_ahead(batches):  # the next chunk is parsed while this one is cast and written
             cast, bad = cast_batch(batch, spec, first_row=rows, day=day, schema=schema)
             writer.write_table(pa.Table.from_batches([cast]) if isinstance(cast, pa.RecordBatch) else cast,

@@ -421,6 +421,8 @@ def validate_file(
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from mlflywheel.lake import PARQUET_WRITER_OPTIONS
+
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
@@ -447,7 +449,10 @@ def validate_file(
     v_schema, q_schema = validated_schema(spec, raw.columns), quarantine_schema(raw.file.schema_arrow)
 
     def split_pass() -> _Pass:
-        with pq.ParquetWriter(validated_path, v_schema) as v, pq.ParquetWriter(quarantined_path, q_schema) as q:
+        with (
+            pq.ParquetWriter(validated_path, v_schema, **PARQUET_WRITER_OPTIONS) as v,
+            pq.ParquetWriter(quarantined_path, q_schema, **PARQUET_WRITER_OPTIONS) as q,
+        ):
             return _run_pass(plan, validated=v, quarantined=q)
 
     wrote = not needs_count
@@ -463,7 +468,7 @@ def validate_file(
         failed_rows=counted.failed_rows, rows_in=raw.rows, max_failed_row_fraction=max_failed_row_fraction,
     )  # fmt: skip
     if failures:
-        with pq.ParquetWriter(quarantined_path, q_schema) as q:
+        with pq.ParquetWriter(quarantined_path, q_schema, **PARQUET_WRITER_OPTIONS) as q:
             done = _run_pass(plan, quarantined=q, partition_text="; ".join(failures))
         status, validated_out = "quarantined", None
         reason_counts = Counter(done.reason_counts)
