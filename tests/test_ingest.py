@@ -599,3 +599,24 @@ def test_the_streaming_reader_reads_quirky_files_as_the_exact_reader(tmp_path, m
         if exact[1] is not None:
             pd.testing.assert_frame_equal(streamed[1], exact[1], obj=repr(data))
     assert 30 <= taken <= 270  # both readers had work
+
+
+@pytest.mark.parametrize("block_bytes", [7, 4 * 2**20])
+def test_survey_digest_and_checks_over_blocks(tmp_path, monkeypatch, block_bytes):
+    """The digest (taken by a thread, block by block) is the file's sha256; the scan finds the first
+    byte that is not UTF-8 across block edges, NUL bytes and quotes."""
+    import hashlib
+
+    from mlflywheel.ingest import stream
+
+    monkeypatch.setattr(stream, "BLOCK_BYTES", block_bytes)
+    path = tmp_path / "landed.csv"
+    data = ("a,b\n" + "é,1\n" * 50).encode() + b'"x",\xff\n' + b"z,\x00\n"
+    path.write_bytes(data)
+    surveyed = stream.survey(path)
+    assert surveyed.sha256 == hashlib.sha256(data).hexdigest() and surveyed.size == len(data)
+    assert surveyed.utf8_error_at == data.index(b"\xff") and surveyed.has_nul and surveyed.has_quote
+    path.write_bytes(b"a,b\n1,2\n")
+    clean = stream.survey(path)
+    assert (clean.utf8_error_at, clean.has_nul, clean.has_quote) == (None, False, False)
+    assert clean.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()

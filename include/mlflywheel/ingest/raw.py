@@ -97,18 +97,25 @@ def write_raw(
     path: Path, header: list[str], batches: Iterable[Any], spec: DatasetSpec, day: dt.date, notes: list[str]
 ) -> Written:
     """Cast ``batches`` of landed text (record batches or tables) and write them to ``path``, one
-    row group per batch."""
+    row group per batch. Three stages overlap, one chunk apart: reading the next chunk, casting
+    this one, writing the previous one (pyarrow releases the GIL in all three)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = raw_schema(header, spec, row_ids=spec.id_column is None)
+
+    def cast_batches() -> Iterator[tuple[Any, int]]:
+        first_row = 0
+        for batch in read_ahead(batches):
+            yield cast_batch(batch, spec, first_row=first_row, day=day, schema=schema)
+            first_row += batch.num_rows
+
     rows = errors = 0
     with pq.ParquetWriter(path, schema, **PARQUET_WRITER_OPTIONS) as writer:
-        for batch in read_ahead(batches):  # the next chunk is parsed while this one is cast and written
-            cast, bad = cast_batch(batch, spec, first_row=rows, day=day, schema=schema)
+        for cast, bad in read_ahead(cast_batches()):
             writer.write_table(pa.Table.from_batches([cast]) if isinstance(cast, pa.RecordBatch) else cast,
                                row_group_size=max(cast.num_rows, 1))  # fmt: skip
-            rows += batch.num_rows
+            rows += cast.num_rows
             errors += bad
     return Written(path, header, rows, errors, notes)
 
