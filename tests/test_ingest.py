@@ -445,8 +445,11 @@ def test_a_chunk_of_several_read_blocks_casts_as_one_block():
     whole = pa.RecordBatch.from_pydict(cells)
     blocks = [whole.slice(0, 2), whole.slice(2, 1), whole.slice(3, 4)]
     schema = raw.raw_schema(list(cells), SPEC, row_ids=False)
-    tables = list(stream.rebatch(iter(blocks), 5))
+    tables = list(stream.rechunk(iter(blocks), 5))
     assert [t.num_rows for t in tables] == [5, 2] and tables[0].column(0).num_chunks > 1
+    copied = list(stream.rebatch(iter(blocks), 5))
+    assert [b.num_rows for b in copied] == [5, 2] and all(isinstance(b, pa.RecordBatch) for b in copied)
+    assert pa.Table.from_batches(copied).equals(pa.concat_tables(tables))
     expected, expected_errors = raw.cast_batch(whole, SPEC, first_row=0, day=DAY, schema=schema)
     cast = [raw.cast_batch(t, SPEC, first_row=start, day=DAY, schema=schema) for t, start in zip(tables, (0, 5))]
     assert sum(errors for _, errors in cast) == expected_errors > 0

@@ -148,7 +148,7 @@ def _write_raw(
         multiline = [c.name for c in spec.columns if c.multiline]
         try:
             source = stream.csv_source(path, surveyed, spool)
-            batches = stream.rebatch(stream.read_batches(source, multiline), chunk_rows)
+            batches = stream.rechunk(stream.read_batches(source, multiline), chunk_rows)  # tables, no copy
             return raw.write_raw(out, source.header, batches, spec, day, source.notes)
         except stream.Declined as declined:
             if surveyed.size > EXACT_READER_MAX_BYTES:

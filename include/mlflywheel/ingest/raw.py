@@ -49,9 +49,9 @@ def raw_schema(header: list[str], spec: DatasetSpec, *, row_ids: bool) -> Any:
 def cast_batch(
     batch: Any, spec: DatasetSpec, *, first_row: int, day: dt.date | None, schema: Any
 ) -> tuple[Any, int]:
-    """A batch of landed text (columns named by the header; a record batch or a table) as a batch
-    (or table) of ``schema``, and the number of its rows with at least one coercion error.
-    ``first_row``: the batch's first record's position in the file."""
+    """A batch of landed text (columns named by the header) as a batch of ``schema``, and the
+    number of its rows with at least one coercion error. ``first_row``: the batch's first record's
+    position in the file."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -78,6 +78,7 @@ def cast_batch(
         arrays.append(pa.array(error_json, type=pa.string()))
     else:
         arrays.append(pa.nulls(count, pa.string()))
+    # a table in (chunked columns, as stream.rechunk gives them, not copied): a table out
     build = pa.Table.from_arrays if isinstance(batch, pa.Table) else pa.RecordBatch.from_arrays
     return build(arrays, schema=schema), len(errors)
 

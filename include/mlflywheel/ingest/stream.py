@@ -248,8 +248,15 @@ def read_batches(source: CsvSource, multiline: Iterable[str] = ()) -> Iterator[A
 
 
 def rebatch(batches: Iterable[Any], rows: int) -> Iterator[Any]:
+    """``batches`` regrouped into record batches of exactly ``rows`` rows (the last one may be shorter)."""
+    for table in rechunk(batches, rows):
+        yield from table.combine_chunks().to_batches()
+
+
+def rechunk(batches: Iterable[Any], rows: int) -> Iterator[Any]:
     """``batches`` regrouped into tables of exactly ``rows`` rows (the last one may be shorter):
-    slices of the blocks pyarrow read, each column a chunked array (no copy)."""
+    slices of the blocks pyarrow read, each column a chunked array, no copy (:func:`rebatch`
+    copies them into one record batch each)."""
     import pyarrow as pa
 
     pending: list[Any] = []
