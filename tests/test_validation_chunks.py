@@ -267,6 +267,16 @@ def test_an_id_hashes_alike_in_any_chunk_layout():
     assert uniqueness.hash_ids(pa.array(["y" * 300]))[0] == uniqueness.hash_ids(pa.array(["z", "y" * 300]))[1]
 
 
+def test_membership_of_hashes_is_isin():
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    near = hashes[:50] ^ np.uint64(1)  # same top bits as rows, other values: the table alone would err
+    extremes = np.array([0, 2**64 - 1, 2**63], dtype=np.uint64)
+    hashes = np.concatenate([hashes, extremes])
+    for repeated in (np.unique(np.concatenate([hashes[::97], near, extremes[:1]])), np.empty(0, dtype=np.uint64)):
+        assert uniqueness._among(hashes, repeated).tolist() == np.isin(hashes, repeated).tolist()
+
+
 def test_duplicate_ids_found_across_chunks_of_other_lengths_and_types():
     import pyarrow as pa
 

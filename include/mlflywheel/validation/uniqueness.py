@@ -128,13 +128,21 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
 
 
 def _among(hashes: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
-    """``np.isin(hashes, sorted_unique)`` by binary search (the few repeated hashes are sorted)."""
+    """``np.isin(hashes, sorted_unique)``: a table of the top 20 bits of the few repeated hashes
+    rules out nearly every row with one lookup; binary search decides the rest."""
     import numpy as np
 
-    if not len(sorted_unique):
-        return np.zeros(len(hashes), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_unique, hashes), len(sorted_unique) - 1)
-    return sorted_unique[at] == hashes
+    out = np.zeros(len(hashes), dtype=bool)
+    if not len(sorted_unique) or not len(hashes):
+        return out
+    shift = np.uint64(64 - 20)
+    seen = np.zeros(1 << 20, dtype=bool)
+    seen[sorted_unique >> shift] = True
+    maybe = np.flatnonzero(seen[hashes >> shift])
+    if maybe.size:
+        at = np.minimum(np.searchsorted(sorted_unique, hashes[maybe]), len(sorted_unique) - 1)
+        out[maybe] = sorted_unique[at] == hashes[maybe]
+    return out
 
 
 def _exact(values: Any) -> list[Any]:
