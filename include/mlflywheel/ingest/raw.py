@@ -16,7 +16,7 @@ from mlflywheel.datasets.cells import cast_array
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS
 from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
-from mlflywheel.read_ahead import read_ahead
+from mlflywheel.overlap import read_ahead
 
 
 def raw_columns(header: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:

@@ -134,7 +134,7 @@ class _Raw:
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         import pyarrow as pa
 
-        from mlflywheel.read_ahead import read_ahead
+        from mlflywheel.overlap import read_ahead
 
         # the next row group is decoded while this chunk is checked and written
         for batch in read_ahead(self.file.iter_batches(batch_size=self.chunk_rows, columns=columns)):
@@ -312,40 +312,50 @@ def _run_pass(
 ) -> _Pass:
     """Evaluate every chunk; write its rows when writers are given: split (both writers) or whole
     (quarantine only, every row, ``partition_text`` before the row's own reasons)."""
+    import contextlib
+
     import numpy as np
     import pyarrow as pa
+
+    from mlflywheel.overlap import write_behind
 
     out = _Pass()
     contributing = [c for c in plan.checks if c.row_level and c.position not in plan.silenced]
     chunks = plan.raw.chunks() if plan.raw.rows else iter([plan.raw.file.schema_arrow.empty_table()])
     start = 0
-    for chunk in chunks:
-        rows = _chunk_row_ids(chunk, start)
-        start += chunk.num_rows
-        results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
-        for position, r in results.items():
-            out.totals.setdefault(position, _Totals()).add(r)
-        reasons = _row_reasons(plan.spec, chunk, contributing, results, out.reason_counts)
-        out.failed_rows += len(reasons)
-        if partition_text is not None:
-            failed = np.ones(chunk.num_rows, dtype=bool)
-            texts = [partition_text] * chunk.num_rows
-            for position, own in reasons.items():
-                texts[position] = f"{partition_text}; {'; '.join(own)}"
-        else:
-            failed = np.zeros(chunk.num_rows, dtype=bool)
-            failed[list(reasons)] = True
-            texts = ["; ".join(reasons[p]) for p in sorted(reasons)]
-        if quarantined is not None and failed.any():
-            table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
-            quarantined.write_table(table)
-            out.rows_quarantined += table.num_rows
-            _keep_sample(out, table, reasons, failed)
-        if validated is not None and partition_text is None:
-            keep = ~failed
-            table = _validated_table(chunk, keep, validated.schema)
-            validated.write_table(table)
-            out.rows_validated += table.num_rows
+    with contextlib.ExitStack() as behind:  # a chunk's rows are written while the next one is checked
+        write_quarantined = write_validated = None
+        if quarantined is not None:
+            write_quarantined = behind.enter_context(write_behind(quarantined.write_table))
+        if validated is not None:
+            write_validated = behind.enter_context(write_behind(validated.write_table))
+        for chunk in chunks:
+            rows = _chunk_row_ids(chunk, start)
+            start += chunk.num_rows
+            results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
+            for position, r in results.items():
+                out.totals.setdefault(position, _Totals()).add(r)
+            reasons = _row_reasons(plan.spec, chunk, contributing, results, out.reason_counts)
+            out.failed_rows += len(reasons)
+            if partition_text is not None:
+                failed = np.ones(chunk.num_rows, dtype=bool)
+                texts = [partition_text] * chunk.num_rows
+                for position, own in reasons.items():
+                    texts[position] = f"{partition_text}; {'; '.join(own)}"
+            else:
+                failed = np.zeros(chunk.num_rows, dtype=bool)
+                failed[list(reasons)] = True
+                texts = ["; ".join(reasons[p]) for p in sorted(reasons)]
+            if quarantined is not None and failed.any():
+                table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
+                write_quarantined(table)
+                out.rows_quarantined += table.num_rows
+                _keep_sample(out, table, reasons, failed)
+            if validated is not None and partition_text is None:
+                keep = ~failed
+                table = _validated_table(chunk, keep, validated.schema)
+                write_validated(table)
+                out.rows_validated += table.num_rows
     if quarantined is not None and not out.rows_quarantined:
         quarantined.write_table(pa.Table.from_pylist([], schema=quarantined.schema))
     return out
