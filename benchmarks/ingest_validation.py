@@ -7,7 +7,8 @@ every time), then runs, each phase in a fresh child process (peak RSS = the chil
 from ``os.wait4``; seconds measured in the child around the work, imports not included):
 
 * ``floor``: the pyarrow floor, streaming ``pyarrow.csv.open_csv`` of the landed CSV written back
-  with ``pyarrow.parquet.ParquetWriter`` batch by batch (a row group each); typed with the schema's
+  with ``pyarrow.parquet.ParquetWriter`` batch by batch (a row group each), with the writer options
+  the pipeline's own files use (``mlflywheel.lake.PARQUET_WRITER_OPTIONS``); typed with the schema's
   types when the file is all good, as text otherwise (typed reading refuses an unparseable number);
 * ``checks``: the same suite as plain vectorised pyarrow/numpy expressions over the streamed CSV
   (columns, not-null, ranges, vocabularies, unreadable values, the timestamp in the day, unique ids
@@ -281,12 +282,13 @@ def phase_floor(args: dict[str, Any]) -> dict[str, Any]:
     """The pyarrow floor: stream the CSV, write Parquet a row group per batch."""
     import pyarrow.parquet as pq
     from mlflywheel.datasets import get_spec
+    from mlflywheel.lake import PARQUET_WRITER_OPTIONS  # the lake's writer options: the same work
 
     spec = get_spec(DATASET)
     start = _started()
     reader = _open_csv(args["csv"], _arrow_types(spec, typed=args["typed"]))
     rows = row_groups = 0
-    with pq.ParquetWriter(args["out"], reader.schema) as writer:
+    with pq.ParquetWriter(args["out"], reader.schema, **PARQUET_WRITER_OPTIONS) as writer:
         for batch in reader:
             writer.write_batch(batch)
             rows += batch.num_rows

@@ -429,6 +429,58 @@ def test_raw_file_has_one_row_group_per_chunk(lake):
     assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [30, 30, 30, 10]
 
 
+def test_a_chunk_of_several_read_blocks_casts_as_one_block():
+    """The streaming reader hands over chunks made of several pyarrow blocks (chunked columns, no
+    copy): the cast is the same as of one contiguous batch, odd cells across the block edges."""
+    import pyarrow as pa
+    from mlflywheel.ingest import raw, stream
+
+    cells = {
+        "transaction_id": ["t1", "t2", None, "t4", "t5", "t6", "t7"],
+        "event_time": ["2026-11-05T01:00:00Z", "2026-11-05 02:00", "NA", "2026-11-05T03:00:00+02:00", "soon",
+                       "2026-02-30T00:00:00Z", "2026-11-05T04:00:00"],
+        "amount": ["1.5", "1e3", "12.5.3", None, "-0", "inf", "NaN"],
+        "account_age_days": ["3", "12.0", "1e20", "abc", "-4", "N/A", "9223372036854775808"],
+    }  # fmt: skip
+    whole = pa.RecordBatch.from_pydict(cells)
+    blocks = [whole.slice(0, 2), whole.slice(2, 1), whole.slice(3, 4)]
+    schema = raw.raw_schema(list(cells), SPEC, row_ids=False)
+    tables = list(stream.rechunk(iter(blocks), 5))
+    assert [t.num_rows for t in tables] == [5, 2] and tables[0].column(0).num_chunks > 1
+    copied = list(stream.rebatch(iter(blocks), 5))
+    assert [b.num_rows for b in copied] == [5, 2] and all(isinstance(b, pa.RecordBatch) for b in copied)
+    assert pa.Table.from_batches(copied).equals(pa.concat_tables(tables))
+    expected, expected_errors = raw.cast_batch(whole, SPEC, first_row=0, day=DAY, schema=schema)
+    cast = [raw.cast_batch(t, SPEC, first_row=start, day=DAY, schema=schema) for t, start in zip(tables, (0, 5))]
+    assert sum(errors for _, errors in cast) == expected_errors > 0
+    assert pa.concat_tables([c for c, _ in cast]).equals(pa.Table.from_batches([expected]))
+
+
+def test_the_zones_files_are_written_with_the_lakes_writer_options(lake, monkeypatch):
+    """Raw, validated and quarantined files use PARQUET_WRITER_OPTIONS (the benchmark's pyarrow
+    floor uses them too: the comparison stays fair)."""
+    import pyarrow.parquet as pq
+    from mlflywheel import validation
+    from mlflywheel.lake import PARQUET_WRITER_OPTIONS
+
+    written = []
+
+    class Spy(pq.ParquetWriter):
+        def __init__(self, where, schema, **options):
+            written.append((str(where).rsplit("/", 1)[-1], options))
+            super().__init__(where, schema, **options)
+
+    monkeypatch.setattr(pq, "ParquetWriter", Spy)
+    frame = generate_day(DAY, 50, seed=15)
+    frame.loc[3, "currency"] = "XXX"
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    validation.validate_partition(lake, SPEC, DAY, run_id="r")
+    assert sorted(name for name, _ in written) == ["data.parquet", "quarantined.parquet", "validated.parquet"]
+    assert all(options == PARQUET_WRITER_OPTIONS for _, options in written)
+    assert PARQUET_WRITER_OPTIONS["dictionary_pagesize_limit"] < 2**20  # below pyarrow's default
+
+
 def test_vectorised_normalisation_matches_the_rules_value_by_value(lake):
     """Each raw cell is what read_cell makes of the landed text; each error what did not cast."""
     from mlflywheel.datasets.cells import is_na_word, read_cell
@@ -550,3 +602,24 @@ def test_the_streaming_reader_reads_quirky_files_as_the_exact_reader(tmp_path, m
         if exact[1] is not None:
             pd.testing.assert_frame_equal(streamed[1], exact[1], obj=repr(data))
     assert 30 <= taken <= 270  # both readers had work
+
+
+@pytest.mark.parametrize("block_bytes", [7, 4 * 2**20])
+def test_survey_digest_and_checks_over_blocks(tmp_path, monkeypatch, block_bytes):
+    """The digest (taken by a thread, block by block) is the file's sha256; the scan finds the first
+    byte that is not UTF-8 across block edges, NUL bytes and quotes."""
+    import hashlib
+
+    from mlflywheel.ingest import stream
+
+    monkeypatch.setattr(stream, "BLOCK_BYTES", block_bytes)
+    path = tmp_path / "landed.csv"
+    data = ("a,b\n" + "é,1\n" * 50).encode() + b'"x",\xff\n' + b"z,\x00\n"
+    path.write_bytes(data)
+    surveyed = stream.survey(path)
+    assert surveyed.sha256 == hashlib.sha256(data).hexdigest() and surveyed.size == len(data)
+    assert surveyed.utf8_error_at == data.index(b"\xff") and surveyed.has_nul and surveyed.has_quote
+    path.write_bytes(b"a,b\n1,2\n")
+    clean = stream.survey(path)
+    assert (clean.utf8_error_at, clean.has_nul, clean.has_quote) == (None, False, False)
+    assert clean.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()

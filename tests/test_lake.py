@@ -232,6 +232,65 @@ def test_put_file_and_local_file_stream_a_file_through_the_lake(lake, tmp_path):
         pass
 
 
+def test_local_put_file_hard_links_the_spool_file_into_place(local_lake, tmp_path):
+    """On the lake's filesystem no byte is copied: the object is the spool file's inode."""
+    source = tmp_path / "spool.bin"
+    source.write_bytes(b"spooled bytes")
+    local_lake.put_file("landing/x/a.bin", source)
+    target = local_lake.root / "landing" / "x" / "a.bin"
+    assert target.stat().st_ino == source.stat().st_ino and target.stat().st_nlink == 2
+    source.unlink()  # the spool folder goes away: the object stays
+    assert local_lake.get_bytes("landing/x/a.bin") == b"spooled bytes"
+    assert [p.name for p in target.parent.iterdir()] == ["a.bin"]  # no temporary name left
+
+
+@pytest.mark.parametrize("refusal", ["EXDEV", "EPERM"])
+def test_local_put_file_copies_when_the_link_is_refused(local_lake, tmp_path, monkeypatch, refusal):
+    """Another filesystem (EXDEV) or links not allowed (EPERM): the bytes are copied instead."""
+    import errno
+    import os
+
+    calls = []
+
+    def refuse(src, dst, *args, **kwargs):
+        calls.append(dst)
+        raise OSError(getattr(errno, refusal), os.strerror(getattr(errno, refusal)))
+
+    monkeypatch.setattr(os, "link", refuse)
+    source = tmp_path / "spool.bin"
+    source.write_bytes(b"copied bytes")
+    local_lake.put_file("landing/x/a.bin", source)
+    target = local_lake.root / "landing" / "x" / "a.bin"
+    assert calls, "the link was tried first"
+    assert target.read_bytes() == b"copied bytes" and target.stat().st_ino != source.stat().st_ino
+    assert [p.name for p in target.parent.iterdir()] == ["a.bin"]
+
+
+def test_local_put_file_raises_what_the_link_cannot_explain(local_lake, tmp_path):
+    """A missing spool file is an error, not a reason to copy (which would fail too, differently)."""
+    with pytest.raises(FileNotFoundError):
+        local_lake.put_file("landing/x/a.bin", tmp_path / "missing.bin")
+    assert not local_lake.exists("landing/x/a.bin")
+    assert [p for p in local_lake.root.rglob(".tmp-*")] == []
+
+
+def test_local_put_file_killed_before_the_rename_leaves_only_a_temporary_name(local_lake, tmp_path, monkeypatch):
+    from mlflywheel import faults
+
+    def kill(name):
+        if name == "lake.put.partial":
+            raise KeyboardInterrupt(name)
+
+    monkeypatch.setattr(faults, "point", kill)
+    source = tmp_path / "spool.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(KeyboardInterrupt):
+        local_lake.put_file("landing/x/a.bin", source)
+    assert not local_lake.exists("landing/x/a.bin")
+    assert [p for p in local_lake.root.rglob(".tmp-*")] == []  # cleaned on the way out, as a copy is
+    assert source.read_bytes() == b"x"
+
+
 def test_publish_and_commit_take_spool_files(lake, tmp_path):
     """Partition files may be given as local paths; readers resolve them through the commit as usual."""
     spool = tmp_path / "rows.parquet"

@@ -248,6 +248,70 @@ def test_find_duplicate_ids_exact_values():
     assert found.mask(pa.array(["a", "b", None, "d"])).tolist() == [True, False, False, False]
 
 
+def test_an_id_hashes_alike_in_any_chunk_layout():
+    """Ids are hashed from Arrow's buffers: the hash is the value's, not its chunk's (offsets,
+    neighbours' lengths, string or large_string), and different values differ here."""
+    import pyarrow as pa
+
+    ids = ["", "a", "abcdefgh", "abcdefghi", "abcdefgh\x00", "abcdefgi", "é" * 10, "tx20261102-0000000001", "x" * 200]
+    alone = uniqueness.hash_ids(pa.array(ids))
+    assert len(set(alone.tolist())) == len(ids)
+    for i, value in enumerate(ids):
+        for layout in (
+            pa.array(["zz", value, "q" * 37]).slice(1, 1),  # an offset into a buffer of other lengths
+            pa.array([value, value]),  # one length throughout
+            pa.array([value], type=pa.large_string()),
+            pa.chunked_array([pa.array(["y"]), pa.array([value])]).combine_chunks().slice(1),
+        ):
+            assert uniqueness.hash_ids(layout)[0] == alone[i], (value, layout)
+    assert uniqueness.hash_ids(pa.array(["y" * 300]))[0] == uniqueness.hash_ids(pa.array(["z", "y" * 300]))[1]
+
+
+def test_membership_of_hashes_is_isin():
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    near = hashes[:50] ^ np.uint64(1)  # same top bits as rows, other values: the table alone would err
+    extremes = np.array([0, 2**64 - 1, 2**63], dtype=np.uint64)
+    hashes = np.concatenate([hashes, extremes])
+    for repeated in (np.unique(np.concatenate([hashes[::97], near, extremes[:1]])), np.empty(0, dtype=np.uint64)):
+        assert uniqueness._among(hashes, repeated).tolist() == np.isin(hashes, repeated).tolist()
+
+
+def test_duplicate_ids_found_across_chunks_of_other_lengths_and_types():
+    import pyarrow as pa
+
+    chunks = [pa.array(["tx-1", "tx-22", None]), pa.array(["tx-22", "tx-333"]), pa.array(["tx-1"], type=pa.large_string())]
+    found = uniqueness.find_duplicate_ids(lambda: iter(chunks))
+    assert found.values == {"tx-1", "tx-22"}
+    assert found.mask(pa.array([None, "tx-333", "tx-22"])).tolist() == [False, False, True]
+    numbers = [pa.array([1, 2, None]), pa.array([3, 2])]
+    assert uniqueness.find_duplicate_ids(lambda: iter(numbers)).values == {2}
+
+
+@pytest.mark.parametrize(
+    ("rows", "unique"),
+    [
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], True),  # as ingest writes them: no sort needed
+        ([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], True),  # unique, not in order: sorted to be sure
+        ([0, 1, 2, 5, 3, 4, 6, 7, 8, 9], True),  # out of order across a chunk boundary (chunks of 3)
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8, 2], False),  # a repeat in a later chunk
+        ([0, 1, 1, 3, 4, 5, 6, 7, 8, 9], False),  # a repeat inside a chunk
+        ([0, 1, 2, 2, 4, 5, 6, 7, 8, 9], False),  # a repeat across a chunk boundary
+    ],
+)
+def test_row_ids_must_tell_rows_apart_whatever_their_order(tmp_path, rows, unique):
+    frame = raw_frame(TRANSACTIONS, 10, seed=8)
+    frame["_row"] = np.array(rows, dtype="int64")
+    lake = LocalLake(tmp_path / "lake")
+    write_raw(lake, TRANSACTIONS, frame)
+    if unique:
+        summary = validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=3)
+        assert summary["rows_in"] == 10
+    else:
+        with pytest.raises(validation.ValidationError, match="duplicate _row"):
+            validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=3)
+
+
 def test_the_zones_keep_the_raw_and_schema_types_with_nulls_in_every_chunk(tmp_path):
     frame = raw_frame(TRANSACTIONS, 30, seed=2)
     frame["distance_from_home_km"] = np.nan  # a nullable column entirely null

@@ -97,3 +97,45 @@ def test_rules_in_brief():
     assert str(column.dtype) == "Int64" and column.isna().tolist() == [False, True, True, True]
     times = cast_column(pd.Series(["2026-11-05", None], dtype=object), "datetime")
     assert str(times.dtype) == "datetime64[ns, UTC]"
+
+
+@pytest.mark.parametrize(
+    "base", ["2026-11-05T04:16:54.835Z", "1999-01-31 23:59", "2026-11-05T10:00:00+05:30", "2026-11-05T10:00:00-0200",
+             "2026-11-05", "2026-11-05T04:16:54.123456789"],
+)  # fmt: skip
+def test_timestamps_of_one_layout_are_checked_as_the_regular_expression_checks_them(base, monkeypatch):
+    """A column of one length and layout is checked byte by byte (digits, separators, each field's
+    range): the same cells pass as with the regular expression, whatever byte of a cell is changed."""
+    import pyarrow.compute as pc
+    from mlflywheel.datasets import cells
+
+    regex = cells._PLAIN_FORMS["datetime"][0][1]
+    texts = [base]
+    for position in range(len(base)):
+        for char in "0123456789-+:. TZz/a\x7f":
+            texts.append(base[:position] + char + base[position + 1 :])
+    texts += [base[:1] + "é" + base[3:], None, base]  # a wider character: not one layout any more
+    regex_cells = []
+    match = pc.match_substring_regex
+
+    def spy(values, pattern):  # the regular expression sees only what the byte check left
+        regex_cells.append(len(values))
+        return match(values, pattern)
+
+    one_layout = texts[:-3]
+    plain_ones = [base, *[t for t in one_layout if t and len(t) == len(base) and t[-1] == base[-1]][:40], None]
+    for group in (one_layout, one_layout[::-1], [t for t in texts if t is None or len(t.encode()) == len(base)], texts,
+                  plain_ones):  # fmt: skip
+        array = pa.array(group, pa.string())
+        expected = pc.match_substring_regex(array, regex).fill_null(False).to_numpy(zero_copy_only=False)
+        regex_cells.clear()
+        monkeypatch.setattr(pc, "match_substring_regex", spy)
+        got = cells._plain(array, "iso", regex).tolist()
+        monkeypatch.undo()
+        assert got == expected.tolist()
+        assert cells._plain(pa.chunked_array([array[:5], array[5:]]), "iso", regex).tolist() == expected.tolist()
+        if group is plain_ones:  # the byte check decided every cell that passes it
+            assert sum(regex_cells) == len(group) - 1 - sum(expected)
+    values, failed = cast_array(pa.array(texts[:-3], pa.string()), "datetime")
+    expected_values, expected_failed = _expected(texts[:-3], "datetime")
+    assert values.cast(pa.int64()).to_pylist() == expected_values and failed.tolist() == expected_failed

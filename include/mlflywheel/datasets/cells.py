@@ -129,20 +129,98 @@ _PLAIN_FORMS: dict[str, tuple[tuple[str, Any, str], ...]] = {
     # Finite whatever the digits: <= 300 characters without an exponent, <= 15 integer digits with a
     # 2-digit one. Arrow rounds correctly, as float() does.
     "float": (("decimal", 300, "float64"), ("regex", r"^-?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$", "float64")),
-    # Years 1900-2099 are inside the datetime64[ns] range; no offset: UTC.
-    "datetime": (("regex", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$", "timestamp"),),
+    # Years 1900-2099 are inside the datetime64[ns] range; no offset: UTC. "iso": this regular
+    # expression, decided byte by byte for a column of values of one layout (:func:`_plain_iso`).
+    "datetime": (("iso", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$", "timestamp"),),
 }
+# The datetime form again, its two-digit fields named, with the range the form allows each.
+_ISO_LAYOUT = re.compile(
+    r"(?P<century>19|20)[0-9]{2}-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"([T ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(:(?P<second>[0-9]{2})(\.[0-9]{1,9})?)?"
+    r"(Z|[+-](?P<offset_hour>[0-9]{2}):?(?P<offset_minute>[0-9]{2}))?)?"
+)
+_ISO_RANGES = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59), "second": (0, 59),
+               "offset_hour": (0, 23), "offset_minute": (0, 59)}  # fmt: skip
 
 
 def _plain(values: Any, test: str, argument: Any) -> np.ndarray:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    if test == "iso":
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        parts = [_plain_iso(chunk, argument) for chunk in chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     if test == "regex":
         mask = pc.match_substring_regex(values, argument)
     else:
         digits = pc.replace_substring(values, ".", "", max_replacements=1) if test == "decimal" else values
         mask = pc.and_(pc.ascii_is_decimal(digits), pc.less_equal(pc.binary_length(values), argument))
     return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _plain_iso(values: Any, regex: str) -> np.ndarray:
+    """Which cells match the datetime form ``regex``. When every cell present has the layout of the
+    first one (one length, the same separators and offset sign: the usual column of timestamps),
+    the form is checked on the bytes (digits where the first has digits, the same characters
+    elsewhere, each field in its range): a cell passing it matches ``regex``; the cells that do not
+    pass (or a column of mixed layouts) go to ``regex`` itself."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = len(values)
+    out = np.zeros(count, dtype=bool)
+    present = values.is_valid().to_numpy(zero_copy_only=False)
+    rest = present
+    if present.any():
+        _, offsets_buffer, data_buffer = values.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + count + 1]
+        lengths = np.diff(offsets)
+        first = values[int(np.argmax(present))].as_py()
+        layout = _ISO_LAYOUT.fullmatch(first) if first.isascii() else None
+        width = len(first)
+        if layout is not None and (lengths[present] == width).all() and not lengths[~present].any():
+            data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+            cells = data.reshape(-1, width)  # the present cells, one row each, no copy
+            ok = _same_layout(cells, np.frombuffer(first.encode(), dtype=np.uint8))
+            at = layout.start("century")
+            ok &= ((cells[:, at] == 49) & (cells[:, at + 1] == 57)) | ((cells[:, at] == 50) & (cells[:, at + 1] == 48))
+            for field, (low, high) in _ISO_RANGES.items():
+                if layout.start(field) >= 0:
+                    at = layout.start(field)
+                    number = (cells[:, at].astype(np.int16) - 48) * 10 + (cells[:, at + 1].astype(np.int16) - 48)
+                    ok &= (number >= low) & (number <= high)
+            out[present] = ok
+            rest = present & ~out
+    if rest.any():
+        where = np.flatnonzero(rest)
+        matched = pc.match_substring_regex(values.take(pa.array(where)), regex)
+        out[where] = matched.fill_null(False).to_numpy(zero_copy_only=False)
+    return out
+
+
+def _same_layout(cells: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Rows of ``cells`` (bytes, one cell a row) with an ASCII digit wherever ``template`` has one and
+    ``template``'s byte everywhere else; checked 8 bytes at a time."""
+    width = (len(template) + 7) // 8 * 8
+    if width != len(template):
+        cells = np.pad(cells, ((0, 0), (0, width - len(template))))
+    words = np.ascontiguousarray(cells.view("<u8").T)  # word i of every cell, contiguous
+    pattern = np.zeros(width, dtype=np.uint8)
+    pattern[: len(template)] = template
+    digit = (pattern - np.uint8(48)) <= 9  # uint8 wraps below "0"
+    # XOR with the template's literals and "0" under its digits: a literal must become 0, a digit
+    # 0-9 (no high nibble, none either once 6 is added; a carry out of a byte that is no digit
+    # only rejects more)
+    flip = np.where(digit, 0x30, pattern).astype(np.uint8).view("<u8")
+    high = np.where(digit, 0xF0, 0xFF).astype(np.uint8).view("<u8")
+    six = np.where(digit, 0x06, 0).astype(np.uint8).view("<u8")
+    nibble = np.where(digit, 0xF0, 0).astype(np.uint8).view("<u8")
+    ok = np.ones(len(cells), dtype=bool)
+    for i in range(width // 8):
+        x = words[i] ^ flip[i]
+        ok &= ((x & high[i]) | ((x + six[i]) & nibble[i])) == 0
+    return ok
 
 
 def _timestamps(plain: Any) -> Any:
@@ -204,6 +282,8 @@ def cast_array(values: Any, dtype: str) -> tuple[Any, np.ndarray]:
             cast = _timestamps(subset) if target == "timestamp" else pc.cast(subset, pa.type_for_alias(target))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue  # e.g. 2026-02-30 among them: these cells go value by value
+        if where is None and plain.all():  # every cell plain (the usual column): Arrow's cast is the result
+            return (cast.cast(pa.timestamp("ns", tz="UTC")) if dtype == "datetime" else cast), failed
         cells = np.flatnonzero(plain) if where is None else where[plain]
         out[cells] = cast.to_numpy(zero_copy_only=False)
         valid[cells] = True

@@ -182,7 +182,8 @@ def read_landed(
             source = stream.csv_source(path, surveyed, spool)
             return consume(
                 source.header,
-                lambda: stream.rebatch(stream.read_batches(source, multiline), chunk_rows),
+                # tables of pyarrow's own blocks, sliced without a copy
+                lambda: stream.rechunk(stream.read_batches(source, multiline), chunk_rows),
                 source.notes,
             )
         except stream.Declined as declined:

@@ -14,7 +14,9 @@ import numpy as np
 
 from mlflywheel.datasets.cells import cast_array
 from mlflywheel.datasets.spec import DatasetSpec
+from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS
 from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
+from mlflywheel.overlap import read_ahead
 
 
 def raw_columns(header: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:
@@ -76,7 +78,9 @@ def cast_batch(
         arrays.append(pa.array(error_json, type=pa.string()))
     else:
         arrays.append(pa.nulls(count, pa.string()))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema), len(errors)
+    # a table in (chunked columns, as stream.rechunk gives them, not copied): a table out
+    build = pa.Table.from_arrays if isinstance(batch, pa.Table) else pa.RecordBatch.from_arrays
+    return build(arrays, schema=schema), len(errors)
 
 
 @dataclass
@@ -93,16 +97,26 @@ class Written:
 def write_raw(
     path: Path, header: list[str], batches: Iterable[Any], spec: DatasetSpec, day: dt.date, notes: list[str]
 ) -> Written:
-    """Cast ``batches`` of landed text and write them to ``path``, one row group per batch."""
+    """Cast ``batches`` of landed text (record batches or tables) and write them to ``path``, one
+    row group per batch. Three stages overlap, one chunk apart: reading the next chunk, casting
+    this one, writing the previous one (pyarrow releases the GIL in all three)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = raw_schema(header, spec, row_ids=spec.id_column is None)
+
+    def cast_batches() -> Iterator[tuple[Any, int]]:
+        first_row = 0
+        for batch in read_ahead(batches):
+            yield cast_batch(batch, spec, first_row=first_row, day=day, schema=schema)
+            first_row += batch.num_rows
+
     rows = errors = 0
-    with pq.ParquetWriter(path, schema) as writer:
-        for batch in batches:
-            cast, bad = cast_batch(batch, spec, first_row=rows, day=day, schema=schema)
-            writer.write_batch(cast)
-            rows += batch.num_rows
+    with pq.ParquetWriter(path, schema, **PARQUET_WRITER_OPTIONS) as writer:
+        for cast, bad in read_ahead(cast_batches()):
+            writer.write_table(pa.Table.from_batches([cast]) if isinstance(cast, pa.RecordBatch) else cast,
+                               row_group_size=max(cast.num_rows, 1))  # fmt: skip
+            rows += cast.num_rows
             errors += bad
     return Written(path, header, rows, errors, notes)
 

@@ -18,6 +18,8 @@ import csv
 import hashlib
 import io
 import lzma
+import queue
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -61,13 +63,32 @@ class CsvSource:
 
 def survey(path: Path) -> Survey:
     digest = hashlib.sha256()
+    # The digest is taken by a thread while this one scans (hashlib releases the GIL on large blocks).
+    hashing: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+
+    def hash_blocks() -> None:
+        while (block := hashing.get()) is not None:
+            digest.update(block)
+
+    hasher = threading.Thread(target=hash_blocks, name="flywheel-sha256", daemon=True)
+    hasher.start()
+    try:
+        size, head, error_at, has_nul, has_quote = _scan(path, hashing)
+    finally:
+        hashing.put(None)
+        hasher.join()
+    return Survey(size, digest.hexdigest(), head, error_at, has_nul, has_quote)
+
+
+def _scan(path: Path, hashing: queue.Queue[bytes | None]) -> tuple[int, bytes, int | None, bool, bool]:
+    """One read of the file: each block goes to ``hashing``, and is checked for UTF-8, NUL and quotes."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     size, head, error_at, has_nul, has_quote = 0, b"", None, False, False
     with open(path, "rb") as fh:
         while block := fh.read(BLOCK_BYTES):
             if not size:
                 head = block[:65536]
-            digest.update(block)
+            hashing.put(block)
             has_nul = has_nul or b"\x00" in block
             has_quote = has_quote or b'"' in block
             if error_at is None:
@@ -83,7 +104,7 @@ def survey(path: Path) -> Survey:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             error_at = size - pending + exc.start
-    return Survey(size, digest.hexdigest(), head, error_at, has_nul, has_quote)
+    return size, head, error_at, has_nul, has_quote
 
 
 def csv_source(path: Path, surveyed: Survey, spool: Path) -> CsvSource:
@@ -227,7 +248,15 @@ def read_batches(source: CsvSource, multiline: Iterable[str] = ()) -> Iterator[A
 
 
 def rebatch(batches: Iterable[Any], rows: int) -> Iterator[Any]:
-    """``batches`` regrouped into batches of exactly ``rows`` rows (the last one may be shorter)."""
+    """``batches`` regrouped into record batches of exactly ``rows`` rows (the last one may be shorter)."""
+    for table in rechunk(batches, rows):
+        yield from table.combine_chunks().to_batches()
+
+
+def rechunk(batches: Iterable[Any], rows: int) -> Iterator[Any]:
+    """``batches`` regrouped into tables of exactly ``rows`` rows (the last one may be shorter):
+    slices of the blocks pyarrow read, each column a chunked array, no copy (:func:`rebatch`
+    copies them into one record batch each)."""
     import pyarrow as pa
 
     pending: list[Any] = []
@@ -242,12 +271,12 @@ def rebatch(batches: Iterable[Any], rows: int) -> Iterator[Any]:
         table = pa.Table.from_batches(pending)
         start = 0
         while count - start >= rows:
-            yield from table.slice(start, rows).combine_chunks().to_batches()
+            yield table.slice(start, rows)
             start += rows
         rest = table.slice(start)
         pending, count = rest.to_batches(), rest.num_rows
     if count:
-        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+        yield pa.Table.from_batches(pending)
 
 
 def count_records(path: Path, head: bytes) -> int:

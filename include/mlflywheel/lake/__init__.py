@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 from urllib.parse import urlparse
 
-from mlflywheel.lake.base import Lake, frame_from_parquet, frame_to_parquet
+from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS, Lake, frame_from_parquet, frame_to_parquet
 from mlflywheel.lake.errors import LakeError
 from mlflywheel.lake.keys import MANIFEST, SUCCESS_MARKER, ZONES, partition_prefix
 from mlflywheel.lake.local import LocalLake
@@ -22,6 +22,7 @@ from mlflywheel.lake.local import LocalLake
 __all__ = [
     "BACKENDS",
     "MANIFEST",
+    "PARQUET_WRITER_OPTIONS",
     "SUCCESS_MARKER",
     "ZONES",
     "Lake",

