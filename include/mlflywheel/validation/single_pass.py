@@ -100,7 +100,7 @@ class _Landed:
         for text in self._batches():
             cast, _ = cast_batch(text, self._spec, first_row=count, day=self._day, schema=self.schema)
             count += text.num_rows
-            table = pa.Table.from_batches([cast])
+            table = pa.Table.from_batches([cast]) if isinstance(cast, pa.RecordBatch) else cast  # a table of blocks
             for column, parts in self.hashes.items():
                 parts.append(hash_column(table.column(column)))
             yield table if columns is None else table.select(columns)
