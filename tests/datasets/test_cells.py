@@ -28,6 +28,9 @@ TRICKY = [
     "2026-11-05T24:00:00", "2026-11-05T23:59:60", "2300-01-01T00:00:00Z", "1677-09-21", "1677-09-22", "2262-04-11",
     "2262-04-12", "1900-01-01T00:00:00+23:59", "2099-12-31T23:59:59-23:59", "20261105", "2026-W45", "2026-11-05T10",
     "yesterday", "2026/11/05", "2026-11-05T10:00:00+25:00", "2026-11-05T10:00:00.5+05:30", "0001-01-01",
+    # hours-only offsets, as PostgreSQL writes a timestamptz; a date alone ending like one
+    "2026-11-05 10:00:00.123+00", "2026-11-05 10:00:00-03", "2026-11-05T10:00+05", "2026-11-05T10:00:00+24",
+    "2026-11-05T10:00:00+5", "2026-11-05-05", "2026-11-05T10:00:00.123456+00:00",
     *sorted(NA_WORDS), " NA ", "na", "none",
 ]  # fmt: skip
 ALPHABET = "0123456789-+.eE :TZ/,abNn\t٣"
@@ -47,7 +50,7 @@ def _random_texts(count: int, seed: int) -> list[str]:
         else:
             ts = pd.Timestamp("1900-01-01", tz="UTC") + pd.Timedelta(seconds=rng.randint(0, 6_000_000_000))
             texts.append(ts.strftime(rng.choice(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]))
-                         + rng.choice(["", "Z", "+05:30", "-0200", ".123", ".5+01:00"]))  # fmt: skip
+                         + rng.choice(["", "Z", "+05:30", "-0200", ".123", ".5+01:00", "+00", ".123456-03"]))  # fmt: skip
     return texts
 
 
@@ -101,7 +104,7 @@ def test_rules_in_brief():
 
 @pytest.mark.parametrize(
     "base", ["2026-11-05T04:16:54.835Z", "1999-01-31 23:59", "2026-11-05T10:00:00+05:30", "2026-11-05T10:00:00-0200",
-             "2026-11-05", "2026-11-05T04:16:54.123456789"],
+             "2026-11-05", "2026-11-05T04:16:54.123456789", "2026-11-05 10:00:00.123+00"],
 )  # fmt: skip
 def test_timestamps_of_one_layout_are_checked_as_the_regular_expression_checks_them(base, monkeypatch):
     """A column of one length and layout is checked byte by byte (digits, separators, each field's

@@ -131,13 +131,14 @@ _PLAIN_FORMS: dict[str, tuple[tuple[str, Any, str], ...]] = {
     "float": (("decimal", 300, "float64"), ("regex", r"^-?([0-9]{1,15}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$", "float64")),
     # Years 1900-2099 are inside the datetime64[ns] range; no offset: UTC. "iso": this regular
     # expression, decided byte by byte for a column of values of one layout (:func:`_plain_iso`).
-    "datetime": (("iso", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$", "timestamp"),),
+    # The offset: Z, +HH:MM, +HHMM, or +HH alone (how PostgreSQL writes a timestamptz: "+00").
+    "datetime": (("iso", rf"^{_DATE}({_TIME}(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$", "timestamp"),),
 }
 # The datetime form again, its two-digit fields named, with the range the form allows each.
 _ISO_LAYOUT = re.compile(
     r"(?P<century>19|20)[0-9]{2}-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
     r"([T ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(:(?P<second>[0-9]{2})(\.[0-9]{1,9})?)?"
-    r"(Z|[+-](?P<offset_hour>[0-9]{2}):?(?P<offset_minute>[0-9]{2}))?)?"
+    r"(Z|[+-](?P<offset_hour>[0-9]{2})(:?(?P<offset_minute>[0-9]{2}))?)?)?"
 )
 _ISO_RANGES = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59), "second": (0, 59),
                "offset_hour": (0, 23), "offset_minute": (0, 59)}  # fmt: skip
@@ -229,9 +230,11 @@ def _timestamps(plain: Any) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pc.all(pc.ends_with(plain, "Z")).as_py():  # the common case, without a regular expression
+    # The common cases without a regular expression: UTC written as Z, or as PostgreSQL writes it.
+    if any(pc.all(pc.ends_with(plain, utc)).as_py() for utc in ("Z", "+00")):
         return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
-    aware = pc.match_substring_regex(plain, r"(Z|[+-][0-9:]{4,5})$")
+    # An offset follows a time (minutes or seconds): a date alone ending in "-05" has none.
+    aware = pc.match_substring_regex(plain, r":[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$")
     if pc.all(aware).as_py():
         return pc.cast(plain, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
     if not pc.any(aware).as_py():
