@@ -92,6 +92,7 @@ def assert_same_everywhere(lake: LocalLake, spec, day: dt.date = DAY, *, chunk_r
 CORPUS = cases()
 
 
+@pytest.mark.slow  # every corpus case, both engines, three chunk sizes: about a minute
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
 def test_corpus_case_same_for_both_engines_and_any_chunks(tmp_path, case):
     lake = LocalLake(tmp_path / "lake")
@@ -168,6 +169,7 @@ def damaged_frame(seed: int) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow  # about 45 s; the injected faults below keep both engines in the fast lane
 @pytest.mark.parametrize("seed", range(12))
 def test_random_frames_same_for_both_engines_and_any_chunks(tmp_path, seed):
     ruled = dataclasses.replace(TRANSACTIONS, max_text_length=40, reject_formulas=True)
