@@ -1,7 +1,7 @@
 # Flywheel: two commands on a fresh machine.
 #   make demo   set up, then run the whole loop on the embedded stack (Airflow + MLflow + local lake)
 #   make test   set up, then lint and run the whole test suite (what CI runs)
-#   make test-fast  the day-to-day lane: lint + unit and integration tests, without the e2e loops and kill tests
+#   make test-fast  the day-to-day lane: lint + unit and integration tests, without the e2e loops, kill tests and slow sweeps
 # Each creates .venv and installs the pinned requirements when they are missing or changed.
 
 SHELL := /bin/bash
