@@ -355,3 +355,40 @@ def test_the_whole_frame_verdict_agrees_with_the_streamed_one(tmp_path, seed):
     }
     quarantined = lake.read_frame("quarantine", ruled.name, DAY)
     pd.testing.assert_frame_equal(quarantined, split.quarantined)
+
+
+# --- vocabulary columns read dictionary-encoded (arrow engine) -------------------------------------------
+
+
+def test_a_vocabulary_is_checked_alike_on_dictionary_and_plain_columns():
+    import pyarrow as pa
+    from mlflywheel.validation import engines
+
+    value_set = ["EUR", "USD", ""]
+    parts = [["EUR", None, "XXX", "USD", "EUR"], [None, None], ["", "usd", "EUR"], []]
+    plain = pa.chunked_array([pa.array(p, type=pa.string()) for p in parts], type=pa.string())
+    encoded = pa.chunked_array([pa.array(p, type=pa.string()).dictionary_encode() for p in parts])
+    assert encoded.chunk(1).dictionary.to_pylist() == []  # an all-null chunk: an empty dictionary
+    expected = engines._in_set(plain, value_set)
+    assert expected.tolist() == [True, False, False, True, True, False, False, True, False, True]
+    assert engines._in_set(encoded, value_set).tolist() == expected.tolist()
+    assert engines._valid_mask(encoded).tolist() == engines._valid_mask(plain).tolist()
+
+
+def test_only_string_columns_checked_by_vocabulary_and_nulls_alone_are_read_as_dictionaries():
+    import pyarrow as pa
+    from mlflywheel.validation import engines
+
+    checks = engines.partition_checks(TRANSACTIONS, DAY)
+    schema = pa.schema([(c.name, pa.string() if c.dtype == "string" else pa.int64()) for c in TRANSACTIONS.columns])
+    chosen = engines.dictionary_columns(checks, schema)
+    by_column: dict[str, set[str]] = {}
+    for check in checks:
+        by_column.setdefault(str(check.column), set()).add(check.type)
+    assert chosen and set(chosen) <= {c.name for c in TRANSACTIONS.columns if c.categories}
+    for name in chosen:
+        assert by_column[name] <= {"expect_column_values_to_be_in_set", *engines.NULL_TYPES}
+    id_column = TRANSACTIONS.id_column
+    assert id_column not in chosen  # its uniqueness hashes the plain values
+    ruled = dataclasses.replace(TRANSACTIONS, max_text_length=3)  # a length check needs plain values
+    assert engines.dictionary_columns(engines.partition_checks(ruled, DAY), schema) == []

@@ -21,6 +21,7 @@ least one row) are decided once from the Parquet schema and the row count (:func
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +112,19 @@ class ChunkContext:
     checks: list[Check]
     columns: list[str]  # the suite frame's columns (raw columns, meta ones the suite expects)
     duplicates: dict[str, DuplicateIds] = field(default_factory=dict)  # column -> its duplicates
+    pending: Future[dict[str, DuplicateIds]] | None = None  # more duplicates, still being found
     _gx_suites: dict[tuple[int, ...], Any] = field(default_factory=dict)
+
+    def duplicates_of(self, column: str) -> DuplicateIds:
+        """The column's duplicates, waiting for them if they are still being found (:attr:`pending`)."""
+        self.settle()
+        return self.duplicates[column]
+
+    def settle(self) -> None:
+        """Wait for the duplicates still being found; raises what stopped their search."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.duplicates.update(pending.result())
 
     def gx_suite(self, positions: tuple[int, ...]) -> Any:
         if positions not in self._gx_suites:
@@ -138,15 +151,68 @@ def evaluate_chunk(engine: str, chunk: pa.Table, rows: np.ndarray, context: Chun
     results: dict[int, ChunkResult] = {}
     if gx_checks:
         results.update(_gx_evaluate(chunk, rows, context, gx_checks))
+    columns = _ChunkColumns(chunk)
     for check in checks:
         if check.position not in results:
-            results[check.position] = _arrow_evaluate(chunk, check, context)
+            results[check.position] = _arrow_evaluate(columns, check)
     for check in checks:  # duplicates across chunks: GX on one chunk cannot see them
         result = results[check.position]
         if check.type == UNIQUE_TYPE and result.error is None and result.unexpected is not None:
-            result.unexpected = result.unexpected | context.duplicates[check.column].mask(chunk.column(check.column))
+            duplicated = context.duplicates_of(str(check.column)).mask(columns.values(str(check.column)))
+            result.unexpected = result.unexpected | duplicated
             result.unexpected_count = int(result.unexpected.sum())
     return results
+
+
+def dictionary_columns(checks: list[Check], schema: pa.Schema) -> list[str]:
+    """String columns whose checks all work on a dictionary as well (vocabularies, nulls): a reader
+    may give them dictionary-encoded (Parquet stores them so), which spares decoding every cell and
+    lets a vocabulary be checked once per distinct value."""
+    import pyarrow as pa
+
+    by_column: dict[str, set[str]] = {}
+    for check in checks:
+        if check.column is not None:
+            by_column.setdefault(check.column, set()).add(check.type)
+    allowed = {"expect_column_values_to_be_in_set", *NULL_TYPES}
+    return [
+        name
+        for name, types in by_column.items()
+        if "expect_column_values_to_be_in_set" in types
+        and types <= allowed
+        and name in schema.names
+        and pa.types.is_string(schema.field(name).type)
+    ]
+
+
+class _ChunkColumns:
+    """A chunk's columns for the arrow engine, each prepared once: dictionary columns decoded for
+    the checks that need values, and the non-null mask."""
+
+    def __init__(self, chunk: pa.Table) -> None:
+        self.chunk = chunk
+        self._values: dict[str, Any] = {}
+        self._valid: dict[str, np.ndarray] = {}
+
+    def raw(self, name: str) -> Any:
+        """The column as read (dictionary-encoded or not)."""
+        return self.chunk.column(name)
+
+    def values(self, name: str) -> Any:
+        """The column with plain values (a dictionary column decoded)."""
+        import pyarrow as pa
+
+        if name not in self._values:
+            column = self.chunk.column(name)
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            self._values[name] = column
+        return self._values[name]
+
+    def valid(self, name: str) -> np.ndarray:
+        if name not in self._valid:
+            self._valid[name] = _valid_mask(self.raw(name))
+        return self._valid[name]
 
 
 # --- arrow -------------------------------------------------------------------------------------
@@ -154,14 +220,15 @@ def evaluate_chunk(engine: str, chunk: pa.Table, rows: np.ndarray, context: Chun
 
 def _valid_mask(column: pa.ChunkedArray) -> np.ndarray:
     """Non-null cells as pandas sees them (NaN is null)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_null(column.type):
-        import numpy as np
-
         return np.zeros(len(column), dtype=bool)
     nan_is_null = pa.types.is_floating(column.type)
+    if not nan_is_null and not column.null_count:  # the usual column: no cell to look at
+        return np.ones(len(column), dtype=bool)
     return pc.invert(pc.is_null(column, nan_is_null=nan_is_null)).to_numpy(zero_copy_only=False)
 
 
@@ -192,15 +259,17 @@ def _between(values: Any, low: Any, high: Any, strict_low: bool, strict_high: bo
     return inside
 
 
-def _arrow_evaluate(chunk: pa.Table, check: Check, context: ChunkContext) -> ChunkResult:
+def _arrow_evaluate(columns: _ChunkColumns, check: Check) -> ChunkResult:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     kwargs = check.expectation.kwargs
-    column = chunk.column(check.column)
+    name = str(check.column)
+    on_dictionary = check.type == "expect_column_values_to_be_in_set" or check.type in NULL_TYPES
+    column = columns.raw(name) if on_dictionary else columns.values(name)
     n = len(column)
-    valid = _valid_mask(column)
+    valid = columns.valid(name)
     result = ChunkResult(check.position, element_count=n)
     if check.type in NULL_TYPES:
         unexpected = ~valid if check.type == "expect_column_values_to_not_be_null" else valid
@@ -231,9 +300,20 @@ def _arrow_evaluate(chunk: pa.Table, check: Check, context: ChunkContext) -> Chu
 
 
 def _in_set(column: pa.ChunkedArray, value_set: list[Any]) -> np.ndarray:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pa.types.is_dictionary(column.type):  # each distinct value looked up once
+        parts = [np.zeros(0, dtype=bool)]
+        for chunk in column.chunks:
+            known = _in_set(chunk.dictionary, value_set)
+            indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            found = known[indices] if len(known) else np.zeros(len(chunk), dtype=bool)
+            if chunk.null_count:  # a null is in no set, as on plain values
+                found &= chunk.is_valid().to_numpy(zero_copy_only=False)
+            parts.append(found)
+        return np.concatenate(parts)
     try:
         members = pa.array(value_set, type=column.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
@@ -259,7 +339,13 @@ def _matches(column: pa.ChunkedArray, valid: np.ndarray, regex: str) -> np.ndarr
 
 def chunk_frame(chunk: pa.Table, rows: np.ndarray, context: ChunkContext) -> pd.DataFrame:
     """The chunk as the frame GX sees: the suite's columns, with ``_row`` and ``_coercion_errors``."""
-    frame = chunk.select([c for c in chunk.column_names if c in context.columns]).to_pandas()
+    import pyarrow as pa
+
+    picked = chunk.select([c for c in chunk.column_names if c in context.columns])
+    for i, f in enumerate(picked.schema):  # dictionary-read columns as plain values, as GX expects
+        if pa.types.is_dictionary(f.type):
+            picked = picked.set_column(i, f.name, picked.column(i).cast(f.type.value_type))
+    frame = picked.to_pandas()
     frame[keys.ROW_COLUMN] = rows
     if keys.COERCION_ERRORS_COLUMN not in frame.columns:
         frame[keys.COERCION_ERRORS_COLUMN] = None

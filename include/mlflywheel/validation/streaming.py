@@ -3,8 +3,10 @@
 The raw Parquet file is read ``chunk_rows`` rows at a time (``ParquetFile.iter_batches``). Per
 chunk an engine (:mod:`.engines`) evaluates the row-level expectations; failing rows get their
 reasons and go to the quarantine spool file, the others, cast to the schema types, to the
-validated spool file (two ``ParquetWriter``\\ s). Before that, projected passes over single columns
-find duplicated ids across the whole partition (:mod:`.uniqueness`) and check ``_row``.
+validated spool file (two ``ParquetWriter``\\ s). Alongside, in a thread, projected passes over
+single columns find duplicated ids across the whole partition (:mod:`.uniqueness`); the first
+chunk's uniqueness waits for them. The first pass checks that ``_row`` tells rows apart. Vocabulary columns are read
+dictionary-encoded (the arrow engine checks each distinct value once).
 
 Some outcomes are known only at the end: more than ``max_failed_row_fraction`` of rows failing,
 an expectation that could not run, or one with ``mostly`` that passes overall. Then the partition
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from mlflywheel.validation.engines import (
     ChunkContext,
     ChunkResult,
     chunk_checks,
+    dictionary_columns,
     evaluate_chunk,
     missing_column_error,
     partition_checks,
@@ -123,8 +127,9 @@ class _Pass:
 @dataclass
 class _Raw:
     path: Path
-    file: pq.ParquetFile
+    file: pq.ParquetFile  # the schema and row count (each pass opens its own reader)
     chunk_rows: int
+    dictionary: list[str] = field(default_factory=list)  # columns read dictionary-encoded
 
     @property
     def columns(self) -> list[str]:
@@ -140,11 +145,16 @@ class _Raw:
 
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
         from mlflywheel.overlap import read_ahead
 
+        # A reader of its own: passes may run in two threads at once (the ids' in the background).
+        # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
+        # then grows with the partition, ~25 bytes a row measured on pyarrow 25).
+        reader = pq.ParquetFile(self.path, pre_buffer=False, read_dictionary=self.dictionary or None)
         # the next row group is decoded while this chunk is checked and written
-        for batch in read_ahead(self.file.iter_batches(batch_size=self.chunk_rows, columns=columns)):
+        for batch in read_ahead(reader.iter_batches(batch_size=self.chunk_rows, columns=columns)):
             yield pa.Table.from_batches([batch])
 
 
@@ -164,8 +174,26 @@ def _chunk_row_ids(chunk: pa.Table, start: int) -> np.ndarray:
     import numpy as np
 
     if keys.ROW_COLUMN in chunk.column_names:
-        return np.asarray(chunk.column(keys.ROW_COLUMN).to_numpy()).astype(np.int64)
+        column = chunk.column(keys.ROW_COLUMN)
+        if column.null_count:
+            raise ValidationError(f"raw partition has null {keys.ROW_COLUMN} values: rows cannot be told apart")
+        return np.asarray(column.to_numpy()).astype(np.int64)
     return np.arange(start, start + chunk.num_rows, dtype=np.int64)
+
+
+@dataclass
+class _RowIdOrder:
+    """Whether the ``_row`` ids a pass reads are strictly increasing (as ingest writes them: then
+    they are unique without a sort); checked on the chunks the pass reads anyway."""
+
+    increasing: bool = True
+    last: int | None = None
+
+    def add(self, rows: np.ndarray) -> None:
+        if not self.increasing or not len(rows):
+            return
+        self.increasing = bool((rows[1:] > rows[:-1]).all()) and (self.last is None or int(rows[0]) > self.last)
+        self.last = int(rows[-1])
 
 
 def _check_row_ids_unique(raw: _Raw) -> None:
@@ -311,6 +339,7 @@ class _Plan:
     context: ChunkContext
     checks: list[Check]  # evaluated per chunk
     silenced: set[int] = field(default_factory=set)  # positions whose rows do not fail (see module doc)
+    row_order: _RowIdOrder | None = None  # ``_row`` still to be checked by the next pass
 
 
 def _run_pass(
@@ -340,9 +369,12 @@ def _run_pass(
             write_quarantined = behind.enter_context(write_behind(quarantined.write_table))
         if validated is not None:
             write_validated = behind.enter_context(write_behind(validated.write_table))
+        order, plan.row_order = plan.row_order, None
         for chunk in chunks:
             rows = _chunk_row_ids(chunk, start)
             start += chunk.num_rows
+            if order is not None:
+                order.add(rows)
             results = evaluate_chunk(plan.engine, chunk, rows, plan.context)
             for position, r in results.items():
                 out.totals.setdefault(position, _Totals()).add(r)
@@ -369,6 +401,8 @@ def _run_pass(
                 out.rows_validated += table.num_rows
     if quarantined is not None and not out.rows_quarantined:
         quarantined.write_table(pa.Table.from_pylist([], schema=quarantined.schema))
+    if order is not None and not order.increasing:  # unordered ids: sorted to tell (rare)
+        _check_row_ids_unique(plan.raw)
     return out
 
 
@@ -444,14 +478,18 @@ def validate_file(
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
-    # then grows with the partition, ~25 bytes a row measured on pyarrow 25).
     raw = _Raw(Path(path), pq.ParquetFile(path, pre_buffer=False), chunk_rows)
     if declared_rows is not None and int(declared_rows) != raw.rows:
         raise ValidationError(f"{where}: raw manifest says rows_in={declared_rows} but the raw data has {raw.rows} rows")
-    _check_row_ids_unique(raw)
-    plan = partition_plan(raw, spec, day, engine)
-    return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
+    if engine == "arrow":
+        raw.dictionary = dictionary_columns(partition_checks(spec, day), raw.schema)
+    # The ids are checked in a thread while the first pass reads and checks its first chunks;
+    # leaving the block waits for it (no thread outlives the call, whatever is raised).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flywheel-ids") as background:
+        plan = partition_plan(raw, spec, day, engine, background=background)
+        if keys.ROW_COLUMN in raw.columns:
+            plan.row_order = _RowIdOrder()  # the first pass checks ``_row`` as it reads
+        return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
 
 
 def partition_plan(
@@ -461,18 +499,28 @@ def partition_plan(
     engine: str,
     *,
     duplicates: dict[str, DuplicateIds] | None = None,
+    background: Executor | None = None,
 ) -> _Plan:
     """The passes' plan over ``raw`` (a :class:`_Raw`, or anything with its ``columns``, ``rows``,
-    ``schema`` and ``chunks``); ``duplicates``: the unique columns' duplicates when known, else found here."""
+    ``schema`` and ``chunks``); ``duplicates``: the unique columns' duplicates when known, else
+    found here, or by ``background`` while the first pass begins."""
     context = ChunkContext(spec, day, partition_checks(spec, day), suite_columns(raw.columns))
     checks = chunk_checks(context)
     context.duplicates.update(duplicates or {})
-    for check in checks:
-        if check.type == UNIQUE_TYPE and check.column not in context.duplicates:
-            column = str(check.column)
-            context.duplicates[column] = find_duplicate_ids(
+    wanted = [str(c.column) for c in checks if c.type == UNIQUE_TYPE and c.column not in context.duplicates]
+
+    def search() -> dict[str, DuplicateIds]:
+        return {
+            column: find_duplicate_ids(
                 lambda column=column: (c.column(0) for c in raw.chunks(columns=[column])), rows=raw.rows
             )
+            for column in dict.fromkeys(wanted)
+        }
+
+    if background is None:
+        context.duplicates.update(search())
+    else:
+        context.pending = background.submit(search)
     return _Plan(spec, engine, raw, context, checks)
 
 
@@ -507,6 +555,7 @@ def judge_and_split(
     wrote = first is not None or not needs_count
     if first is None:
         first = split_pass(plan, spool) if wrote else _run_pass(plan)
+    plan.context.settle()  # what the background search found wrong stops here, used or not
     outcomes = _outcomes(context, raw.rows, first.totals)
     # Rows of an expectation that passes overall (``mostly``), could not run, or named no rows do
     # not fail on their own (the whole-frame verdict gives them no row reasons either).
