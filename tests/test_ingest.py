@@ -623,3 +623,205 @@ def test_survey_digest_and_checks_over_blocks(tmp_path, monkeypatch, block_bytes
     clean = stream.survey(path)
     assert (clean.utf8_error_at, clean.has_nul, clean.has_quote) == (None, False, False)
     assert clean.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+
+
+def _reference_utf8_error_at(data: bytes, block_bytes: int) -> int | None:
+    """The survey's UTF-8 check before Arrow took it: Python's incremental decoder over the blocks."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size, error_at = 0, None
+    for start in range(0, len(data), block_bytes):
+        block = data[start : start + block_bytes]
+        if error_at is None:
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                error_at = size - pending + exc.start
+        size += len(block)
+    if error_at is None:
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            error_at = size - pending + exc.start
+    return error_at
+
+
+# Pieces of adversarial UTF-8: valid characters of each length, a byte order mark, noncharacters,
+# surrogates encoded in UTF-8, overlong forms, code points past U+10FFFF, truncated sequences,
+# stray continuation bytes and bytes that start nothing.
+_UTF8_PIECES = [
+    b"a", b",", b"\n", b"\x00", "é".encode(), "€".encode(), "😀".encode(), b"\xef\xbb\xbf", b"\xef\xbf\xbe",
+    b"\xed\x9f\xbf", b"\xee\x80\x80", b"\xf4\x8f\xbf\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xc0\x80",
+    b"\xc1\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf", b"\xf0\x80\x80\x80", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80",
+    b"\xf5\x80\x80\x80", b"\xe2\x82", b"\xf0\x9f\x98", b"\xf0\x9f", b"\xc3", b"\x80", b"\xbf", b"\xff", b"\xfe",
+]  # fmt: skip
+
+
+def _adversarial_utf8(rnd) -> bytes:
+    if rnd.random() < 0.2:  # raw bytes, biased to those that matter to UTF-8
+        alphabet = [0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF]
+        return bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+    valid = [p for p in _UTF8_PIECES if _reference_utf8_error_at(p, 8) is None]
+    pieces = [rnd.choice(valid) for _ in range(rnd.randint(0, 30))]
+    for _ in range(rnd.choice([0, 0, 1, 2])):  # mostly one bad piece somewhere, or none
+        pieces.insert(rnd.randint(0, len(pieces)), rnd.choice(_UTF8_PIECES))
+    return b"".join(pieces)
+
+
+def test_survey_utf8_error_offset_is_the_python_decoders_over_any_blocks(tmp_path, monkeypatch):
+    """Arrow validates the blocks and Python's decoder finds the offset only in a bad one: the offset
+    is the one the decoder over the whole file gives, wherever the blocks split a character."""
+    import random
+
+    from mlflywheel.ingest import stream
+
+    rnd = random.Random(20261128)
+    path = tmp_path / "landed.csv"
+    inputs = [_adversarial_utf8(rnd) for _ in range(1500)]
+    # a bad byte right at, just before and just after a block edge; a character cut by the edge
+    for edge in (8, 16):
+        for bad in (b"\xff", b"\xe2\x28\xa1", b"\xed\xa0\x80", b"\xf0\x9f\x98", "😀".encode(), b"\xe2\x82"):
+            for shift in range(-3, 2):
+                inputs.append(b"a" * (edge + shift) + bad + b"b" * 5)
+                inputs.append(b"a" * (edge + shift) + bad)  # the file ends there
+    bad_inputs = 0
+    for data in inputs:
+        path.write_bytes(data)
+        bad_inputs += _reference_utf8_error_at(data, len(data) + 1) is not None
+        for block_bytes in (1, 2, 3, 4, 5, 7, 8, 16, 4 * 2**20):
+            monkeypatch.setattr(stream, "BLOCK_BYTES", block_bytes)
+            expected = _reference_utf8_error_at(data, block_bytes)
+            assert expected == _reference_utf8_error_at(data, len(data) + 1)  # blocks never changed it
+            assert stream._scan(path)[2] == expected, (data, block_bytes)
+    assert 500 < bad_inputs < len(inputs) - 300  # both kinds well represented
+
+
+def test_survey_utf8_error_in_a_large_block_is_found_exactly(tmp_path):
+    """At the real block size: the error after megabytes of valid multi-byte text, in the second block."""
+    from mlflywheel.ingest import stream
+
+    text = ("a,é€😀\n" * 600_000).encode()  # ~7 MB: blocks end inside characters
+    path = tmp_path / "landed.csv"
+    line_end = text.index(b"\n", 5 * 2**20) + 1
+    for bad in (b"\xed\xa0\x80", b"\xc0\xaf", b"\xf0\x9f\x98"):
+        data = text[:line_end] + bad + text
+        path.write_bytes(data)
+        assert stream.survey(path).utf8_error_at == _reference_utf8_error_at(data, len(data)) == line_end
+        data = text[: 5 * 2**20 + 1] + bad + text  # after a character cut short: the error is at its start
+        path.write_bytes(data)
+        assert stream.survey(path).utf8_error_at == _reference_utf8_error_at(data, len(data)) < 5 * 2**20
+    path.write_bytes(text)
+    assert stream.survey(path).utf8_error_at is None
+
+
+class _SlowSha256:
+    """hashlib.sha256 that waits for ``gate`` on its first block (and may fail): a digest still running."""
+
+    def __init__(self, gate, fail: bool = False):
+        import hashlib
+
+        self._digest, self._gate, self._fail, self.blocks = hashlib.new("sha256"), gate, fail, 0  # not patched
+
+    def update(self, block):
+        self._gate.wait(5)
+        self.blocks += 1
+        if self._fail:
+            raise OSError("the disk went away while hashing")
+        self._digest.update(block)
+
+    def hexdigest(self):
+        return self._digest.hexdigest()
+
+
+def _hashing_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "flywheel-sha256"]
+
+
+def test_survey_digest_runs_on_after_the_survey_and_its_failure_surfaces(tmp_path, monkeypatch):
+    import hashlib
+    import threading
+
+    from mlflywheel.ingest import stream
+
+    path = tmp_path / "landed.csv"
+    data = b"a,b\n" + b"1,2\n" * 1000
+    path.write_bytes(data)
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 64)
+    gate = threading.Event()
+    made = []
+    monkeypatch.setattr(stream.hashlib, "sha256", lambda: made.append(_SlowSha256(gate)) or made[-1])
+    surveyed = stream.survey(path)  # returns while the digest waits on its first block
+    assert surveyed.size == len(data) and _hashing_threads() and not made[0].blocks
+    gate.set()
+    monkeypatch.undo()
+    assert surveyed.sha256 == hashlib.sha256(data).hexdigest()
+    assert not _hashing_threads()
+
+    gate.clear()
+    monkeypatch.setattr(stream.hashlib, "sha256", lambda: _SlowSha256(gate, fail=True))
+    failing = stream.survey(path)
+    gate.set()
+    with pytest.raises(OSError, match="went away"):
+        _ = failing.sha256
+    with pytest.raises(OSError, match="went away"):  # and closing it raises it too, not swallowed
+        failing.close()
+
+
+def test_a_closed_survey_stops_hashing(tmp_path, monkeypatch):
+    """Closing a survey whose digest is still running stops the thread at its next block."""
+    import threading
+
+    from mlflywheel.ingest import stream
+
+    path = tmp_path / "landed.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 1000)
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 64)
+    gate = threading.Event()
+    made = []
+    monkeypatch.setattr(stream.hashlib, "sha256", lambda: made.append(_SlowSha256(gate)) or made[-1])
+    threading.Timer(0.05, gate.set).start()  # close() below waits for this thread's first block
+    with stream.survey(path) as surveyed:
+        pass
+    assert not _hashing_threads() and made[0].blocks == 1  # stopped after the block it was on
+    with pytest.raises(RuntimeError, match="abandoned"):
+        _ = surveyed.sha256
+
+
+def test_ingest_leaves_no_hashing_thread_running(lake, monkeypatch):
+    """Whether ingest publishes, quarantines or raises, the hashing thread is over when it returns;
+    a failure of the digest fails the ingest (nothing published)."""
+    import threading
+
+    from mlflywheel.ingest import stream
+
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=3))
+    assert ingest_partition(lake, SPEC, DAY, run_id="r")["status"] == "raw" and not _hashing_threads()
+    land_bytes(lake, SPEC, DAY, b"\x00\x00junk")
+    assert ingest_partition(lake, SPEC, DAY, run_id="r")["status"] == "quarantined" and not _hashing_threads()
+
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=4))
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 64)
+    gate = threading.Event()
+    made = []
+    monkeypatch.setattr(stream.hashlib, "sha256", lambda: made.append(_SlowSha256(gate)) or made[-1])
+
+    def broken(*args):
+        threading.Timer(0.05, gate.set).start()
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(stream, "csv_source", broken)
+    with pytest.raises(RuntimeError, match="a bug in the reader"):
+        ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert not _hashing_threads() and made[0].blocks == 1  # stopped, not hashed to the end
+
+    versions = _versions(lake, "raw")
+    monkeypatch.undo()
+    monkeypatch.setattr(stream.hashlib, "sha256", lambda: _SlowSha256(threading.Event(), fail=True))
+    with pytest.raises(OSError, match="went away"):
+        ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert not _hashing_threads() and _versions(lake, "raw") == versions

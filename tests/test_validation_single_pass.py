@@ -57,10 +57,18 @@ def observe(lake: LocalLake, spec, day: dt.date, summary: dict) -> dict:
     return seen
 
 
+def no_hashing_thread_left() -> bool:
+    """Whether the survey's hashing thread is over (ingest and the single pass join it before returning)."""
+    import threading
+
+    return not [t for t in threading.enumerate() if t.name == "flywheel-sha256"]
+
+
 def two_stages(tmp_path, spec, day: dt.date, data: bytes, **kwargs) -> dict:
     lake = LocalLake(tmp_path / "two-stages")
     land_bytes(lake, spec, day, data)
     summary = ingest_partition(lake, spec, day, run_id="r")
+    assert no_hashing_thread_left()
     if lake.manifest("raw", spec.name, day) is not None:
         summary = validation.validate_partition(lake, spec, day, run_id="r", **kwargs)
     return observe(lake, spec, day, summary)
@@ -71,6 +79,7 @@ def one_pass(tmp_path, spec, day: dt.date, data: bytes, *, chunk_rows: int | Non
     land_bytes(lake, spec, day, data)
     chunks = {} if chunk_rows is None else {"chunk_rows": chunk_rows}
     summary = validate_landed(lake, spec, day, run_id="r", **chunks, **kwargs)
+    assert no_hashing_thread_left()
     assert lake.manifest("raw", spec.name, day) is None, "the single pass writes no raw partition"
     assert lake.list_keys(f"raw/{spec.name}/") == []
     return observe(lake, spec, day, summary)
@@ -238,3 +247,21 @@ def test_an_all_good_day_is_read_once(tmp_path, monkeypatch):
     land_bytes(lake, TRANSACTIONS, DAY, day_csv(80, seed=3, change=_bad_rows))  # ids twice: split again
     assert validate_landed(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=7)["status"] == "partially_quarantined"
     assert reads == [None, None]
+
+
+def test_a_failure_of_the_digest_fails_the_pass_before_it_publishes(tmp_path, monkeypatch):
+    """The digest's thread is not left to fail unseen: its error ends the pass, nothing published."""
+    from mlflywheel.ingest import stream
+
+    class Failing:
+        def update(self, block):
+            raise OSError("the disk went away while hashing")
+
+    lake = LocalLake(tmp_path / "lake")
+    land_bytes(lake, TRANSACTIONS, DAY, day_csv(20, seed=5))
+    monkeypatch.setattr(stream.hashlib, "sha256", Failing)
+    with pytest.raises(OSError, match="went away"):
+        validate_landed(lake, TRANSACTIONS, DAY, run_id="r")
+    assert no_hashing_thread_left()
+    assert lake.manifest("validated", TRANSACTIONS.name, DAY) is None
+    assert lake.manifest("quarantine", TRANSACTIONS.name, DAY) is None

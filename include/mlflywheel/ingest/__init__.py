@@ -19,10 +19,10 @@ to ``quarantine/`` whole, with a ledger summary; nothing of it reaches ``raw``. 
 replaces the partition, so ingest is idempotent.
 
 Memory stays bounded whatever the partition's size: the landed file is streamed (sha256 in
-blocks), a CSV file is read by pyarrow block by block (:mod:`.stream`; other encodings are
-transcoded to a UTF-8 spool file first), cast batch by batch of ``chunk_rows`` rows
-(:func:`mlflywheel.datasets.cells.cast_array`) and written to a spool Parquet file one row group
-per batch, which the lake then streams. Chunk boundaries do not change the result. A file the
+blocks, by a thread that reads it alongside the parse), a CSV file is read by pyarrow block by
+block (:mod:`.stream`; other encodings are transcoded to a UTF-8 spool file first), cast batch by
+batch of ``chunk_rows`` rows (:func:`mlflywheel.datasets.cells.cast_array`) and written to a spool
+Parquet file one row group per batch, which the lake then streams. Chunk boundaries do not change the result. A file the
 streaming reader declines (NUL bytes, a quote left open, a ragged record, a refused header, ...)
 is read by the exact reader (:mod:`.exact`, in memory, the messages of every odd case) if it is
 at most :data:`EXACT_READER_MAX_BYTES`; a larger one is quarantined whole with the streaming
@@ -92,15 +92,20 @@ def ingest_partition(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     source_key = landed_file_key(lake, spec, day)
-    with lake.local_file(source_key) as path, tempfile.TemporaryDirectory(prefix="flywheel-ingest-") as spool:
-        surveyed = stream.survey(path)
-        base = delivery(spec, day, source_key, surveyed, run_id=run_id)
+    with (
+        lake.local_file(source_key) as path,
+        tempfile.TemporaryDirectory(prefix="flywheel-ingest-") as spool,
+        stream.survey(path) as surveyed,  # its exit stops and joins the hashing thread
+    ):
+        # The digest (a thread reading the file) is asked for only once the file has been read.
         try:
             written = _write_raw(path, surveyed, spec, day, Path(spool), chunk_rows)
         except UnreadableFileError as exc:
+            base = delivery(spec, day, source_key, surveyed, run_id=run_id)
             return quarantine_unreadable(
                 lake, spec, day, path, str(exc), base, ledger_sink=ledger_sink, records=exc.records
             )
+        base = delivery(spec, day, source_key, surveyed, run_id=run_id)
         lake.publish_partition(
             keys.RAW,
             spec.name,

@@ -18,14 +18,13 @@ import csv
 import hashlib
 import io
 import lzma
-import queue
 import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from mlflywheel.ingest import exact
 
@@ -39,14 +38,77 @@ class Declined(Exception):  # not an error: the exact reader takes over
 
 @dataclass(frozen=True)
 class Survey:
-    """One pass over the landed file: its size, digest, first bytes, and whether it is UTF-8."""
+    """One pass over the landed file: its size, digest, first bytes, and whether it is UTF-8.
+
+    The digest is taken by a thread of its own that reads the file while the caller goes on:
+    :attr:`sha256` waits for it (and raises what the thread raised). Use the survey as a context
+    manager (or call :meth:`close`) so that no hashing thread outlives the file's use."""
 
     size: int
-    sha256: str
     head: bytes
     utf8_error_at: int | None  # offset of the first byte that is not UTF-8, None if all is
     has_nul: bool
     has_quote: bool  # without a quote character no cell can hold a line break
+    digest: FileDigest = field(repr=False, compare=False)
+
+    @property
+    def sha256(self) -> str:
+        """The file's sha256 (hex); waits for the hashing thread."""
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        """Stop hashing if it still runs (the digest is no longer needed) and wait for the thread;
+        raises what the thread raised before it was stopped."""
+        self.digest.stop()
+        self.digest.raise_failure()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the caller's exception goes on; the thread is stopped and joined all the same
+            self.digest.stop()
+
+
+class FileDigest:
+    """The sha256 of a file, taken block by block by a thread with its own handle on the file."""
+
+    def __init__(self, path: Path) -> None:
+        self._stopping = threading.Event()
+        self._hex: str | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._hash, args=(path,), name="flywheel-sha256", daemon=True)
+        self._thread.start()
+
+    def _hash(self, path: Path) -> None:
+        try:
+            digest = hashlib.sha256()  # releases the GIL on large blocks
+            with open(path, "rb") as fh:
+                while not self._stopping.is_set() and (block := fh.read(BLOCK_BYTES)):
+                    digest.update(block)
+            if not self._stopping.is_set():
+                self._hex = digest.hexdigest()
+        except BaseException as exc:  # noqa: BLE001 - kept, raised in the thread that asks for the digest
+            self._failure = exc
+
+    def hexdigest(self) -> str:
+        self._thread.join()
+        self.raise_failure()
+        if self._hex is None:
+            raise RuntimeError("the file's digest was abandoned (the survey was closed before it was taken)")
+        return self._hex
+
+    def stop(self) -> None:
+        """Stop at the next block (a finished digest stays available) and wait for the thread."""
+        if self._thread.is_alive():
+            self._stopping.set()
+        self._thread.join()
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
 
 @dataclass
@@ -62,49 +124,100 @@ class CsvSource:
 
 
 def survey(path: Path) -> Survey:
-    digest = hashlib.sha256()
-    # The digest is taken by a thread while this one scans (hashlib releases the GIL on large blocks).
-    hashing: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-
-    def hash_blocks() -> None:
-        while (block := hashing.get()) is not None:
-            digest.update(block)
-
-    hasher = threading.Thread(target=hash_blocks, name="flywheel-sha256", daemon=True)
-    hasher.start()
+    """The file's survey; its digest is still being taken when this returns (see :class:`Survey`)."""
+    digest = FileDigest(path)
     try:
-        size, head, error_at, has_nul, has_quote = _scan(path, hashing)
-    finally:
-        hashing.put(None)
-        hasher.join()
-    return Survey(size, digest.hexdigest(), head, error_at, has_nul, has_quote)
+        size, head, error_at, has_nul, has_quote = _scan(path)
+    except BaseException:
+        digest.stop()
+        raise
+    return Survey(size, head, error_at, has_nul, has_quote, digest)
 
 
-def _scan(path: Path, hashing: queue.Queue[bytes | None]) -> tuple[int, bytes, int | None, bool, bool]:
-    """One read of the file: each block goes to ``hashing``, and is checked for UTF-8, NUL and quotes."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def _scan(path: Path) -> tuple[int, bytes, int | None, bool, bool]:
+    """One read of the file: each block is checked for UTF-8, NUL and quotes."""
     size, head, error_at, has_nul, has_quote = 0, b"", None, False, False
+    carry = b""  # the start of a character that the next block completes (at most 3 bytes)
     with open(path, "rb") as fh:
         while block := fh.read(BLOCK_BYTES):
             if not size:
                 head = block[:65536]
-            hashing.put(block)
             has_nul = has_nul or b"\x00" in block
             has_quote = has_quote or b'"' in block
             if error_at is None:
-                pending = len(decoder.getstate()[0])
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError as exc:
-                    error_at = size - pending + exc.start
+                carry, error_at = _utf8_block(carry, block, size)
             size += len(block)
-    if error_at is None:
-        pending = len(decoder.getstate()[0])
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            error_at = size - pending + exc.start
+    if error_at is None and carry:  # the file ends inside a character
+        error_at = size - len(carry) + (_utf8_error_in(carry, final=True) or 0)
     return size, head, error_at, has_nul, has_quote
+
+
+def _utf8_block(carry: bytes, block: bytes, at: int) -> tuple[bytes, int | None]:
+    """UTF-8 check of ``block`` (at offset ``at`` of the file) after ``carry``, the incomplete
+    character the previous block ended with: the next carry, and the offset of the first byte
+    that is not UTF-8 (None if there is none so far). Arrow validates; Python's decoder, on the
+    rare invalid block only, finds the offset (so it is the one Python's decoder gives)."""
+    start = 0
+    if carry:  # the character that spans the blocks, checked on its own (a few bytes)
+        start = min(_utf8_length(carry[0]) - len(carry), len(block))
+        joint = carry + block[:start]
+        if len(joint) < _utf8_length(joint[0]):  # a block shorter than the rest of the character
+            return joint, None
+        if (bad := _utf8_error_in(joint, final=True)) is not None:
+            return b"", at - len(carry) + bad
+    end = len(block) - _incomplete_tail(block, start)
+    # final: a character cut short before ``end`` is followed by a byte that does not go on with it
+    if not _arrow_utf8_valid(block, start, end):
+        bad = _utf8_error_in(block[start:end], final=True)
+        if bad is not None:
+            return b"", at + start + bad
+    return block[end:], None
+
+
+def _utf8_length(lead: int) -> int:
+    """Bytes of the character that starts with byte ``lead`` (1 for a byte that starts none)."""
+    if 0xC2 <= lead <= 0xDF:
+        return 2
+    if 0xE0 <= lead <= 0xEF:
+        return 3
+    if 0xF0 <= lead <= 0xF4:
+        return 4
+    return 1
+
+
+def _incomplete_tail(block: bytes, start: int) -> int:
+    """Bytes at the end of ``block`` (after ``start``) that begin a character the block does not complete."""
+    for back in range(1, min(3, len(block) - start) + 1):
+        byte = block[-back]
+        if byte < 0x80:  # ASCII: a complete character
+            return 0
+        if byte >= 0xC0:  # the lead byte of the last character
+            return back if _utf8_length(byte) > back else 0
+    return 0  # continuation bytes only: complete, or invalid (then Arrow says so)
+
+
+def _arrow_utf8_valid(block: bytes, start: int, end: int) -> bool:
+    """Whether ``block[start:end]`` is UTF-8, by Arrow's validator (no copy, no str built)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([start, end], dtype=np.int64))
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(block)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _utf8_error_in(data: bytes, *, final: bool = False) -> int | None:
+    """Python's decoder: offset in ``data`` of the first byte that is not UTF-8, None if there is
+    none (an incomplete character at the end counts only when ``final``)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
 
 
 def csv_source(path: Path, surveyed: Survey, spool: Path) -> CsvSource:

@@ -184,10 +184,8 @@ def validate_landed(
     with (
         lake.local_file(source_key) as path,
         tempfile.TemporaryDirectory(prefix="flywheel-single-pass-") as spool,
+        stream.survey(path) as surveyed,  # its exit stops and joins the hashing thread
     ):
-        surveyed = stream.survey(path)
-        base = delivery(spec, day, source_key, surveyed, run_id=run_id)
-
         def validate(header: list[str], batches: Callable[[], Iterator[Any]], notes: list[str]) -> Streamed:
             return validate_file_once(
                 _Landed(header, batches, spec, day), spec, day, Path(spool),
@@ -197,9 +195,12 @@ def validate_landed(
         try:
             streamed = read_landed(path, surveyed, spec, Path(spool), chunk_rows, validate)
         except UnreadableFileError as exc:  # ingest's own whole-file quarantine (it clears raw too)
+            base = delivery(spec, day, source_key, surveyed, run_id=run_id)  # waits for the digest
             return quarantine_unreadable(
                 lake, spec, day, path, str(exc), base, ledger_sink=ledger_sink, records=exc.records
             )
+        # Only a quarantine's summary names the digest: stop hashing (a failure of it shows before publishing).
+        surveyed.close()
         lake.clear_partition(keys.RAW, spec.name, day)  # raw holds nothing for this day (module doc)
         summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(
