@@ -825,3 +825,41 @@ def test_ingest_leaves_no_hashing_thread_running(lake, monkeypatch):
     with pytest.raises(OSError, match="went away"):
         ingest_partition(lake, SPEC, DAY, run_id="r")
     assert not _hashing_threads() and _versions(lake, "raw") == versions
+
+
+# --- ids found unique while ingest casts them (validation then skips its pass over the ids) ----------
+
+
+def test_ingest_names_the_id_column_when_no_id_repeats(lake):
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 400, seed=3))
+    ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=64)  # ids of several chunks
+    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == [SPEC.id_column]
+
+
+@pytest.mark.parametrize("where", ["same chunk", "other chunks"])
+def test_a_repeated_id_leaves_the_ids_to_validation(lake, where):
+    frame = generate_day(DAY, 400, seed=3)
+    frame.loc[10 if where == "same chunk" else 390, SPEC.id_column] = frame.loc[5, SPEC.id_column]
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=64)
+    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []
+
+
+def test_a_hash_collision_alone_also_leaves_the_ids_to_validation(lake, monkeypatch):
+    from mlflywheel.validation import uniqueness
+
+    monkeypatch.setattr(uniqueness, "hash_ids", lambda values: np.zeros(len(values), dtype=np.uint64))
+    land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=3))
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []
+
+
+def test_nulls_are_no_repeats_and_a_spec_without_ids_names_none(lake):
+    frame = generate_day(DAY, 60, seed=4)
+    frame.loc[[3, 7], SPEC.id_column] = None
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == [SPEC.id_column]
+    no_ids = dataclasses.replace(SPEC, id_column=None)
+    ingest_partition(lake, no_ids, DAY, run_id="r2")
+    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []

@@ -392,3 +392,35 @@ def test_only_string_columns_checked_by_vocabulary_and_nulls_alone_are_read_as_d
     assert id_column not in chosen  # its uniqueness hashes the plain values
     ruled = dataclasses.replace(TRANSACTIONS, max_text_length=3)  # a length check needs plain values
     assert engines.dictionary_columns(engines.partition_checks(ruled, DAY), schema) == []
+
+
+# --- ids that ingest found unique are not searched again -------------------------------------------------
+
+
+def test_ids_ingest_found_unique_are_not_searched_again_and_repeats_still_are(tmp_path, monkeypatch):
+    from mlflywheel.datasets.landing import land_frame
+    from mlflywheel.lake import keys
+    from mlflywheel.validation import streaming
+
+    lake = LocalLake(tmp_path / "lake")
+    land_frame(lake, TRANSACTIONS, DAY, generate_day(DAY, 300, seed=6))
+    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=64)
+    manifest = lake.manifest("raw", TRANSACTIONS.name, DAY)
+    assert manifest["unique_ids"] == [TRANSACTIONS.id_column]
+    searched = []
+    real_search = streaming.find_duplicate_ids
+    monkeypatch.setattr(streaming, "find_duplicate_ids", lambda *a, **k: searched.append(1) or real_search(*a, **k))
+    trusted = observe(lake, TRANSACTIONS, chunk_rows=50)
+    assert searched == [] and trusted["summary"]["status"] == "validated"
+    # the same partition without the record: searched, same result
+    key = f"{keys.partition_prefix(keys.RAW, TRANSACTIONS.name, DAY)}/{keys.MANIFEST}"
+    lake.put_bytes(key, json.dumps({k: v for k, v in manifest.items() if k != "unique_ids"}).encode())
+    assert observe(lake, TRANSACTIONS, chunk_rows=50) == trusted and searched == [1]
+
+    repeated = generate_day(DAY, 300, seed=6)
+    repeated.loc[280, TRANSACTIONS.id_column] = repeated.loc[3, TRANSACTIONS.id_column]
+    land_frame(lake, TRANSACTIONS, DAY, repeated)
+    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r2", chunk_rows=64)
+    summary = validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r2", chunk_rows=50)
+    assert summary["rows_quarantined"] == 2 and summary["reasons"] == {f"duplicate {TRANSACTIONS.id_column}": 2}
+    assert searched == [1, 1]

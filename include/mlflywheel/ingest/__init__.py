@@ -111,7 +111,7 @@ def ingest_partition(
             spec.name,
             day,
             {keys.DATA_FILE: written.path},
-            meta={"rows_in": written.rows, "notes": written.notes, **base},
+            meta={"rows_in": written.rows, "notes": written.notes, "unique_ids": written.unique_ids, **base},
         )
     # An earlier whole-file quarantine of the day stays with its ledger summary (one commit) until
     # validation commits this delivery's result over it.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class Written:
     rows: int
     coercion_errors: int
     notes: list[str]
+    unique_ids: list[str] = field(default_factory=list)  # id columns found without a repeated value
 
 
 def write_raw(
@@ -99,17 +100,26 @@ def write_raw(
 ) -> Written:
     """Cast ``batches`` of landed text (record batches or tables) and write them to ``path``, one
     row group per batch. Three stages overlap, one chunk apart: reading the next chunk, casting
-    this one, writing the previous one (pyarrow releases the GIL in all three)."""
+    this one, writing the previous one (pyarrow releases the GIL in all three).
+
+    The id column's values are hashed as they are cast; when no hash repeats, the id column is
+    named in :attr:`Written.unique_ids` (validation then needs no pass of its own over the ids)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = raw_schema(header, spec, row_ids=spec.id_column is None)
+    ids = _IdHashes() if spec.id_column is not None and spec.id_column in header else None
 
     def cast_batches() -> Iterator[tuple[Any, int]]:
         first_row = 0
         for batch in read_ahead(batches):
-            yield cast_batch(batch, spec, first_row=first_row, day=day, schema=schema)
+            cast, bad = cast_batch(batch, spec, first_row=first_row, day=day, schema=schema)
+            if ids is not None:
+                ids.add(cast.column(schema.get_field_index(spec.id_column)))
+            yield cast, bad
             first_row += batch.num_rows
+        if ids is not None:  # here, in the casting thread, while the last chunk is written
+            ids.settle()
 
     rows = errors = 0
     with pq.ParquetWriter(path, schema, **PARQUET_WRITER_OPTIONS) as writer:
@@ -118,7 +128,30 @@ def write_raw(
                                row_group_size=max(cast.num_rows, 1))  # fmt: skip
             rows += cast.num_rows
             errors += bad
-    return Written(path, header, rows, errors, notes)
+    unique = ids is not None and ids.unique is True
+    return Written(path, header, rows, errors, notes, unique_ids=[str(spec.id_column)] if unique else [])
+
+
+class _IdHashes:
+    """64-bit hashes of an id column's non-null values, chunk by chunk (8 bytes a row); ``unique``
+    once settled: True when no hash repeats (then no value does). A repeated hash (a repeated
+    value, or a collision) leaves it False: validation then finds the exact duplicates itself."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.unique: bool | None = None
+
+    def add(self, column: Any) -> None:
+        from mlflywheel.validation.uniqueness import hash_column
+
+        self.parts.append(hash_column(column))
+
+    def settle(self) -> None:
+        from mlflywheel.validation.uniqueness import repeated_hashes
+
+        hashes = np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.uint64)
+        self.parts = []
+        self.unique = not len(repeated_hashes(hashes))
 
 
 def text_batches(table: Any, chunk_rows: int) -> Iterator[Any]:

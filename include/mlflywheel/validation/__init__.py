@@ -114,7 +114,7 @@ def validate_partition(
         streamed = validate_file(
             raw_path, spec, day, Path(spool),
             chunk_rows=chunk_rows, engine=engine, max_failed_row_fraction=max_failed_row_fraction,
-            where=where, declared_rows=raw_manifest.get("rows_in"),
+            where=where, declared_rows=raw_manifest.get("rows_in"), unique_ids=raw_manifest.get("unique_ids") or (),
         )  # fmt: skip
         summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(

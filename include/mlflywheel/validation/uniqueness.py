@@ -157,6 +157,13 @@ class DuplicateIds:
     hashes: np.ndarray  # sorted unique uint64 hashes of duplicated-looking ids (a pre-filter)
     values: set[Any]  # exact id values that occur at least twice
 
+    @classmethod
+    def none(cls) -> DuplicateIds:
+        """No id occurs twice."""
+        import numpy as np
+
+        return cls(np.empty(0, dtype=np.uint64), set())
+
     def mask(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """True for the rows of ``column`` (one chunk) whose id occurs twice in the partition."""
         import numpy as np
