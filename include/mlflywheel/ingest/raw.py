@@ -17,6 +17,7 @@ from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS
 from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
 from mlflywheel.overlap import read_ahead
+from mlflywheel.validation.uniqueness import hash_column, repeated_hashes  # the hashes validation uses
 
 
 def raw_columns(header: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:
@@ -142,13 +143,9 @@ class _IdHashes:
         self.unique: bool | None = None
 
     def add(self, column: Any) -> None:
-        from mlflywheel.validation.uniqueness import hash_column
-
         self.parts.append(hash_column(column))
 
     def settle(self) -> None:
-        from mlflywheel.validation.uniqueness import repeated_hashes
-
         hashes = np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.uint64)
         self.parts = []
         self.unique = not len(repeated_hashes(hashes))
