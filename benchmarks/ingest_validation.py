@@ -25,6 +25,13 @@ from ``os.wait4``; seconds measured in the child around the work, imports not in
   on the same landed file: parse, cast, check and split straight into validated and quarantine, no
   raw zone; its summary must equal the two stages' (status, counts, reasons).
 
+The timed phases (all but ``generate``, which runs once) run in ``--repeat`` rounds (default 3),
+interleaved: round r runs every phase above, in that order, before round r+1 begins, so a slow spell
+of a shared machine falls on all phases alike. The table gives each phase's median seconds (rows/s
+from it) and the max peak RSS over the rounds, its note the rounds' range; ``ingest+validate`` is the
+median of the per-round sums (both from the same round). Each round's share of that round's floor is
+printed for ``ingest+validate`` and the single pass; the accounting is checked in every round.
+
 The bad rows (``--bad``, a fraction of the rows, spread evenly over the file) cycle through six
 kinds the suite catches: an unparseable number, a value out of range, a value not in its
 vocabulary, a missing required value, a timestamp outside the day, a duplicate id. A duplicate takes
@@ -34,6 +41,7 @@ the generated bad rows whether a suite flags every copy of a duplicated id or on
     PYTHONPATH=include python benchmarks/ingest_validation.py                      # 1M, 5M, 20M x 0%, 1%
     PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 1000000 --json /tmp/iv.json
     PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 20000 --postgres-uri ''  # no PostgreSQL
+    PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 1000000 --repeat 5     # 5 rounds
 
 Targets (issue 11), printed beside the figures: peak memory under 1.5 GiB for any partition size;
 ingest + validation of an all-good partition at >= 50% of the pyarrow floor's rows/s; >= 300k rows/s
