@@ -25,6 +25,13 @@ from ``os.wait4``; seconds measured in the child around the work, imports not in
   on the same landed file: parse, cast, check and split straight into validated and quarantine, no
   raw zone; its summary must equal the two stages' (status, counts, reasons).
 
+The timed phases (all but ``generate``, which runs once) run in ``--repeat`` rounds (default 3),
+interleaved: round r runs every phase above, in that order, before round r+1 begins, so a slow spell
+of a shared machine falls on all phases alike. The table gives each phase's median seconds (rows/s
+from it) and the max peak RSS over the rounds, its note the rounds' range; ``ingest+validate`` is the
+median of the per-round sums (both from the same round). Each round's share of that round's floor is
+printed for ``ingest+validate`` and the single pass; the accounting is checked in every round.
+
 The bad rows (``--bad``, a fraction of the rows, spread evenly over the file) cycle through six
 kinds the suite catches: an unparseable number, a value out of range, a value not in its
 vocabulary, a missing required value, a timestamp outside the day, a duplicate id. A duplicate takes
@@ -34,6 +41,7 @@ the generated bad rows whether a suite flags every copy of a duplicated id or on
     PYTHONPATH=include python benchmarks/ingest_validation.py                      # 1M, 5M, 20M x 0%, 1%
     PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 1000000 --json /tmp/iv.json
     PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 20000 --postgres-uri ''  # no PostgreSQL
+    PYTHONPATH=include python benchmarks/ingest_validation.py --sizes 1000000 --repeat 5     # 5 rounds
 
 Targets (issue 11), printed beside the figures: peak memory under 1.5 GiB for any partition size;
 ingest + validation of an all-good partition at >= 50% of the pyarrow floor's rows/s; >= 300k rows/s
@@ -50,6 +58,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -528,6 +537,8 @@ class PhaseResult:
     process_seconds: float | None = None  # the child's whole life: interpreter, imports, work, exit
     error: str | None = None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    rounds: list[float | None] = dataclasses.field(default_factory=list)  # each round's seconds (None: failed)
+    rounds_peak_rss_mib: list[float | None] = dataclasses.field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float | None:
@@ -592,50 +603,161 @@ def _drop_table(uri: str, table: str) -> None:
         print(f"   (could not drop scratch table {table}: {str(exc).strip().splitlines()[0]})", flush=True)
 
 
+def median_spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of the rounds' figures."""
+    if not values:
+        raise ValueError("no rounds")
+    return statistics.median(values), min(values), max(values)
+
+
+def paired_sums(first: list[float], second: list[float]) -> list[float]:
+    """Round by round sums (``ingest_r + validate_r``): both halves from the same round, so their
+    median is the median of real end-to-end times, not the sum of two medians from other rounds."""
+    return [a + b for a, b in zip(first, second, strict=True)]
+
+
+def round_shares(speeds: list[float | None], floor_speeds: list[float | None]) -> list[float | None]:
+    """Per round: a phase's rows/s over the same round's floor's (None where either is missing)."""
+    return [s / f if s and f else None for s, f in zip(speeds, floor_speeds, strict=True)]
+
+
+# Details that differ between rounds by nature; everything else a phase reports must repeat.
+VARYING_DETAILS = frozenset({"import_seconds"})
+
+
+def combine_rounds(name: str, results: list[PhaseResult | None]) -> PhaseResult | None:
+    """One phase over its rounds (None: it did not run that round): the median of the seconds, the
+    max of the peak RSS; FAILED with the first failing round's error if any round failed or was not
+    run. Rows and details are the first round's (:func:`rounds_disagree` reports any difference),
+    the import time the median. None if the phase ran in no round."""
+    if all(r is None for r in results):
+        return None
+    n = len(results)
+    seconds = [None if r is None or r.error else r.seconds for r in results]
+    peaks = [None if r is None else r.peak_rss_mib for r in results]
+    known_peaks = [p for p in peaks if p is not None]
+    peak = max(known_peaks) if known_peaks else None
+    for i, result in enumerate(results, 1):
+        if result is None or result.error or result.seconds is None:
+            failed = result if result is not None else PhaseResult(name)
+            why = failed.error or "not run: a phase it needs failed in this round"
+            return dataclasses.replace(failed, error=f"round {i}/{n}: {why}", peak_rss_mib=peak, rounds=seconds,
+                                       rounds_peak_rss_mib=peaks)  # fmt: skip
+    first = results[0]
+    details = dict(first.details)
+    imports = [r.details.get("import_seconds") for r in results]
+    if all(x is not None for x in imports):
+        details["import_seconds"] = statistics.median(imports)
+    processes = [r.process_seconds for r in results if r.process_seconds is not None]
+    return PhaseResult(name, rows=first.rows, seconds=median_spread(seconds)[0], peak_rss_mib=peak,
+                       process_seconds=statistics.median(processes) if processes else None, details=details,
+                       rounds=seconds, rounds_peak_rss_mib=peaks)  # fmt: skip
+
+
+def rounds_disagree(rounds: list[dict[str, PhaseResult]]) -> list[str]:
+    """Where a phase's rows, status, counts or reasons (all its details but the import time) in a
+    later round differ from the first round it succeeded in."""
+    out = []
+    for name in PHASES:
+        ran = [(i, rd[name]) for i, rd in enumerate(rounds, 1) if name in rd and rd[name].error is None]
+        for i, result in ran[1:]:
+            first_round, first = ran[0]
+            keys = {*first.details, *result.details} - VARYING_DETAILS
+            differ = (["rows"] if result.rows != first.rows else []) + sorted(
+                k for k in keys if first.details.get(k) != result.details.get(k)
+            )
+            if differ:
+                out.append(f"{PHASE_LABELS[name]}: round {i} differs from round {first_round} in {', '.join(differ)}")
+    return out
+
+
+def round_accounting(phases: dict[str, PhaseResult], bad: int | None) -> dict[str, Any]:
+    """One round's accounting: rows_in = validated + quarantined, quarantined = the generated bad
+    rows, the single pass's summary = the two stages', the vectorised checks' reasons = validation's."""
+    validate = phases.get("validate")
+    checks = phases.get("checks")
+    out: dict[str, Any] = {"generated_bad_rows": bad}
+    if validate is not None and validate.error is None:
+        d = validate.details
+        out.update(rows_in=validate.rows, rows_validated=d.get("rows_validated"),
+                   rows_quarantined=d.get("rows_quarantined"), status=d.get("status"))  # fmt: skip
+        out["rows_add_up"] = validate.rows == (d.get("rows_validated") or 0) + (d.get("rows_quarantined") or 0)
+        out["quarantined_equals_generated_bad"] = d.get("rows_quarantined") == bad
+        single = phases.get("single_pass")
+        if single is not None and single.error is None:
+            fields = ("status", "rows_validated", "rows_quarantined", "reasons", "partition_failures")
+            out["single_pass_same_as_two_stages"] = single.rows == validate.rows and all(
+                single.details.get(f) == d.get(f) for f in fields
+            )
+    if checks is not None and checks.error is None:
+        out["checks_failing_rows"] = checks.details.get("failing_rows")
+        if validate is not None and validate.error is None:
+            out["checks_reasons_equal_validation"] = checks.details.get("reasons") == validate.details.get("reasons")
+    return out
+
+
 @dataclasses.dataclass
 class Run:
     rows: int
     bad_fraction: float
-    phases: dict[str, PhaseResult]
+    phases: dict[str, PhaseResult]  # generate (once), then each timed phase over the rounds (combine_rounds)
     generated: dict[str, Any]
+    rounds: list[dict[str, PhaseResult]] = dataclasses.field(default_factory=list)  # each round's own results
 
     def phase(self, name: str) -> PhaseResult | None:
         return self.phases.get(name)
 
     def end_to_end(self) -> PhaseResult:
-        ingest, validate = self.phases.get("ingest"), self.phases.get("validate")
-        parts = [p for p in (ingest, validate) if p is not None]
+        """ingest+validate: the median over rounds of ingest_r + validate_r (paired within a round),
+        peak the max over rounds of both; FAILED with the first failing round's error."""
         out = PhaseResult("ingest+validate")
-        if len(parts) == 2 and all(p.error is None and p.seconds is not None for p in parts):
-            out.rows, out.seconds = ingest.rows, ingest.seconds + validate.seconds
-        rss = [p.peak_rss_mib for p in parts if p.peak_rss_mib is not None]
-        out.peak_rss_mib = max(rss) if rss else None
-        errors = [f"{p.phase}: {p.error}" for p in parts if p.error]
-        out.error = "; ".join(errors) or None
+        n = len(self.rounds)
+        ingest_s, validate_s, peaks = [], [], []
+        for i, rd in enumerate(self.rounds, 1):
+            parts = [p for p in (rd.get("ingest"), rd.get("validate")) if p is not None]
+            rss = [p.peak_rss_mib for p in parts if p.peak_rss_mib is not None]
+            peaks.append(max(rss) if rss else None)
+            errors = [f"{p.phase}: {p.error}" for p in parts if p.error]
+            if errors and out.error is None:
+                out.error = f"round {i}/{n}: " + "; ".join(errors)
+            if len(parts) == 2 and not errors and all(p.seconds is not None for p in parts):
+                ingest_s.append(parts[0].seconds)
+                validate_s.append(parts[1].seconds)
+        known = [p for p in peaks if p is not None]
+        out.peak_rss_mib = max(known) if known else None
+        out.rounds_peak_rss_mib = peaks
+        if n and len(ingest_s) == n:
+            out.rounds = paired_sums(ingest_s, validate_s)
+            out.rows, out.seconds = self.rounds[0]["ingest"].rows, median_spread(out.rounds)[0]
+        else:
+            out.rounds = [None] * n
         return out
 
+    def floor_shares(self, name: str) -> list[float | None]:
+        """Per round, ``name``'s rows/s (ingest+validate or single_pass) over that round's floor's."""
+        floor = [rd["floor"].rows_per_s if "floor" in rd and not rd["floor"].error else None for rd in self.rounds]
+        if name == "ingest+validate":
+            e2e = self.end_to_end()
+            rows = [rd["ingest"].rows if "ingest" in rd else None for rd in self.rounds]
+            speeds = [r / s if r and s else None for r, s in zip(rows, e2e.rounds, strict=True)]
+        else:
+            speeds = [rd[name].rows_per_s if name in rd and not rd[name].error else None for rd in self.rounds]
+        return round_shares(speeds, floor)
+
     def accounting(self) -> dict[str, Any]:
-        """rows_in = validated + quarantined, and quarantined = the generated bad rows."""
-        validate = self.phases.get("validate")
-        checks = self.phases.get("checks")
+        """Each round's accounting (:func:`round_accounting`): a check holds only if it held in
+        every round; counts are the first round's, and ``rounds_disagree`` lists any round whose
+        rows, status, counts or reasons differ."""
         bad = self.generated.get("bad_rows")
-        out: dict[str, Any] = {"generated_bad_rows": bad}
-        if validate is not None and validate.error is None:
-            d = validate.details
-            out.update(rows_in=validate.rows, rows_validated=d.get("rows_validated"),
-                       rows_quarantined=d.get("rows_quarantined"), status=d.get("status"))  # fmt: skip
-            out["rows_add_up"] = validate.rows == (d.get("rows_validated") or 0) + (d.get("rows_quarantined") or 0)
-            out["quarantined_equals_generated_bad"] = d.get("rows_quarantined") == bad
-            single = self.phases.get("single_pass")
-            if single is not None and single.error is None:
-                fields = ("status", "rows_validated", "rows_quarantined", "reasons", "partition_failures")
-                out["single_pass_same_as_two_stages"] = single.rows == validate.rows and all(
-                    single.details.get(f) == d.get(f) for f in fields
-                )
-        if checks is not None and checks.error is None:
-            out["checks_failing_rows"] = checks.details.get("failing_rows")
-            if validate is not None and validate.error is None:
-                out["checks_reasons_equal_validation"] = checks.details.get("reasons") == validate.details.get("reasons")
+        per_round = [round_accounting(rd, bad) for rd in self.rounds]
+        if not per_round:
+            return {"generated_bad_rows": bad}
+        out: dict[str, Any] = {}
+        for key, value in per_round[0].items():
+            if all(key in a for a in per_round):  # a round whose phase failed: that check is not shown
+                out[key] = all(a[key] for a in per_round) if isinstance(value, bool) else value
+        out["rounds"] = len(per_round)
+        out["rounds_disagree"] = rounds_disagree(self.rounds)
         return out
 
     def targets(self) -> list[tuple[str, bool | None, str]]:
@@ -674,15 +796,20 @@ class Run:
         return {
             "rows": self.rows,
             "bad_fraction": self.bad_fraction,
+            "rounds": len(self.rounds),
             "generated": self.generated,
             "phases": phases,
+            "floor_share_per_round": {name: self.floor_shares(name) for name in ("ingest+validate", "single_pass")},
             "accounting": self.accounting(),
             "targets": [{"target": t, "met": met, "measured": m} for t, met, m in self.targets()],
         }
 
 
 def run_one(rows: int, bad: float, *, workdir: Path, postgres_uri: str, max_failed_row_fraction: float,
-            timeout_s: float, keep: bool, seed: int = SEED) -> Run:  # fmt: skip
+            timeout_s: float, keep: bool, seed: int = SEED, repeat: int = 1) -> Run:  # fmt: skip
+    """Generate the file once, then ``repeat`` rounds of the timed phases, interleaved (round r runs
+    every phase before round r+1 starts), so a slow spell of a shared machine spreads over all
+    phases instead of landing on one; the report takes the medians."""
     run_dir = workdir / f"rows-{rows}-bad-{bad:g}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -699,6 +826,7 @@ def run_one(rows: int, bad: float, *, workdir: Path, postgres_uri: str, max_fail
         for name, args in plan:
             run.phases[name] = _progress(label, name, run_child(name, args, run_dir, timeout_s=timeout_s))
         generated = run.phases["generate"]
+        generated.rounds, generated.rounds_peak_rss_mib = [generated.seconds], [generated.peak_rss_mib]
         if generated.error:
             return run
         run.generated = {k: generated.details.get(k) for k in ("bad_rows", "bad_by_kind", "bytes", "sha256")}
@@ -720,17 +848,25 @@ def run_one(rows: int, bad: float, *, workdir: Path, postgres_uri: str, max_fail
             ("single_pass", {"lake": str(lake_dir), "run_id": run_id,
                              "max_failed_row_fraction": max_failed_row_fraction}),
         ]
-        for name, args in plan:
-            if name == "pg_copy_out" and run.phases["pg_copy_in"].error:
-                continue
-            if name == "validate" and run.phases["ingest"].error:
-                continue
-            run.phases[name] = _progress(label, name, run_child(name, args, run_dir, timeout_s=timeout_s))
-            if name == "pg_copy_out" or (name == "pg_copy_in" and run.phases[name].error):
-                _drop_table(postgres_uri, table)
-            for scratch in ("floor.parquet", "pg_out.csv"):  # free the disk before the next phase
-                if not keep:
-                    (run_dir / scratch).unlink(missing_ok=True)
+        for r in range(1, repeat + 1):
+            this_round: dict[str, PhaseResult] = {}
+            run.rounds.append(this_round)
+            round_label = f"{label[:-1]}, round {r}/{repeat}]"
+            for name, args in plan:
+                if name == "pg_copy_out" and this_round["pg_copy_in"].error:
+                    continue
+                if name == "validate" and this_round["ingest"].error:
+                    continue
+                this_round[name] = _progress(round_label, name, run_child(name, args, run_dir, timeout_s=timeout_s))
+                if name == "pg_copy_out" or (name == "pg_copy_in" and this_round[name].error):
+                    _drop_table(postgres_uri, table)
+                for scratch in ("floor.parquet", "pg_out.csv"):  # free the disk before the next phase
+                    if not keep:
+                        (run_dir / scratch).unlink(missing_ok=True)
+        for name, _ in plan:
+            combined = combine_rounds(name, [rd.get(name) for rd in run.rounds])
+            if combined is not None:
+                run.phases[name] = combined
         return run
     finally:
         if not keep:
@@ -770,6 +906,9 @@ def _note(result: PhaseResult) -> str:
     imports = d.get("import_seconds")
     if imports is not None and result.phase in ("ingest", "validate", "single_pass"):
         notes.append(f"+{imports:.1f} s imports (not timed)")
+    if result.phase != "generate" and len(result.rounds) > 1:
+        _, low, high = median_spread(result.rounds)
+        notes.append(f"median of {len(result.rounds)}: {low:.2f}-{high:.2f} s")
     return ", ".join(notes)
 
 
@@ -793,8 +932,21 @@ def table_lines(run: Run) -> list[str]:
     return lines
 
 
+def share_lines(run: Run) -> list[str]:
+    """Per run: ``ingest+validate / floor per round: 48%, 52%, 55%``, and the same for the single pass."""
+    if "floor" not in run.phases:
+        return []
+    lines = []
+    for name in ("ingest+validate", "single_pass"):
+        shares = run.floor_shares(name)
+        if any(share is not None for share in shares):
+            cells = ", ".join("n/a" if share is None else f"{share:.0%}" for share in shares)
+            lines.append(f"{PHASE_LABELS[name]} / floor per round: {cells}")
+    return lines
+
+
 def report_lines(run: Run) -> list[str]:
-    lines = [HEADER, "-" * len(HEADER), *table_lines(run)]
+    lines = [HEADER, "-" * len(HEADER), *table_lines(run), *share_lines(run)]
     for target, met, measured in run.targets():
         verdict = "n/a" if met is None else ("MET" if met else "NOT MET")
         lines.append(f"target: {target}: {verdict} ({measured})")
@@ -812,6 +964,10 @@ def report_lines(run: Run) -> list[str]:
         same = a.get("checks_reasons_equal_validation")
         lines.append(f"vectorised checks: {a['checks_failing_rows']:,} failing rows; reasons and counts as validation's: "
                      f"{'n/a' if same is None else ('yes' if same else 'NO')}")  # fmt: skip
+    if a.get("rounds", 0) > 1:
+        disagree = a["rounds_disagree"]
+        lines.append(f"accounting checked in each of {a['rounds']} rounds; rows, status, counts and reasons the same "
+                     f"in every round: {'NO: ' + '; '.join(disagree) if disagree else 'yes'}")  # fmt: skip
     return lines
 
 
@@ -847,6 +1003,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per phase before it is killed")
     parser.add_argument("--keep", action="store_true", help="keep the generated files and lakes")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the timed phases (interleaved); the table gives the medians")  # fmt: skip
     parser.add_argument("--phase", help=argparse.SUPPRESS)  # the child's side
     parser.add_argument("--phase-args", help=argparse.SUPPRESS)
     parser.add_argument("--phase-result", help=argparse.SUPPRESS)
@@ -857,6 +1015,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--sizes: positive row counts")
     if any(not 0 <= b < 1 for b in args.bad):
         parser.error("--bad: fractions in [0, 1)")
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
     return args
 
 
@@ -873,7 +1033,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="flywheel-ingest-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
-    print(f"== ingest + validation benchmark: {DATASET}, day {DAY}, sizes {args.sizes}, bad {args.bad}", flush=True)
+    print(f"== ingest + validation benchmark: {DATASET}, day {DAY}, sizes {args.sizes}, bad {args.bad}, "
+          f"{args.repeat} rounds", flush=True)  # fmt: skip
     print(f"python {info['python']}, pyarrow {info['pyarrow']}, pandas {info['pandas']}, {info['cpus']} CPUs, "
           f"load average {info['load_average'][0]:.1f}; workdir {workdir}", flush=True)  # fmt: skip
     runs = []
@@ -881,17 +1042,21 @@ def main(argv: list[str] | None = None) -> int:
         for bad in args.bad:
             run = run_one(rows, bad, workdir=workdir, postgres_uri=args.postgres_uri,
                           max_failed_row_fraction=args.max_failed_row_fraction, timeout_s=args.timeout,
-                          keep=args.keep, seed=args.seed)  # fmt: skip
+                          keep=args.keep, seed=args.seed, repeat=args.repeat)  # fmt: skip
             runs.append(run)
             print("\n".join(["", *report_lines(run), ""]), flush=True)
             if args.json:  # after every run: a long run that dies still leaves its figures
                 write_json(Path(args.json), info, runs)
-    print("== all runs (seconds and rows/s: the work in each child, imports not included; "
-          "% of floor: rows/s over the pyarrow floor's of the same file)")  # fmt: skip
+    print(f"== all runs (seconds: the median of {args.repeat} rounds of the work in each child, imports not "
+          "included; rows/s from it; peak RSS: the max over rounds; % of floor: rows/s over the pyarrow "
+          "floor's of the same file)")  # fmt: skip
     print(HEADER)
     print("-" * len(HEADER))
     for run in runs:
         print("\n".join(table_lines(run)))
+    for run in runs:
+        for line in share_lines(run):
+            print(f"  {run.rows:>12,} rows {run.bad_fraction:>4.0%} bad: {line}")
     print("targets (issue 11): peak RSS < 1.5 GiB at any size; all good >= 50% of the floor; "
           ">= 300k rows/s end to end with 1% bad (two stages, and the single pass)")  # fmt: skip
     for run in runs:
