@@ -142,3 +142,26 @@ def test_timestamps_of_one_layout_are_checked_as_the_regular_expression_checks_t
     values, failed = cast_array(pa.array(texts[:-3], pa.string()), "datetime")
     expected_values, expected_failed = _expected(texts[:-3], "datetime")
     assert values.cast(pa.int64()).to_pylist() == expected_values and failed.tolist() == expected_failed
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_numbers_are_decided_on_the_bytes_as_arrow_decides_them(seed):
+    import pyarrow.compute as pc
+    from mlflywheel.datasets import cells
+
+    def arrow_decides(values, test, limit):  # the plain-number test as Arrow's kernels state it
+        digits = pc.replace_substring(values, ".", "", max_replacements=1) if test == "decimal" else values
+        mask = pc.and_(pc.ascii_is_decimal(digits), pc.less_equal(pc.binary_length(values), limit))
+        return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+    rng = random.Random(seed)
+    alphabet = [*"0123456789", ".", ".", "-", "+", "e", " ", "x", "é", "٣", "\x00"]
+    for _ in range(200):
+        cells_ = [None if rng.random() < 0.1 else "".join(rng.choices(alphabet, k=rng.randrange(0, 22)))
+                  for _ in range(rng.randrange(0, 40))]  # fmt: skip
+        values = pa.array(cells_, type=pa.string()).slice(rng.randrange(0, 3))
+        chunked = pa.chunked_array([values.slice(0, len(values) // 2), values.slice(len(values) // 2)], type=pa.string())
+        for test, limit in (("digits", 18), ("digits", 3), ("decimal", 300), ("decimal", 4)):
+            expected = arrow_decides(values, test, limit)
+            assert cells._plain(values, test, limit).tolist() == expected.tolist(), (test, limit, cells_)
+            assert cells._plain(chunked, test, limit).tolist() == expected.tolist(), (test, limit, cells_)

@@ -154,10 +154,43 @@ def _plain(values: Any, test: str, argument: Any) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     if test == "regex":
         mask = pc.match_substring_regex(values, argument)
+        return mask.fill_null(False).to_numpy(zero_copy_only=False)
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    parts = [_plain_number(chunk, argument, decimal=test == "decimal") for chunk in chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _plain_number(values: Any, max_length: int, *, decimal: bool) -> np.ndarray:
+    """Which cells are ASCII digits only (``decimal``: and at most one point, with a digit), at
+    most ``max_length`` bytes: ``pc.ascii_is_decimal`` of the cell (its first point removed when
+    ``decimal``) and its length, decided on the string array's bytes in one scan."""
+    count = len(values)
+    _, offsets_buffer, data_buffer = values.buffers()
+    if count == 0 or data_buffer is None:
+        return np.zeros(count, dtype=bool)
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + count + 1].astype(np.int64)
+    starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+    other = (data - np.uint8(48)) > 9  # uint8 wraps below "0": True for any byte but a digit
+    points = data == 46 if decimal else None
+    if points is not None:
+        other &= ~points
+
+    def per_cell(flags: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(flags) + 1, dtype=np.int64)
+        np.cumsum(flags, out=total[1:])
+        return total[ends] - total[starts]
+
+    lengths = ends - starts
+    ok = (per_cell(other) == 0) & (lengths <= max_length)
+    if points is not None:
+        dots = per_cell(points)
+        ok &= (dots <= 1) & (lengths - dots >= 1)
     else:
-        digits = pc.replace_substring(values, ".", "", max_replacements=1) if test == "decimal" else values
-        mask = pc.and_(pc.ascii_is_decimal(digits), pc.less_equal(pc.binary_length(values), argument))
-    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+        ok &= lengths >= 1
+    if values.null_count:
+        ok &= values.is_valid().to_numpy(zero_copy_only=False)
+    return ok
 
 
 def _plain_iso(values: Any, regex: str) -> np.ndarray:
