@@ -26,7 +26,7 @@ from mlflywheel.datasets.upstreams.transactions import TRANSACTIONS, generate_da
 from mlflywheel.ingest import IngestError, ingest_partition
 from mlflywheel.ingest.exact import UNREADABLE_KIND
 from mlflywheel.lake import LocalLake, frame_to_parquet
-from mlflywheel.validation import single_pass, uniqueness
+from mlflywheel.validation import single_pass, spool_fixup, uniqueness
 from mlflywheel.validation.single_pass import validate_landed
 
 DAY = dt.date(2026, 11, 3)
@@ -244,9 +244,111 @@ def test_an_all_good_day_is_read_once(tmp_path, monkeypatch):
     assert validate_landed(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=7)["status"] == "validated"
     assert reads == [None]
     reads.clear()
-    land_bytes(lake, TRANSACTIONS, DAY, day_csv(80, seed=3, change=_bad_rows))  # ids twice: split again
+    land_bytes(lake, TRANSACTIONS, DAY, day_csv(80, seed=3, change=_bad_rows))  # ids twice: fixed up from the spool
     assert validate_landed(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=7)["status"] == "partially_quarantined"
-    assert reads == [None, None]
+    assert reads == [None]
+
+
+# --- duplicated ids: the split fixed up from the spool files -----------------------------------------------
+
+FIXED_UP, SPLIT_AGAIN = "fixed up the split from the spool files", "splitting the landed file again"
+
+
+def paths_taken(caplog) -> list[str]:
+    """Which way each single pass took with duplicated ids, from its log lines."""
+    out = []
+    for record in caplog.records:
+        message = record.getMessage()
+        out += [path for path in (FIXED_UP, SPLIT_AGAIN) if path in message]
+    return out
+
+
+def _ids_twice_in_validated_rows(frame: pd.DataFrame) -> None:
+    frame.loc[30, "transaction_id"] = frame.loc[3, "transaction_id"]  # chunks 0 and 4 at 7 rows
+    frame.loc[50, "transaction_id"] = frame.loc[51, "transaction_id"]
+    frame.loc[60, "transaction_id"] = frame.loc[60 + 1, "transaction_id"]
+    frame.loc[62, "transaction_id"] = frame.loc[61, "transaction_id"]  # one id three times
+
+
+def _ids_twice_in_quarantined_rows(frame: pd.DataFrame) -> None:
+    frame["amount"] = frame["amount"].astype(object)
+    frame.loc[5, "amount"] = -3.0
+    frame.loc[11, "currency"] = "XXX"
+    frame.loc[11, "transaction_id"] = frame.loc[5, "transaction_id"]
+    # a reason text holding the separator: amount='1; 2' does not cast (its reason comes after the unique one's)
+    frame.loc[40, "amount"] = "1; 2"
+    frame.loc[44, "amount"] = "3; 4"
+    frame.loc[44, "customer_id"] = None
+    frame.loc[44, "transaction_id"] = frame.loc[40, "transaction_id"]
+
+
+def _ids_twice_in_both(frame: pd.DataFrame) -> None:
+    _ids_twice_in_quarantined_rows(frame)
+    _ids_twice_in_validated_rows(frame)
+    frame.loc[17, "event_time"] = pd.Timestamp(DAY, tz="UTC") - pd.Timedelta(hours=1)
+    frame.loc[77, "transaction_id"] = frame.loc[17, "transaction_id"]  # a bad row and a good one
+    frame.loc[0, "transaction_id"] = frame.loc[79, "transaction_id"]  # the first and the last row
+    frame.loc[29, "currency"] = "XXX"  # a quarantined row just before a validated one that moves (row 30)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "reasons"),
+    [
+        ("in_validated_rows_only", _ids_twice_in_validated_rows, {"duplicate transaction_id": 7}),
+        ("in_quarantined_rows_only", _ids_twice_in_quarantined_rows, {"duplicate transaction_id": 4}),
+        ("in_both", _ids_twice_in_both, {"duplicate transaction_id": 15}),
+    ],
+)
+@pytest.mark.parametrize("spool_batch", [3, None])  # 3: the spool files read and merged a few rows at a time
+def test_duplicated_ids_fixed_up_same_as_two_stages(tmp_path, caplog, monkeypatch, name, change, reasons, spool_batch):
+    if spool_batch is not None:
+        monkeypatch.setattr(spool_fixup, "SPOOL_BATCH_ROWS", spool_batch)
+    caplog.set_level("INFO", logger="mlflywheel.validation")
+    chunks = (1, 2, 7, None)  # pairs within one chunk and across chunks
+    seen = assert_same(tmp_path, TRANSACTIONS, DAY, day_csv(80, seed=7, change=change), chunks=chunks)
+    assert paths_taken(caplog) == [FIXED_UP] * len(chunks)
+    assert seen["summary"]["status"] == "partially_quarantined"
+    for reason, rows in reasons.items():
+        assert seen["summary"]["reasons"][reason] == rows
+    quarantined = {row["_row"]: row["_quarantine_reasons"] for row in seen["quarantine"]["rows"]}
+    if name != "in_validated_rows_only":
+        assert quarantined[11] == "currency not in its vocabulary; duplicate transaction_id"
+        # the unique check's reason in suite order, before a coercion reason that holds the separator
+        assert quarantined[40] == (
+            "amount is missing or not a valid float; duplicate transaction_id; "
+            "value could not be read as its type: amount='1; 2' is not a valid float"
+        )
+
+
+def test_duplicated_ids_over_the_failed_row_limit_same_as_two_stages(tmp_path, caplog, monkeypatch):
+    """The ids push the failed rows over the limit: the day is quarantined whole, by one more read."""
+    reads = []
+    original = single_pass._Landed.chunks
+
+    def counted(self, columns=None):
+        reads.append(columns)
+        return original(self, columns)
+
+    caplog.set_level("INFO", logger="mlflywheel.validation")
+    data = day_csv(80, seed=7, change=_ids_twice_in_both)  # 16 of 80 rows fail, 10 of them only on the ids
+    seen = assert_same(tmp_path / "under", TRANSACTIONS, DAY, data, chunks=(7,), max_failed_row_fraction=0.25)
+    assert seen["summary"]["status"] == "partially_quarantined"
+    monkeypatch.setattr(single_pass._Landed, "chunks", counted)
+    seen = assert_same(tmp_path / "over", TRANSACTIONS, DAY, data, chunks=(7,), max_failed_row_fraction=0.15)
+    assert seen["summary"]["status"] == "quarantined"
+    assert seen["validated"] is None
+    assert reads == [None, None]  # the split, then the whole quarantine (no split again in between)
+    assert paths_taken(caplog) == [FIXED_UP, FIXED_UP]
+
+
+def test_duplicated_ids_with_mostly_split_again_same_as_two_stages(tmp_path, caplog):
+    extras = (Expectation.rows("expect_column_values_to_be_between", "amount above 400", column="amount",
+                               max_value=400, mostly=0.5),)  # fmt: skip
+    spec = dataclasses.replace(TRANSACTIONS, extra_expectations=extras)
+    caplog.set_level("INFO", logger="mlflywheel.validation")
+    seen = assert_same(tmp_path, spec, DAY, day_csv(80, seed=7, change=_ids_twice_in_validated_rows), chunks=(7,))
+    assert seen["summary"]["reasons"]["duplicate transaction_id"] == 7
+    assert paths_taken(caplog) == [SPLIT_AGAIN]
 
 
 def test_a_failure_of_the_digest_fails_the_pass_before_it_publishes(tmp_path, monkeypatch):

@@ -17,9 +17,11 @@ no id were duplicated, while the pass keeps each unique column's id hashes (8 by
 
 * no hash repeats (or the repeats are collisions of different ids, told apart by one projected
   read of the id column of the two spool files): the optimistic split is the split;
-* an exact id occurs twice: duplicates may sit in any chunk already written, so the split is
-  redone from the landed file (read again) with the duplicates known, by the two-stage path's
-  own passes;
+* an exact id occurs twice: duplicates may sit in any chunk already written. The two spool
+  files are rewritten as the split with the duplicates known (:mod:`.spool_fixup`: validated
+  rows with such an id move to quarantine, quarantined ones get the unique check's reason), the
+  landed file not read again; where that cannot be vouched for (another engine, ``mostly``, ...)
+  the split is redone from the landed file (read again) by the two-stage path's own passes;
 * columns that are not the schema's (known from the header): the day is quarantined whole, so
   the rows are only counted before the two-stage path's passes;
 * the verdict needs another pass anyway (the whole day quarantined above
@@ -27,7 +29,7 @@ no id were duplicated, while the pass keeps each unique column's id hashes (8 by
   that passes overall): :func:`.streaming.judge_and_split` makes it, reading the landed file again.
 
 Every outcome is therefore the two-stage path's (same rows, dtypes, reasons, counts, report;
-tested); only an all-good or row-level-bad day without duplicated ids is read once.
+tested); an all-good or row-level-bad day is read once, duplicated ids or not.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from mlflywheel.validation.engines import (
     suite_columns,
     table_outcome,
 )
+from mlflywheel.validation.spool_fixup import NotFixable, add_duplicates
 from mlflywheel.validation.streaming import (
     QUARANTINE_SPOOL,
     VALIDATED_SPOOL,
@@ -148,11 +151,14 @@ def validate_file_once(
             return (b.column(0) for b in chain.from_iterable(f.iter_batches(columns=[column]) for f in files))
 
         duplicates[column] = exact_duplicates(repeated, id_chunks)
-    if any(d.values for d in duplicates.values()):
-        log.info("%s: ids occur twice; splitting the landed file again with them known", where)
-        plan = partition_plan(source, spec, day, engine, duplicates=duplicates)
-        return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
     plan.context.duplicates.update(duplicates)
+    if any(d.values for d in duplicates.values()):
+        try:
+            first = add_duplicates(plan, spool, first, int(source.rows or 0), where=where)
+        except NotFixable as why:
+            log.info("%s: ids occur twice; splitting the landed file again with them known (%s)", where, why)
+            plan = partition_plan(source, spec, day, engine, duplicates=duplicates)
+            return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
     return judge_and_split(plan, spool, max_failed_row_fraction, where=where, first=first)
 
 
