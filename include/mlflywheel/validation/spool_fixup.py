@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("mlflywheel.validation")
 
-SPOOL_BATCH_ROWS = 65_536  # rows of a spool file read at a time
+SPOOL_BATCH_ROWS = 250_000  # rows of a spool file read at a time (a pass's default chunk)
 
 
 class NotFixable(Exception):
@@ -222,24 +222,27 @@ def _split_validated(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from mlflywheel.overlap import read_ahead, write_behind
+
     # The k-th validated row is the k-th position missing from the quarantine's sorted _row:
     # k plus the quarantined positions q_j with q_j - j <= k (the rows missing before q_j).
     missing_before = quarantined_rows - np.arange(len(quarantined_rows), dtype=np.int64)
     moved = kept = seen = 0
     with (
-        pq.ParquetWriter(kept_path, v_schema, **PARQUET_WRITER_OPTIONS) as keep_out,
+        pq.ParquetWriter(kept_path, v_schema, **PARQUET_WRITER_OPTIONS) as keep_writer,
         pq.ParquetWriter(moved_path, q_schema, **PARQUET_WRITER_OPTIONS) as moved_out,
+        write_behind(keep_writer.write_table) as write_kept,  # encoding overlaps the next batch's decoding
     ):
-        for table in _tables(path):
+        for table in read_ahead(_tables(path)):
             duplicated = _duplicated(table, unique, duplicates, flagged)
             ordinals = np.arange(seen, seen + table.num_rows, dtype=np.int64)
             seen += table.num_rows
             if not duplicated.any():
-                keep_out.write_table(table)
+                write_kept(table)
                 kept += table.num_rows
                 continue
             rest = table.filter(pa.array(~duplicated))
-            keep_out.write_table(rest)
+            write_kept(rest)
             kept += rest.num_rows
             picked = ordinals[duplicated]
             positions = picked + np.searchsorted(missing_before, picked, side="right")
@@ -248,7 +251,7 @@ def _split_validated(
             moved_out.write_table(_with_reasons(rows, texts))
             moved += rows.num_rows
         if not kept:
-            keep_out.write_table(v_schema.empty_table())
+            write_kept(v_schema.empty_table())
         if not moved:
             moved_out.write_table(q_schema.empty_table())
     return moved
