@@ -837,12 +837,31 @@ def test_ingest_names_the_id_column_when_no_id_repeats(lake):
 
 
 @pytest.mark.parametrize("where", ["same chunk", "other chunks"])
-def test_a_repeated_id_leaves_the_ids_to_validation(lake, where):
+def test_repeated_ids_are_recorded_with_the_raw_partition(lake, where):
+    import pyarrow.parquet as pq
+
     frame = generate_day(DAY, 400, seed=3)
     frame.loc[10 if where == "same chunk" else 390, SPEC.id_column] = frame.loc[5, SPEC.id_column]
+    frame.loc[[200, 300, 301], SPEC.id_column] = frame.loc[7, SPEC.id_column]  # thrice more
     land_frame(lake, SPEC, DAY, frame)
     ingest_partition(lake, SPEC, DAY, run_id="r", chunk_rows=64)
-    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []
+    manifest = lake.manifest("raw", SPEC.name, DAY)
+    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [SPEC.id_column]
+    with lake.partition_local_file("raw", SPEC.name, DAY, "duplicate_ids.parquet") as path:
+        recorded = pq.read_table(path).column(SPEC.id_column).to_pylist()
+    assert recorded == sorted([frame.loc[5, SPEC.id_column], frame.loc[7, SPEC.id_column]])
+
+
+def test_too_many_repeated_ids_are_left_to_validation(lake, monkeypatch):
+    from mlflywheel.ingest import raw as raw_module
+
+    monkeypatch.setattr(raw_module, "MAX_RECORDED_DUPLICATES", 1)
+    frame = generate_day(DAY, 100, seed=3)
+    frame.loc[[10, 20], SPEC.id_column] = [frame.loc[5, SPEC.id_column], frame.loc[6, SPEC.id_column]]
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    manifest = lake.manifest("raw", SPEC.name, DAY)
+    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet"]
 
 
 def test_a_hash_collision_alone_also_leaves_the_ids_to_validation(lake, monkeypatch):
@@ -851,7 +870,8 @@ def test_a_hash_collision_alone_also_leaves_the_ids_to_validation(lake, monkeypa
     monkeypatch.setattr(uniqueness, "hash_ids", lambda values: np.zeros(len(values), dtype=np.uint64))
     land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=3))
     ingest_partition(lake, SPEC, DAY, run_id="r")
-    assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []
+    manifest = lake.manifest("raw", SPEC.name, DAY)
+    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet"]
 
 
 def test_nulls_are_no_repeats_and_a_spec_without_ids_names_none(lake):

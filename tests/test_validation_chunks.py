@@ -397,7 +397,7 @@ def test_only_string_columns_checked_by_vocabulary_and_nulls_alone_are_read_as_d
 # --- ids that ingest found unique are not searched again -------------------------------------------------
 
 
-def test_ids_ingest_found_unique_are_not_searched_again_and_repeats_still_are(tmp_path, monkeypatch):
+def test_ids_ingest_recorded_unique_or_repeated_are_not_searched_again(tmp_path, monkeypatch):
     from mlflywheel.datasets.landing import land_frame
     from mlflywheel.lake import keys
     from mlflywheel.validation import streaming
@@ -420,7 +420,11 @@ def test_ids_ingest_found_unique_are_not_searched_again_and_repeats_still_are(tm
     repeated = generate_day(DAY, 300, seed=6)
     repeated.loc[280, TRANSACTIONS.id_column] = repeated.loc[3, TRANSACTIONS.id_column]
     land_frame(lake, TRANSACTIONS, DAY, repeated)
-    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r2", chunk_rows=64)
-    summary = validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r2", chunk_rows=50)
-    assert summary["rows_quarantined"] == 2 and summary["reasons"] == {f"duplicate {TRANSACTIONS.id_column}": 2}
-    assert searched == [1, 1]
+    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=64)
+    assert lake.manifest("raw", TRANSACTIONS.name, DAY)["duplicate_ids"] == [TRANSACTIONS.id_column]
+    recorded = observe(lake, TRANSACTIONS, chunk_rows=50)  # the recorded duplicates: no search either
+    assert searched == [1] and recorded["summary"]["rows_quarantined"] == 2
+    assert recorded["summary"]["reasons"] == {f"duplicate {TRANSACTIONS.id_column}": 2}
+    manifest = lake.manifest("raw", TRANSACTIONS.name, DAY)
+    lake.put_bytes(key, json.dumps({k: v for k, v in manifest.items() if k != "duplicate_ids"}).encode())
+    assert observe(lake, TRANSACTIONS, chunk_rows=50) == recorded and searched == [1, 1]

@@ -110,8 +110,12 @@ def ingest_partition(
             keys.RAW,
             spec.name,
             day,
-            {keys.DATA_FILE: written.path},
-            meta={"rows_in": written.rows, "notes": written.notes, "unique_ids": written.unique_ids, **base},
+            {keys.DATA_FILE: written.path}
+            | ({keys.DUPLICATE_IDS_FILE: written.duplicate_ids} if written.duplicate_ids is not None else {}),
+            meta={
+                "rows_in": written.rows, "notes": written.notes, "unique_ids": written.unique_ids,
+                "duplicate_ids": [spec.id_column] if written.duplicate_ids is not None else [], **base,
+            },
         )
     # An earlier whole-file quarantine of the day stays with its ledger summary (one commit) until
     # validation commits this delivery's result over it.

@@ -15,9 +15,13 @@ import numpy as np
 from mlflywheel.datasets.cells import cast_array
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake.base import PARQUET_WRITER_OPTIONS
-from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, ROW_COLUMN, ROW_ID_COLUMN
+from mlflywheel.lake.keys import COERCION_ERRORS_COLUMN, DUPLICATE_IDS_FILE, ROW_COLUMN, ROW_ID_COLUMN
 from mlflywheel.overlap import read_ahead
-from mlflywheel.validation.uniqueness import hash_column, repeated_hashes  # the hashes validation uses
+from mlflywheel.validation.uniqueness import (  # validation's own
+    exact_duplicates,
+    hash_column,
+    repeated_hashes,
+)
 
 
 def raw_columns(header: list[str], spec: DatasetSpec) -> list[tuple[str, str]]:
@@ -94,6 +98,7 @@ class Written:
     coercion_errors: int
     notes: list[str]
     unique_ids: list[str] = field(default_factory=list)  # id columns found without a repeated value
+    duplicate_ids: Path | None = None  # the id column's values that occur twice (a Parquet file), when few
 
 
 def write_raw(
@@ -130,7 +135,33 @@ def write_raw(
             rows += cast.num_rows
             errors += bad
     unique = ids is not None and ids.unique is True
-    return Written(path, header, rows, errors, notes, unique_ids=[str(spec.id_column)] if unique else [])
+    duplicates = None
+    if ids is not None and ids.unique is False:  # repeated hashes: the exact values, read back once
+        duplicates = _duplicate_ids_file(path, str(spec.id_column), ids.repeated)
+    return Written(path, header, rows, errors, notes, unique_ids=[str(spec.id_column)] if unique else [],
+                   duplicate_ids=duplicates)  # fmt: skip
+
+
+MAX_RECORDED_DUPLICATES = 100_000  # more duplicated ids than this: validation finds them itself
+
+
+def _duplicate_ids_file(path: Path, column: str, repeated: np.ndarray) -> Path | None:
+    """The values of ``column`` that occur at least twice in the raw file at ``path`` (among the
+    rows whose hash is ``repeated``), written beside it as a one-column Parquet file; None when
+    there are none (a collision) or more than :data:`MAX_RECORDED_DUPLICATES`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(repeated) > MAX_RECORDED_DUPLICATES:
+        return None
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    found = exact_duplicates(repeated, lambda: (b.column(0) for b in reader.iter_batches(columns=[column])))
+    if not found.values:
+        return None
+    out = path.with_name(DUPLICATE_IDS_FILE)
+    kind = reader.schema_arrow.field(column).type
+    pq.write_table(pa.table({column: pa.array(sorted(found.values), type=kind)}), out)
+    return out
 
 
 class _IdHashes:
@@ -141,6 +172,7 @@ class _IdHashes:
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
         self.unique: bool | None = None
+        self.repeated = np.empty(0, dtype=np.uint64)  # sorted unique hashes that occur twice
 
     def add(self, column: Any) -> None:
         self.parts.append(hash_column(column))
@@ -148,7 +180,8 @@ class _IdHashes:
     def settle(self) -> None:
         hashes = np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.uint64)
         self.parts = []
-        self.unique = not len(repeated_hashes(hashes))
+        self.repeated = repeated_hashes(hashes)
+        self.unique = not len(self.repeated)
 
 
 def text_batches(table: Any, chunk_rows: int) -> Iterator[Any]:

@@ -55,6 +55,7 @@ from mlflywheel.validation.suite import (
     partition_expectations,
     suite_as_dict,
 )
+from mlflywheel.validation.uniqueness import DuplicateIds
 from mlflywheel.validation.verdict import Split, Verdict, log_failures, to_schema_types
 
 __all__ = [
@@ -114,7 +115,8 @@ def validate_partition(
         streamed = validate_file(
             raw_path, spec, day, Path(spool),
             chunk_rows=chunk_rows, engine=engine, max_failed_row_fraction=max_failed_row_fraction,
-            where=where, declared_rows=raw_manifest.get("rows_in"), unique_ids=raw_manifest.get("unique_ids") or (),
+            where=where, declared_rows=raw_manifest.get("rows_in"),
+            known_duplicates=recorded_duplicates(lake, spec, day, raw_manifest),
         )  # fmt: skip
         summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(
@@ -123,6 +125,21 @@ def validate_partition(
         engine, chunk_rows, lake.url(summary["report_key"]),
     )  # fmt: skip
     return summary
+
+
+def recorded_duplicates(
+    lake: Lake, spec: DatasetSpec, day: dt.date, raw_manifest: dict[str, Any]
+) -> dict[str, DuplicateIds]:
+    """The duplicated ids ingest recorded with the raw partition (see :func:`mlflywheel.ingest.raw.write_raw`):
+    none for the columns in ``unique_ids``, the values of its duplicates file for those in
+    ``duplicate_ids``; a column in neither (or a partition from before) is searched by validation."""
+    import pyarrow.parquet as pq
+
+    known = {str(column): DuplicateIds.none() for column in raw_manifest.get("unique_ids") or ()}
+    for column in raw_manifest.get("duplicate_ids") or ():
+        with lake.partition_local_file(keys.RAW, spec.name, day, keys.DUPLICATE_IDS_FILE) as path:
+            known[str(column)] = DuplicateIds.of(pq.read_table(path, columns=[str(column)]).column(0))
+    return known
 
 
 def commit_streamed(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -471,11 +471,11 @@ def validate_file(
     max_failed_row_fraction: float,
     where: str,
     declared_rows: int | None = None,
-    unique_ids: Iterable[str] = (),
+    known_duplicates: dict[str, DuplicateIds] | None = None,
 ) -> Streamed:
     """Validate the raw partition file at ``path``; the zones' files are written under ``spool``.
-    ``unique_ids``: columns the raw partition's writer found without a repeated value (its
-    manifest says so): their uniqueness needs no pass over the ids."""
+    ``known_duplicates``: the duplicated ids of unique columns, as the raw partition's writer
+    recorded them (none for a column found unique): those need no pass over the ids."""
     import pyarrow.parquet as pq
 
 
@@ -489,8 +489,7 @@ def validate_file(
     # The ids are checked in a thread while the first pass reads and checks its first chunks;
     # leaving the block waits for it (no thread outlives the call, whatever is raised).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flywheel-ids") as background:
-        known = {str(column): DuplicateIds.none() for column in unique_ids}
-        plan = partition_plan(raw, spec, day, engine, duplicates=known, background=background)
+        plan = partition_plan(raw, spec, day, engine, duplicates=known_duplicates, background=background)
         if keys.ROW_COLUMN in raw.columns:
             plan.row_order = _RowIdOrder()  # the first pass checks ``_row`` as it reads
         return judge_and_split(plan, spool, max_failed_row_fraction, where=where)

@@ -164,6 +164,14 @@ class DuplicateIds:
 
         return cls(np.empty(0, dtype=np.uint64), set())
 
+    @classmethod
+    def of(cls, values: pa.ChunkedArray | pa.Array) -> DuplicateIds:
+        """These ids (known to occur twice, e.g. as ingest recorded them)."""
+        import numpy as np
+
+        _, present = _non_null_values(values)
+        return cls(np.unique(hash_ids(present)), set(_exact(present)))
+
     def mask(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """True for the rows of ``column`` (one chunk) whose id occurs twice in the partition."""
         import numpy as np
