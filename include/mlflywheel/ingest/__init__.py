@@ -14,6 +14,12 @@ reads as is:
 * ``_row_id``, only when the spec declares no id column: ``<YYYY-MM-DD>:<_row>``, the row's id
   (stable for a delivery; validation keeps it in the validated partition, snapshots sort by it).
 
+The id column (``spec.id_column``) is hashed as it is cast; the raw manifest says what that found:
+``unique_ids`` names it when no hash repeats, ``duplicate_ids`` when some ids truly occur twice,
+their values then in ``duplicate_ids.parquet`` beside the data (up to
+:data:`.raw.MAX_RECORDED_DUPLICATES`; more, or only colliding hashes: neither). Validation takes
+that instead of a pass over the ids of its own.
+
 Columns whose name starts with ``_`` are meta columns. A file that cannot be read at all goes
 to ``quarantine/`` whole, with a ledger summary; nothing of it reaches ``raw``. Re-running
 replaces the partition, so ingest is idempotent.
