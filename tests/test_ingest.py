@@ -819,7 +819,7 @@ def test_ingest_leaves_no_hashing_thread_running(lake, monkeypatch):
     monkeypatch.setattr(stream, "csv_source", broken)
     with pytest.raises(RuntimeError, match="a bug in the reader"):
         ingest_partition(lake, SPEC, DAY, run_id="r")
-    assert not _hashing_threads() and made[0].blocks == 1  # stopped, not hashed to the end
+    assert not _hashing_threads() and made[0].blocks <= 1  # stopped (at its first block at most), not hashed to the end
 
     versions = _versions(lake, "raw")
     monkeypatch.undo()
