@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from mlflywheel import ingest as ingest_module
 from mlflywheel import ledger
 from mlflywheel.datasets import get_spec
 from mlflywheel.datasets.landing import frame_to_csv_bytes, land_bytes, land_frame, landing_key
@@ -476,7 +477,7 @@ def test_the_zones_files_are_written_with_the_lakes_writer_options(lake, monkeyp
     land_frame(lake, SPEC, DAY, frame)
     ingest_partition(lake, SPEC, DAY, run_id="r")
     validation.validate_partition(lake, SPEC, DAY, run_id="r")
-    assert sorted(name for name, _ in written) == ["data.parquet", "quarantined.parquet", "validated.parquet"]
+    assert sorted(name for name, _ in written) == ["data.parquet", "meta.parquet", "quarantined.parquet", "validated.parquet"]
     assert all(options == PARQUET_WRITER_OPTIONS for _, options in written)
     assert PARQUET_WRITER_OPTIONS["dictionary_pagesize_limit"] < 2**20  # below pyarrow's default
 
@@ -863,7 +864,7 @@ def test_too_many_repeated_ids_are_left_to_validation(lake, monkeypatch):
     land_frame(lake, SPEC, DAY, frame)
     ingest_partition(lake, SPEC, DAY, run_id="r")
     manifest = lake.manifest("raw", SPEC.name, DAY)
-    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet"]
+    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet", "meta.parquet"]
 
 
 def test_a_hash_collision_alone_also_leaves_the_ids_to_validation(lake, monkeypatch):
@@ -873,7 +874,7 @@ def test_a_hash_collision_alone_also_leaves_the_ids_to_validation(lake, monkeypa
     land_frame(lake, SPEC, DAY, generate_day(DAY, 50, seed=3))
     ingest_partition(lake, SPEC, DAY, run_id="r")
     manifest = lake.manifest("raw", SPEC.name, DAY)
-    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet"]
+    assert manifest["unique_ids"] == [] and manifest["duplicate_ids"] == [] and manifest["files"] == ["data.parquet", "meta.parquet"]
 
 
 def test_nulls_are_no_repeats_and_a_spec_without_ids_names_none(lake):
@@ -885,3 +886,36 @@ def test_nulls_are_no_repeats_and_a_spec_without_ids_names_none(lake):
     no_ids = dataclasses.replace(SPEC, id_column=None)
     ingest_partition(lake, no_ids, DAY, run_id="r2")
     assert lake.manifest("raw", SPEC.name, DAY)["unique_ids"] == []
+
+
+@pytest.mark.parametrize("long_cell, sizes", [(700, [64, 256, 1024]), (20_000, [64, 256, 1024, 4096])])
+def test_a_record_longer_than_the_csv_block_is_read_again_with_larger_blocks(lake, monkeypatch, long_cell, sizes):
+    """Blocks grow 4-fold from CSV_BLOCK_BYTES while a record is longer than one; past the last
+    size the streaming reader declines (here the exact reader takes the small file). The raw
+    partition is the same as with the default sizes."""
+    from mlflywheel.ingest import stream
+
+    frame = generate_day(DAY, 40, seed=21)
+    frame.loc[30, "customer_id"] = "c" * long_cell
+    land_frame(lake, SPEC, DAY, frame)
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    expected = read_raw(lake, SPEC, DAY)
+    assert expected.loc[30, "customer_id"] == "c" * long_cell and len(expected) == 40
+
+    monkeypatch.setattr(stream, "CSV_BLOCK_BYTES", 64)  # shorter than every record
+    monkeypatch.setattr(stream, "MAX_CSV_BLOCK_BYTES", 4096)
+    assert stream.csv_block_sizes() == [64, 256, 1024, 4096]
+    tried = []
+    real = stream.read_batches
+
+    def spy(source, multiline=(), block_bytes=None):
+        tried.append(block_bytes)
+        return real(source, multiline, block_bytes)
+
+    monkeypatch.setattr(stream, "read_batches", spy)
+    exact_reads = []
+    real_exact = ingest_module.read_landing
+    monkeypatch.setattr(ingest_module, "read_landing", lambda *a: exact_reads.append(1) or real_exact(*a))
+    ingest_partition(lake, SPEC, DAY, run_id="r")
+    assert tried == sizes and bool(exact_reads) == (long_cell > 4096)
+    pd.testing.assert_frame_equal(read_raw(lake, SPEC, DAY), expected)

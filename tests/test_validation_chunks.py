@@ -375,6 +375,65 @@ def test_a_vocabulary_is_checked_alike_on_dictionary_and_plain_columns():
     assert engines._valid_mask(encoded).tolist() == engines._valid_mask(plain).tolist()
 
 
+def test_a_dictionary_chunk_whose_every_value_is_in_the_set_passes_whole():
+    import pyarrow as pa
+    from mlflywheel.validation import engines
+
+    parts = [["EUR", "USD", "EUR"], ["USD", None], ["EUR", "XXX"]]
+    encoded = pa.chunked_array([pa.array(p, type=pa.string()).dictionary_encode() for p in parts])
+    assert engines._in_set(encoded, ["EUR", "USD"]).tolist() == [True, True, True, True, False, True, False]
+
+
+def test_range_checks_decided_by_minimum_and_maximum_agree_with_value_by_value(monkeypatch):
+    """The shortcut (every value inside the bounds, from min and max) never hides a failing value:
+    random int, float (NaN, nulls, infinities) and timestamp columns, bounds inside, outside and on
+    the values, strict or not."""
+    import pyarrow as pa
+    from mlflywheel.validation import engines
+
+    rng = np.random.default_rng(11)
+    decided = []
+
+    def reference(values, *bounds):
+        with monkeypatch.context() as m:
+            m.setattr(engines, "_all_between", lambda *a: False)
+            return engines._between(values, *bounds)
+
+    for case in range(400):
+        kind = case % 3
+        n = int(rng.integers(0, 12))
+        if kind == 0:
+            raw = rng.integers(-5, 6, n).tolist()
+            values = pa.array(raw, type=pa.int64())
+            pick = lambda: float(rng.integers(-6, 7)) / (2 if rng.random() < 0.3 else 1)
+        elif kind == 1:
+            raw = [float(x) for x in rng.normal(0, 3, n)]
+            for i in range(n):
+                roll = rng.random()
+                raw[i] = float("nan") if roll < 0.08 else float("inf") if roll < 0.12 else raw[i]
+            values = pa.array(raw, type=pa.float64())
+            pick = lambda: float(np.round(rng.normal(0, 3), 1))
+        else:
+            base = int(np.datetime64("2026-11-02T00:00:00", "ns").astype(np.int64))
+            hours = [base + int(x) * 3_600_000_000_000 for x in rng.integers(0, 30, n)]
+            values = pa.array(hours, type=pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+            pick = lambda: dt.datetime(2026, 11, int(rng.integers(1, 5)), int(rng.integers(0, 24)), tzinfo=dt.UTC)
+        if n and rng.random() < 0.3:
+            values = pa.array([None if rng.random() < 0.3 else v for v in values.to_pylist()], type=values.type)
+        if rng.random() < 0.5:  # chunked, as the chunks' columns are
+            values = pa.chunked_array([values.slice(0, n // 2), values.slice(n // 2)], type=values.type)
+        low = None if rng.random() < 0.2 else pick()
+        high = None if rng.random() < 0.2 else pick()
+        strict_low, strict_high = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        expected = reference(values, low, high, strict_low, strict_high)
+        decided.append(engines._all_between(values, low, high, strict_low, strict_high))
+        got = engines._between(values, low, high, strict_low, strict_high)
+        assert got.tolist() == expected.tolist(), (values, low, high, strict_low, strict_high)
+        if decided[-1]:
+            assert expected.all()
+    assert 40 < sum(decided) < 360  # both paths taken
+
+
 def test_only_string_columns_checked_by_vocabulary_and_nulls_alone_are_read_as_dictionaries():
     import pyarrow as pa
     from mlflywheel.validation import engines
@@ -428,3 +487,111 @@ def test_ids_ingest_recorded_unique_or_repeated_are_not_searched_again(tmp_path,
     manifest = lake.manifest("raw", TRANSACTIONS.name, DAY)
     lake.put_bytes(key, json.dumps({k: v for k, v in manifest.items() if k != "duplicate_ids"}).encode())
     assert observe(lake, TRANSACTIONS, chunk_rows=50) == recorded and searched == [1, 1]
+
+
+# --- an all-good day's validated file is ingest's data file ---------------------------------------
+
+
+def _republish_as_one_file(lake: LocalLake, spec, day: dt.date = DAY) -> None:
+    """The day's raw partition again in the layout from before the meta file: one data file with
+    every column (validation then writes the validated file itself)."""
+    from mlflywheel.ingest import read_raw
+
+    manifest = lake.manifest("raw", spec.name, day)
+    kept = {k: manifest[k] for k in ("rows_in", "notes", "source_key", "source_sha256", "run_id") if k in manifest}
+    frame = read_raw(lake, spec, day)
+    lake.publish_partition("raw", spec.name, day, {"data.parquet": frame_to_parquet(frame)}, meta=kept)
+
+
+def _inode(lake: LocalLake, zone: str, spec, day: dt.date = DAY) -> int:
+    with lake.partition_local_file(zone, spec.name, day, "data.parquet") as path:
+        return os.stat(path).st_ino
+
+
+def _validated_schema(lake: LocalLake, spec, day: dt.date = DAY):
+    import pyarrow.parquet as pq
+
+    with lake.partition_local_file("validated", spec.name, day, "data.parquet") as path:
+        return pq.read_schema(path)
+
+
+@pytest.mark.parametrize("spec", [TRANSACTIONS, dataclasses.replace(TRANSACTIONS, id_column=None)], ids=["id", "no-id"])
+def test_an_all_good_day_publishes_ingests_data_file_as_its_validated_file(tmp_path, spec):
+    from mlflywheel.datasets.landing import land_frame
+
+    lake = LocalLake(tmp_path / "lake")
+    land_frame(lake, spec, DAY, generate_day(DAY, 500, seed=8))
+    ingest_partition(lake, spec, DAY, run_id="r", chunk_rows=64)
+    linked = observe(lake, spec, chunk_rows=50)
+    assert linked["summary"]["status"] == "validated" and linked["summary"]["rows_validated"] == 500
+    assert _inode(lake, "validated", spec) == _inode(lake, "raw", spec)  # the same file, not a copy
+    linked_schema = _validated_schema(lake, spec)
+
+    _republish_as_one_file(lake, spec)  # validation writes the validated file itself
+    written = observe(lake, spec, chunk_rows=50)
+    assert _inode(lake, "validated", spec) != _inode(lake, "raw", spec)
+    assert written == linked  # rows, dtypes, manifests, report
+    assert _validated_schema(lake, spec).equals(linked_schema, check_metadata=True)
+    assert linked_schema.names == spec.column_names + (["_row_id"] if spec.id_column is None else [])
+
+
+@pytest.mark.parametrize("bad_row", [0, 130, 260, 499])
+def test_a_failing_row_after_unwritten_chunks_writes_them_first(tmp_path, bad_row):
+    """Chunks that passed before the first failing row are written when it comes, in order."""
+    from mlflywheel.datasets.landing import land_frame
+
+    lake = LocalLake(tmp_path / "lake")
+    frame = generate_day(DAY, 500, seed=9)
+    frame.loc[bad_row, "currency"] = "XXX"
+    land_frame(lake, TRANSACTIONS, DAY, frame)
+    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r", chunk_rows=64)
+    seen = {rows: observe(lake, TRANSACTIONS, chunk_rows=rows) for rows in (1, 50, 64, 1000)}
+    assert _inode(lake, "validated", TRANSACTIONS) != _inode(lake, "raw", TRANSACTIONS)
+    reference = seen[50]
+    assert all(other == reference for other in seen.values())
+    assert reference["summary"]["rows_validated"] == 499 and reference["summary"]["rows_quarantined"] == 1
+    ids = [r[TRANSACTIONS.id_column] for r in reference["validated"]["rows"]]
+    assert ids == [i for n, i in enumerate(frame[TRANSACTIONS.id_column]) if n != bad_row]
+    _republish_as_one_file(lake, TRANSACTIONS)
+    assert observe(lake, TRANSACTIONS, chunk_rows=50) == reference
+
+
+def test_a_meta_file_that_does_not_match_the_data_file_is_refused(tmp_path):
+    import pyarrow.parquet as pq
+    from mlflywheel.datasets.landing import land_frame
+
+    lake = LocalLake(tmp_path / "lake")
+    land_frame(lake, TRANSACTIONS, DAY, generate_day(DAY, 100, seed=10))
+    ingest_partition(lake, TRANSACTIONS, DAY, run_id="r")
+    manifest = lake.manifest("raw", TRANSACTIONS.name, DAY)
+    with lake.partition_local_file("raw", TRANSACTIONS.name, DAY, "meta.parquet") as path:
+        short = pq.read_table(path).slice(0, 60)
+    files = {}
+    for name in manifest["files"]:
+        with lake.partition_local_file("raw", TRANSACTIONS.name, DAY, name) as path:
+            files[name] = path.read_bytes()
+    files["meta.parquet"] = frame_to_parquet(short.to_pandas())
+    kept = {k: manifest[k] for k in ("rows_in", "unique_ids", "duplicate_ids") if k in manifest}
+    lake.publish_partition("raw", TRANSACTIONS.name, DAY, files, meta=kept)
+    with pytest.raises(validation.ValidationError, match="meta file has 60 rows, the data file 100"):
+        validation.validate_partition(lake, TRANSACTIONS, DAY, run_id="r")
+    assert lake.manifest("validated", TRANSACTIONS.name, DAY) is None
+
+
+def test_aligned_pairs_cut_two_streams_at_the_nearer_end():
+    import pyarrow as pa
+    from mlflywheel.validation.streaming import _aligned
+
+    def stream(sizes, name):
+        start = 0
+        for size in sizes:
+            yield pa.table({name: list(range(start, start + size))})
+            start += size
+
+    pairs = list(_aligned(stream([50, 14, 0, 50, 14], "a"), stream([50, 50, 28], "b")))
+    assert [len(a) for a, _ in pairs] == [50, 14, 36, 14, 14]
+    assert all(a.column(0).to_pylist() == b.column(0).to_pylist() for a, b in pairs)
+    with pytest.raises(validation.ValidationError, match="same rows"):
+        list(_aligned(stream([10, 5], "a"), stream([10], "b")))
+    with pytest.raises(validation.ValidationError, match="same rows"):
+        list(_aligned(stream([10], "a"), stream([10, 1], "b")))

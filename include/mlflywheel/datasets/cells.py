@@ -66,6 +66,37 @@ def read_cell(text: str | None, dtype: str) -> Any:
 _PANDAS_DTYPES = {"string": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
 
 
+def arrow_type(dtype: str) -> Any:
+    """The Arrow type of a schema dtype in the pipeline's typed files (what pandas writes for
+    :data:`_PANDAS_DTYPES`)."""
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "datetime": pa.timestamp("ns", tz="UTC")}[
+        dtype
+    ]
+
+
+def typed_schema(columns: list[tuple[str, str]], *, row_ids: bool) -> Any:
+    """The Arrow schema of typed rows: ``columns`` ((name, dtype), in that order), then ``_row_id``
+    (text) when ``row_ids``; with the pandas metadata that reads each back as its contract dtype
+    (object, Int64, float64, datetime64[ns, UTC]) whatever the values. The one definition of a
+    validated partition's schema and of a raw data file's (an all-good day's raw data file is
+    published as its validated file, so the two must agree to the byte)."""
+    import pyarrow as pa
+
+    from mlflywheel.lake.keys import ROW_ID_COLUMN
+
+    frame = pd.DataFrame({name: pd.Series([], dtype=_PANDAS_DTYPES[dtype]) for name, dtype in columns})
+    types = {name: arrow_type(dtype) for name, dtype in columns}
+    if row_ids:
+        frame[ROW_ID_COLUMN] = pd.Series([], dtype=object)
+        types[ROW_ID_COLUMN] = pa.string()
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, name in enumerate(schema.names):  # an empty object column would otherwise be ``null``
+        schema = schema.set(i, pa.field(name, types[name]))
+    return schema
+
+
 def cast_column(text: pd.Series, dtype: str) -> pd.Series:
     """``text`` (str or None per cell) cast to ``dtype``, value by value; cells that do not cast
     become null. The reference :func:`cast_array` is tested against."""

@@ -1,7 +1,11 @@
 """Ingest: a landed file becomes the day's ``raw`` partition, normalised to the dataset schema.
 
-Contract of a raw partition (``raw/<dataset>/dt=YYYY-MM-DD/data.parquet``), which validation
-reads as is:
+Contract of a raw partition, which validation reads as is: two Parquet files, row for row (the
+same rows in the same row groups), ``data.parquet`` with the schema's columns (and ``_row_id``),
+typed exactly as a validated partition types them, and ``meta.parquet`` with the rest (``_row``,
+``_coercion_errors``, the columns the schema does not know). So an all-good day's data file *is*
+its validated file: validation publishes it as such instead of writing it again. Read together
+(:func:`read_raw`), they are:
 
 * each schema column present in the file, cast to its dtype: ``string`` -> object (str),
   ``int`` -> ``Int64``, ``float`` -> float64, ``datetime`` -> ``datetime64[ns, UTC]`` (Arrow:
@@ -117,6 +121,7 @@ def ingest_partition(
             spec.name,
             day,
             {keys.DATA_FILE: written.path}
+            | ({keys.RAW_META_FILE: written.meta_path} if written.meta_path is not None else {})
             | ({keys.DUPLICATE_IDS_FILE: written.duplicate_ids} if written.duplicate_ids is not None else {}),
             meta={
                 "rows_in": written.rows, "notes": written.notes, "unique_ids": written.unique_ids,
@@ -195,12 +200,19 @@ def read_landed(
         multiline = [c.name for c in spec.columns if c.multiline]
         try:
             source = stream.csv_source(path, surveyed, spool)
-            return consume(
-                source.header,
-                # tables of pyarrow's own blocks, sliced without a copy
-                lambda: stream.rechunk(stream.read_batches(source, multiline), chunk_rows),
-                source.notes,
-            )
+            for block_bytes in stream.csv_block_sizes():  # a record too long for a block: larger blocks
+                try:
+                    return consume(
+                        source.header,
+                        # tables of pyarrow's own blocks, sliced without a copy
+                        lambda block_bytes=block_bytes: stream.rechunk(
+                            stream.read_batches(source, multiline, block_bytes), chunk_rows
+                        ),
+                        source.notes,
+                    )
+                except stream.RecordTooLong:
+                    continue
+            raise AssertionError("the last block size is never too small")  # pragma: no cover
         except stream.Declined as declined:
             if surveyed.size > EXACT_READER_MAX_BYTES:
                 raise UnreadableFileError(
@@ -243,8 +255,20 @@ def _read_parquet_landing(
 
 
 def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
-    """The day's raw partition as written by :func:`ingest_partition`."""
-    return frame_from_parquet(lake.partition_file(keys.RAW, spec.name, day, keys.DATA_FILE))
+    """The day's raw partition as written by :func:`ingest_partition`: its data and meta files'
+    columns side by side, in the order of the contract above."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    manifest = lake.manifest(keys.RAW, spec.name, day) or {}
+    if keys.RAW_META_FILE not in manifest.get("files", ()):  # a partition from before the meta file
+        return frame_from_parquet(lake.partition_file(keys.RAW, spec.name, day, keys.DATA_FILE))
+    data, meta = (
+        pq.read_table(io.BytesIO(lake.partition_file(keys.RAW, spec.name, day, name)))
+        for name in (keys.DATA_FILE, keys.RAW_META_FILE)
+    )
+    return raw.read_raw_table(data, meta, spec).to_pandas()
 
 
 def normalise(

@@ -45,6 +45,7 @@ MANIFEST = "_MANIFEST.json"  # a partition's commit point
 SUCCESS_MARKER = "_SUCCESS"  # the upstream's "delivery complete" marker in landing/
 DATA_FILE = "data.parquet"  # the rows of a raw, validated or quarantined partition
 DUPLICATE_IDS_FILE = "duplicate_ids.parquet"  # a raw partition's ids that occur twice (see ingest)
+RAW_META_FILE = "meta.parquet"  # beside a raw data file, row for row: _row, _coercion_errors, unknown columns
 VERSION_PREFIX = "v="  # a partition's version folder: v=<version>/
 DAY_PREFIX = "dt="  # a partition's folder: dt=YYYY-MM-DD/
 TEMP_PREFIX = ".tmp-"  # an object being written (local lake); never listed

@@ -35,9 +35,11 @@ types), :mod:`.publication` (zones, report, ledger in one commit), :mod:`.report
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +112,15 @@ def validate_partition(
 
     with (
         lake.partition_local_file(keys.RAW, spec.name, day, keys.DATA_FILE) as raw_path,
+        _raw_meta_file(lake, spec, day, raw_manifest) as meta_path,
         tempfile.TemporaryDirectory(prefix="flywheel-validate-") as spool,
     ):
+        # An all-good day's validated file is the raw data file itself (published, not rewritten).
         streamed = validate_file(
             raw_path, spec, day, Path(spool),
             chunk_rows=chunk_rows, engine=engine, max_failed_row_fraction=max_failed_row_fraction,
             where=where, declared_rows=raw_manifest.get("rows_in"),
-            known_duplicates=recorded_duplicates(lake, spec, day, raw_manifest),
+            known_duplicates=recorded_duplicates(lake, spec, day, raw_manifest), meta_path=meta_path,
         )  # fmt: skip
         summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(
@@ -125,6 +129,16 @@ def validate_partition(
         engine, chunk_rows, lake.url(summary["report_key"]),
     )  # fmt: skip
     return summary
+
+
+@contextlib.contextmanager
+def _raw_meta_file(lake: Lake, spec: DatasetSpec, day: dt.date, raw_manifest: dict[str, Any]) -> Iterator[Path | None]:
+    """The raw partition's meta file (see :mod:`mlflywheel.ingest`), None for one from before it."""
+    if keys.RAW_META_FILE not in raw_manifest.get("files", ()):
+        yield None
+        return
+    with lake.partition_local_file(keys.RAW, spec.name, day, keys.RAW_META_FILE) as path:
+        yield path
 
 
 def recorded_duplicates(

@@ -245,6 +245,8 @@ def _between(values: Any, low: Any, high: Any, strict_low: bool, strict_high: bo
     import pyarrow.compute as pc
 
     inside = np.ones(len(values), dtype=bool)
+    if _all_between(values, low, high, strict_low, strict_high):  # the usual chunk: no mask to build
+        return inside
     for bound, strict, above in ((low, strict_low, True), (high, strict_high, False)):
         if bound is None:
             continue
@@ -257,6 +259,36 @@ def _between(values: Any, low: Any, high: Any, strict_low: bool, strict_high: bo
             ok = pc.less(values, scalar) if strict else pc.less_equal(values, scalar)
         inside &= _as_numpy(pc.fill_null(ok, True))
     return inside
+
+
+def _all_between(values: Any, low: Any, high: Any, strict_low: bool, strict_high: bool) -> bool:
+    """True when every non-null value lies inside the bounds, from the values' minimum and
+    maximum alone (False: undecided, compare value by value). A NaN is never inside (a
+    comparison with it is false) and min/max skip it, so a column holding one is undecided."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_timestamp(values.type)):
+        return False
+    if pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py():
+        return False
+    extremes = pc.min_max(values)
+    low_seen, high_seen = extremes["min"], extremes["max"]
+    if not low_seen.is_valid:  # no value at all: nothing outside
+        return True
+    for bound, strict, seen, above in ((low, strict_low, low_seen, True), (high, strict_high, high_seen, False)):
+        if bound is None:
+            continue
+        scalar = pa.scalar(bound)
+        if pa.types.is_timestamp(values.type):
+            scalar = scalar.cast(values.type)
+        if above:
+            ok = pc.greater(seen, scalar) if strict else pc.greater_equal(seen, scalar)
+        else:
+            ok = pc.less(seen, scalar) if strict else pc.less_equal(seen, scalar)
+        if not ok.as_py():
+            return False
+    return True
 
 
 def _arrow_evaluate(columns: _ChunkColumns, check: Check) -> ChunkResult:
@@ -308,6 +340,9 @@ def _in_set(column: pa.ChunkedArray, value_set: list[Any]) -> np.ndarray:
         parts = [np.zeros(0, dtype=bool)]
         for chunk in column.chunks:
             known = _in_set(chunk.dictionary, value_set)
+            if known.all() and not chunk.null_count:  # every value the chunk can hold is in the set
+                parts.append(np.ones(len(chunk), dtype=bool))
+                continue
             indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
             found = known[indices] if len(known) else np.zeros(len(chunk), dtype=bool)
             if chunk.null_count:  # a null is in no set, as on plain values

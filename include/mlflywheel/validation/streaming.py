@@ -6,7 +6,11 @@ reasons and go to the quarantine spool file, the others, cast to the schema type
 validated spool file (two ``ParquetWriter``\\ s). Alongside, in a thread, projected passes over
 single columns find duplicated ids across the whole partition (:mod:`.uniqueness`); the first
 chunk's uniqueness waits for them. The first pass checks that ``_row`` tells rows apart. Vocabulary columns are read
-dictionary-encoded (the arrow engine checks each distinct value once).
+dictionary-encoded (the arrow engine checks each distinct value once). Ingest's raw partition is
+two files row for row (the schema's columns; ``_row``, ``_coercion_errors`` and unknown columns),
+read side by side. When the data file's schema is the validated partition's, validated rows are
+not written while every row so far passes: if all do, the data file itself is the validated file;
+at the first failing row the chunks before it are written, then the pass goes on as usual.
 
 Some outcomes are known only at the end: more than ``max_failed_row_fraction`` of rows failing,
 an expectation that could not run, or one with ``mostly`` that passes overall. Then the partition
@@ -18,7 +22,10 @@ pass. ``rows in = validated + quarantined`` is checked before anything is publis
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -53,15 +60,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-
-def _arrow_type(dtype: str) -> pa.DataType:
-    """The Arrow type of validated data per schema dtype (what pandas writes for to_schema_types' dtypes)."""
-    import pyarrow as pa
-
-    return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "datetime": pa.timestamp("ns", tz="UTC")}[
-        dtype
-    ]
 
 
 VALIDATED_SPOOL, QUARANTINE_SPOOL = "validated.parquet", "quarantined.parquet"  # file names in the spool
@@ -119,6 +117,7 @@ class _Pass:
     rows_quarantined: int = 0
     own_sample: list[pd.DataFrame] = field(default_factory=list)  # rows failing on their own
     any_sample: list[pd.DataFrame] = field(default_factory=list)  # any quarantined rows
+    validated_is_raw: bool = False  # every row validated, none written: the raw data file is the validated file
 
 
 # --- the partition file -------------------------------------------------------------------------
@@ -126,24 +125,53 @@ class _Pass:
 
 @dataclass
 class _Raw:
+    """A raw partition's files: its data file and, written by ingest since the meta file exists,
+    its meta file row for row beside it (see :mod:`mlflywheel.ingest`); read as one table."""
+
     path: Path
     file: pq.ParquetFile  # the schema and row count (each pass opens its own reader)
     chunk_rows: int
     dictionary: list[str] = field(default_factory=list)  # columns read dictionary-encoded
+    meta_path: Path | None = None
+    meta_file: pq.ParquetFile | None = None
+    spec: DatasetSpec | None = None  # for the pandas metadata of the two files' schema together
 
     @property
     def columns(self) -> list[str]:
-        return list(self.file.schema_arrow.names)
+        return list(self.schema.names)
 
     @property
     def rows(self) -> int:
         return int(self.file.metadata.num_rows)
 
-    @property
+    @functools.cached_property
     def schema(self) -> pa.Schema:
-        return self.file.schema_arrow
+        if self.meta_file is None:
+            return self.file.schema_arrow
+        from mlflywheel.ingest.raw import read_raw_table
+
+        assert self.spec is not None
+        data, meta = self.file.schema_arrow.empty_table(), self.meta_file.schema_arrow.empty_table()
+        return read_raw_table(data, meta, self.spec).schema
 
     def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        import pyarrow as pa
+
+        wanted = self.columns if columns is None else columns
+        in_meta = [] if self.meta_file is None else [c for c in wanted if c in self.meta_file.schema_arrow.names]
+        in_data = [c for c in wanted if c not in in_meta]
+        if not in_meta:
+            yield from self._file_chunks(self.path, in_data if columns is not None else None)
+            return
+        metas = self._file_chunks(self.meta_path, in_meta)
+        if not in_data:
+            yield from metas
+            return
+        for data, meta in _aligned(self._file_chunks(self.path, in_data), metas):
+            parts = {**dict(zip(data.column_names, data.columns)), **dict(zip(meta.column_names, meta.columns))}
+            yield pa.table({name: parts[name] for name in wanted})
+
+    def _file_chunks(self, path: Path | None, columns: list[str] | None) -> Iterator[pa.Table]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -152,10 +180,33 @@ class _Raw:
         # A reader of its own: passes may run in two threads at once (the ids' in the background).
         # pre_buffer off: with it, iter_batches keeps every row group's buffers read so far (memory
         # then grows with the partition, ~25 bytes a row measured on pyarrow 25).
-        reader = pq.ParquetFile(self.path, pre_buffer=False, read_dictionary=self.dictionary or None)
+        names = (self.file if path == self.path else self.meta_file).schema_arrow.names
+        dictionary = [c for c in self.dictionary if c in names]
+        reader = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary or None)
         # the next row group is decoded while this chunk is checked and written
         for batch in read_ahead(reader.iter_batches(batch_size=self.chunk_rows, columns=columns)):
             yield pa.Table.from_batches([batch])
+
+
+def _aligned(left: Iterator[pa.Table], right: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Pairs of tables with the same rows from two streams of the same rows in chunks that may
+    end in different places (a dictionary-read column's batches end at row groups): each pair
+    is cut at the nearer end. Raises ValidationError if one stream has rows the other lacks."""
+    a = b = None
+    while True:
+        if a is None or not a.num_rows:
+            a = next(left, None)
+        if b is None or not b.num_rows:
+            b = next(right, None)
+        if a is None or b is None:
+            rest = (a, b, next(left, None), next(right, None))
+            if any(t is not None and t.num_rows for t in rest):
+                raise ValidationError("raw partition's meta file and data file do not have the same rows")
+            return
+        size = min(a.num_rows, b.num_rows)
+        if size:
+            yield a.slice(0, size), b.slice(0, size)
+        a, b = a.slice(size), b.slice(size)
 
 
 def _row_ids(raw: _Raw) -> Iterator[np.ndarray]:
@@ -231,17 +282,10 @@ def _with_types(frame: pd.DataFrame, types: dict[str, pa.DataType]) -> pa.Schema
 
 def validated_schema(spec: DatasetSpec, raw_columns: list[str]) -> pa.Schema:
     """The validated partition's schema: :func:`.verdict.to_schema_types`' columns and dtypes."""
-    import pandas as pd
-    import pyarrow as pa
+    from mlflywheel.datasets.cells import typed_schema
 
-    from mlflywheel.validation.verdict import PANDAS_DTYPES
-
-    frame = pd.DataFrame({c.name: pd.Series([], dtype=PANDAS_DTYPES[c.dtype]) for c in spec.columns})
-    types = {c.name: _arrow_type(c.dtype) for c in spec.columns}
-    if spec.id_column is None and keys.ROW_ID_COLUMN in raw_columns:
-        frame[keys.ROW_ID_COLUMN] = pd.Series([], dtype=object)
-        types[keys.ROW_ID_COLUMN] = pa.string()
-    return _with_types(frame, types)
+    row_ids = spec.id_column is None and keys.ROW_ID_COLUMN in raw_columns
+    return typed_schema([(c.name, c.dtype) for c in spec.columns], row_ids=row_ids)
 
 
 def quarantine_schema(raw_schema: pa.Schema) -> pa.Schema:
@@ -340,6 +384,9 @@ class _Plan:
     checks: list[Check]  # evaluated per chunk
     silenced: set[int] = field(default_factory=set)  # positions whose rows do not fail (see module doc)
     row_order: _RowIdOrder | None = None  # ``_row`` still to be checked by the next pass
+    # The raw data file when its schema is the validated partition's: a split pass that validates
+    # every row writes none of them, and this file is published as the validated file.
+    validated_file: Path | None = None
 
 
 def _run_pass(
@@ -351,8 +398,6 @@ def _run_pass(
 ) -> _Pass:
     """Evaluate every chunk; write its rows when writers are given: split (both writers) or whole
     (quarantine only, every row, ``partition_text`` before the row's own reasons)."""
-    import contextlib
-
     import numpy as np
     import pyarrow as pa
 
@@ -363,6 +408,9 @@ def _run_pass(
     # rows None: not counted yet (a single pass, see :mod:`.single_pass`)
     chunks = plan.raw.chunks() if plan.raw.rows != 0 else iter([plan.raw.schema.empty_table()])
     start = 0
+    # Rows are validated without being written while every row so far passes (the raw data file
+    # is then the validated file); at the first failing row the chunks before it are written.
+    unwritten = 0 if validated is not None and partition_text is None and plan.validated_file is not None else None
     with contextlib.ExitStack() as behind:  # a chunk's rows are written while the next one is checked
         write_quarantined = write_validated = None
         if quarantined is not None:
@@ -395,15 +443,34 @@ def _run_pass(
                 out.rows_quarantined += table.num_rows
                 _keep_sample(out, table, reasons, failed)
             if validated is not None and partition_text is None:
-                keep = ~failed
-                table = _validated_table(chunk, keep, validated.schema)
+                if unwritten is not None and not failed.any():
+                    unwritten += 1
+                    out.rows_validated += chunk.num_rows
+                    continue
+                if unwritten is not None:
+                    _write_unwritten(plan, unwritten, validated.schema, write_validated)
+                    unwritten = None
+                table = _validated_table(chunk, ~failed, validated.schema)
                 write_validated(table)
                 out.rows_validated += table.num_rows
+        out.validated_is_raw = unwritten is not None
     if quarantined is not None and not out.rows_quarantined:
         quarantined.write_table(pa.Table.from_pylist([], schema=quarantined.schema))
     if order is not None and not order.increasing:  # unordered ids: sorted to tell (rare)
         _check_row_ids_unique(plan.raw)
     return out
+
+
+def _write_unwritten(plan: _Plan, count: int, schema: pa.Schema, write: Any) -> None:
+    """Write the first ``count`` chunks of the raw partition, every row validated (a pass that
+    validated them without writing has met a failing row)."""
+    import numpy as np
+
+    if not count:
+        return
+    with contextlib.closing(plan.raw.chunks(columns=list(schema.names))) as chunks:
+        for chunk in itertools.islice(chunks, count):
+            write(_validated_table(chunk, np.ones(chunk.num_rows, dtype=bool), schema))
 
 
 def _keep_sample(out: _Pass, table: pa.Table, reasons: dict[int, list[str]], failed: np.ndarray) -> None:
@@ -472,16 +539,26 @@ def validate_file(
     where: str,
     declared_rows: int | None = None,
     known_duplicates: dict[str, DuplicateIds] | None = None,
+    meta_path: Path | None = None,
 ) -> Streamed:
-    """Validate the raw partition file at ``path``; the zones' files are written under ``spool``.
+    """Validate the raw partition file at ``path`` (with its meta file at ``meta_path``, None for
+    a partition from before the meta file); the zones' files are written under ``spool``.
     ``known_duplicates``: the duplicated ids of unique columns, as the raw partition's writer
-    recorded them (none for a column found unique): those need no pass over the ids."""
-    import pyarrow.parquet as pq
+    recorded them (none for a column found unique): those need no pass over the ids.
 
+    When every row is validated and the data file's schema is the validated partition's (as
+    ingest writes it), the returned ``validated_path`` is ``path`` itself: nothing was rewritten."""
+    import pyarrow.parquet as pq
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    raw = _Raw(Path(path), pq.ParquetFile(path, pre_buffer=False), chunk_rows)
+    raw = _Raw(Path(path), pq.ParquetFile(path, pre_buffer=False), chunk_rows, spec=spec)
+    if meta_path is not None:
+        raw.meta_path, raw.meta_file = Path(meta_path), pq.ParquetFile(meta_path, pre_buffer=False)
+        if raw.meta_file.metadata.num_rows != raw.rows:
+            raise ValidationError(
+                f"{where}: the raw meta file has {raw.meta_file.metadata.num_rows} rows, the data file {raw.rows}"
+            )
     if declared_rows is not None and int(declared_rows) != raw.rows:
         raise ValidationError(f"{where}: raw manifest says rows_in={declared_rows} but the raw data has {raw.rows} rows")
     if engine == "arrow":
@@ -492,6 +569,8 @@ def validate_file(
         plan = partition_plan(raw, spec, day, engine, duplicates=known_duplicates, background=background)
         if keys.ROW_COLUMN in raw.columns:
             plan.row_order = _RowIdOrder()  # the first pass checks ``_row`` as it reads
+        if raw.file.schema_arrow.equals(validated_schema(spec, raw.columns), check_metadata=True):
+            plan.validated_file = raw.path
         return judge_and_split(plan, spool, max_failed_row_fraction, where=where)
 
 
@@ -581,6 +660,8 @@ def judge_and_split(
         done = counted if wrote and not stale else split_pass(plan, spool)
         status = "partially_quarantined" if done.rows_quarantined else "validated"
         validated_out, reason_counts, sample = validated_path, done.reason_counts, done.any_sample
+        if done.validated_is_raw:
+            validated_out = plan.validated_file
     rows_validated = done.rows_validated if validated_out is not None else 0
     if raw.rows != rows_validated + done.rows_quarantined:  # nothing may be lost or doubled
         raise ValidationError(
