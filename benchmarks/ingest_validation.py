@@ -596,11 +596,45 @@ def _drop_table(uri: str, table: str) -> None:
     from psycopg2 import sql
 
     try:
-        with psycopg2.connect(uri, connect_timeout=10) as conn, conn.cursor() as cursor:
+        conn = psycopg2.connect(uri, connect_timeout=10)
+        conn.autocommit = True  # CHECKPOINT runs outside a transaction
+        with conn.cursor() as cursor:
             cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+            # the server writes what the COPY left now, not in the background of the next phase
+            cursor.execute("CHECKPOINT")
         conn.close()
     except psycopg2.Error as exc:
         print(f"   (could not drop scratch table {table}: {str(exc).strip().splitlines()[0]})", flush=True)
+
+
+def settle(max_wait_s: float = 10.0, busy_below: float = 0.15) -> None:
+    """Between phases, outside every timing: the dirty pages of the files a phase wrote go to disk
+    now, so their write-back does not fall on the next phase (the generated CSV on the first
+    floor, a stage's Parquet files on the next stage); then wait (up to ``max_wait_s``) until the
+    CPUs are idle for 0.2 s (less than ``busy_below`` of them busy: what a phase left running in
+    the background, PostgreSQL's after a COPY, say, is done), so every phase starts alike."""
+    os.sync()
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline and _cpu_busy(0.2) >= busy_below:
+        pass
+
+
+def _cpu_busy(window_s: float) -> float:
+    """The fraction of all CPUs' time spent busy over ``window_s`` (``/proc/stat``; 0 elsewhere)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window_s)
+        total1, idle1 = sample()
+    except OSError:
+        return 0.0
+    return 0.0 if total1 == total0 else 1.0 - (idle1 - idle0) / (total1 - total0)
 
 
 def median_spread(values: list[float]) -> tuple[float, float, float]:
@@ -825,6 +859,7 @@ def run_one(rows: int, bad: float, *, workdir: Path, postgres_uri: str, max_fail
         ]
         for name, args in plan:
             run.phases[name] = _progress(label, name, run_child(name, args, run_dir, timeout_s=timeout_s))
+        settle()
         generated = run.phases["generate"]
         generated.rounds, generated.rounds_peak_rss_mib = [generated.seconds], [generated.peak_rss_mib]
         if generated.error:
@@ -863,6 +898,7 @@ def run_one(rows: int, bad: float, *, workdir: Path, postgres_uri: str, max_fail
                 for scratch in ("floor.parquet", "pg_out.csv"):  # free the disk before the next phase
                     if not keep:
                         (run_dir / scratch).unlink(missing_ok=True)
+                settle()
         for name, _ in plan:
             combined = combine_rounds(name, [rd.get(name) for rd in run.rounds])
             if combined is not None:
