@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from mlflywheel import ledger
+from mlflywheel.datasets import raw_layout
 from mlflywheel.datasets.landing import landing_key, landing_marker_key
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.ingest import exact, raw, stream
@@ -268,7 +269,7 @@ def read_raw(lake: Lake, spec: DatasetSpec, day: dt.date) -> pd.DataFrame:
         pq.read_table(io.BytesIO(lake.partition_file(keys.RAW, spec.name, day, name)))
         for name in (keys.DATA_FILE, keys.RAW_META_FILE)
     )
-    return raw.read_raw_table(data, meta, spec).to_pandas()
+    return raw_layout.read_raw_table(data, meta, spec).to_pandas()
 
 
 def normalise(

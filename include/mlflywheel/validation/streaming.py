@@ -148,7 +148,7 @@ class _Raw:
     def schema(self) -> pa.Schema:
         if self.meta_file is None:
             return self.file.schema_arrow
-        from mlflywheel.ingest.raw import read_raw_table
+        from mlflywheel.datasets.raw_layout import read_raw_table
 
         assert self.spec is not None
         data, meta = self.file.schema_arrow.empty_table(), self.meta_file.schema_arrow.empty_table()
