@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import itertools
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -409,7 +408,7 @@ def _run_pass(
     chunks = plan.raw.chunks() if plan.raw.rows != 0 else iter([plan.raw.schema.empty_table()])
     start = 0
     # Rows are validated without being written while every row so far passes (the raw data file
-    # is then the validated file); at the first failing row the chunks before it are written.
+    # is then the validated file); at the first failing row the rows before it are written.
     unwritten = 0 if validated is not None and partition_text is None and plan.validated_file is not None else None
     with contextlib.ExitStack() as behind:  # a chunk's rows are written while the next one is checked
         write_quarantined = write_validated = None
@@ -444,7 +443,7 @@ def _run_pass(
                 _keep_sample(out, table, reasons, failed)
             if validated is not None and partition_text is None:
                 if unwritten is not None and not failed.any():
-                    unwritten += 1
+                    unwritten += chunk.num_rows
                     out.rows_validated += chunk.num_rows
                     continue
                 if unwritten is not None:
@@ -461,16 +460,22 @@ def _run_pass(
     return out
 
 
-def _write_unwritten(plan: _Plan, count: int, schema: pa.Schema, write: Any) -> None:
-    """Write the first ``count`` chunks of the raw partition, every row validated (a pass that
-    validated them without writing has met a failing row)."""
+def _write_unwritten(plan: _Plan, rows: int, schema: pa.Schema, write: Any) -> None:
+    """Write the first ``rows`` rows of the raw partition, every one validated (a pass that
+    validated them without writing has met a failing row). Counted in rows: a read of fewer
+    columns may cut its chunks elsewhere."""
     import numpy as np
 
-    if not count:
+    if not rows:
         return
     with contextlib.closing(plan.raw.chunks(columns=list(schema.names))) as chunks:
-        for chunk in itertools.islice(chunks, count):
-            write(_validated_table(chunk, np.ones(chunk.num_rows, dtype=bool), schema))
+        for chunk in chunks:
+            part = chunk.slice(0, rows)
+            write(_validated_table(part, np.ones(part.num_rows, dtype=bool), schema))
+            rows -= part.num_rows
+            if rows <= 0:
+                return
+    raise ValidationError(f"the raw data file ended {rows} rows before the rows validated so far")
 
 
 def _keep_sample(out: _Pass, table: pa.Table, reasons: dict[int, list[str]], failed: np.ndarray) -> None:
