@@ -53,7 +53,8 @@ def persisted(wait: int = 2) -> dict[str, Any]:
 
 
 def without_drift_days(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k != "drift_days"}
+    """The event less what every check adds to it (its drift days, the latest day checked)."""
+    return {k: v for k, v in event.items() if k not in ("drift_days", "checked_through")}
 
 
 def started(champion: str = "3") -> dict[str, Any]:
@@ -122,6 +123,7 @@ def test_pending_retrain_waits_whatever_the_check_says(status):
     assert not d.create and "1 more day(s)" in d.reason
     assert without_drift_days(d.event) == without_drift_days(state["open_event"])
     assert d.event["drift_days"] == ([day(0), day(1)] if status == "drift" else [day(0)])
+    assert d.event["checked_through"] == day(1)
 
 
 @pytest.mark.parametrize("status", ["drift", "no_drift", "skipped"])
@@ -164,7 +166,8 @@ def test_due_retrain_blocked_stays_pending(state_extra, blocker):
         cooldown=COOLDOWN,
         wait_days=2,
     )
-    assert not d.create and blocker in d.reason and d.event == state["open_event"]
+    assert not d.create and blocker in d.reason
+    assert without_drift_days(d.event) == without_drift_days(state["open_event"]) and d.event["checked_through"] == day(2)
 
 
 def test_new_champion_closes_a_pending_event():
@@ -351,15 +354,29 @@ def test_retrain_waits_for_enough_post_event_rows(tmp_path: Path):
 
 def test_an_earlier_drifting_day_checked_later_starts_the_event_earlier(tmp_path: Path):
     lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
-    assert run(api, lake, report(day=day(3)))["action"] == "retrain_pending"  # the latest day came first
-    assert state_of(lake)["open_event"]["retrain_after"] == day(5)
-    assert run(api, lake, report(day=day(0)))["action"] == "retrain_pending"  # then the catch-up
+    assert run(api, lake, report(day=day(5)))["action"] == "retrain_pending"  # the latest day came first
+    assert state_of(lake)["open_event"]["retrain_after"] == day(7)
+    assert run(api, lake, report(day=day(4)))["action"] == "retrain_pending"  # then a catch-up
     event = state_of(lake)["open_event"]
-    assert (event["first_day"], event["retrain_after"]) == (day(0), day(2))
-    assert event["event_id"] == "transactions:champion-v3:2026-11-28"  # one event, same id
-    assert run(api, lake, report("no_drift", day=day(1)))["action"] == "retrain_pending"
-    created = run(api, lake, report(day=day(2)), now=NOW + dt.timedelta(days=2))
-    assert created["action"] == "backfill_created" and created["conf"]["window_days"] == 3
+    assert (event["first_day"], event["retrain_after"], event["checked_through"]) == (day(4), day(6), day(5))
+    assert event["event_id"] == "transactions:champion-v3:2026-11-30"  # one event, same id
+    # An earlier day still: its wait ended by day 2, and day 5 was checked already, so the retrain
+    # starts now, its window through day 5 (the latest day checked), not at the next check.
+    created = run(api, lake, report(day=day(0)))
+    assert created["action"] == "backfill_created" and created["conf"]["window_end"] == day(5)
+    assert created["conf"]["window_days"] == 6 and created["event_id"] == "transactions:champion-v3:2026-11-30"
+
+
+def test_the_latest_day_checked_first_then_catch_ups_retrain_once_the_wait_is_over(tmp_path: Path):
+    """As a scheduler may run the latest day's check before a backfill of the earlier days' checks:
+    the retrain starts at the catch-up that makes the wait end by the latest day checked."""
+    lake, api = LocalLake(tmp_path / "lake"), ScriptedApi()
+    checks = [("drift", 4), ("no_drift", 0), ("no_drift", 1), ("drift", 2), ("drift", 3)]
+    outcomes = [run(api, lake, report(status, day=day(offset)))["action"] for status, offset in checks]
+    assert outcomes[:4] == ["retrain_pending", "retrain_pending", "retrain_pending", "backfill_created"]
+    assert outcomes[4] != "backfill_created"  # one retrain per event
+    assert len(api.created) == 1
+    assert (api.created[0]["conf"]["window_end"], api.created[0]["conf"]["window_days"]) == (day(4), 3)
 
 
 def test_a_retrain_that_was_not_promoted_is_tried_again_up_to_the_limit(tmp_path: Path):

@@ -59,6 +59,9 @@ class RetrainDecision:
     reason: str
     event_id: str | None
     event: dict[str, Any] | None = field(default=None)  # the open event after this check (None: none)
+    # The retrain window's last day when ``create``: the latest day any check of the event has
+    # seen (a catch-up check of an earlier day comes after the latest day's own check).
+    window_end: dt.date | None = None
 
 
 def event_id_for(report: dict[str, Any]) -> str:
@@ -144,24 +147,29 @@ def decide(
             None,
             None,
         )
+    latest = max(day, dt.date.fromisoformat(event.get("checked_through") or day.isoformat()))
     waits = _why_pending(
-        event, day, state, active_backfills=active_backfills, now=now, cooldown=cooldown,
+        event, latest, state, active_backfills=active_backfills, now=now, cooldown=cooldown,
         post_event_rows=post_event_rows, min_rows=min_rows,
     )  # fmt: skip
     if waits:
         return RetrainDecision(False, waits, event["event_id"], event)
-    return RetrainDecision(True, retrain_reason(event, day, max_attempts), event["event_id"], event)
+    reason = retrain_reason(event, latest, max_attempts)
+    return RetrainDecision(True, reason, event["event_id"], event, window_end=latest)
 
 
 def _with_check(event: dict[str, Any], report: dict[str, Any], day: dt.date, wait_days: int) -> dict[str, Any]:
-    """The pending event with this check's day counted in."""
+    """The pending event with this check's day counted in (``checked_through``: the latest day
+    checked while it waits, whatever the order the checks came in)."""
+    seen = [d for d in (event.get("checked_through"), event.get("first_day"), day.isoformat()) if d]
+    event = {**event, "checked_through": max(seen)}
     if report.get("status") != "drift":
         return event
     if day < dt.date.fromisoformat(event["first_day"]):
         # Checks can arrive out of day order (a catch-up after the latest run): the event starts
         # on its earliest drifting day, and its wait counts from there.
         event = {**open_event_for(report, wait_days), "event_id": event["event_id"],
-                 "drift_days": event.get("drift_days")}  # fmt: skip
+                 "drift_days": event.get("drift_days"), "checked_through": event["checked_through"]}  # fmt: skip
     if event.get("drift_days") is not None:
         event = {**event, "drift_days": sorted({*event["drift_days"], day.isoformat()})}
     return event
@@ -353,6 +361,7 @@ def _request(
     decision = decide(report, state, active_backfills=0, **options)
     window: list[dt.date] = []
     if decision.create:
+        window_end = decision.window_end or window_end
         window = retrain_window(decision.event or {}, window_end, retrain_window_days)
         rows = _validated_rows(lake, report["dataset"], window)
         options.update(post_event_rows=rows, min_rows=min_rows)
