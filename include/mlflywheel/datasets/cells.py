@@ -63,12 +63,13 @@ def read_cell(text: str | None, dtype: str) -> Any:
     raise ValueError(f"unknown dtype {dtype!r}")
 
 
-_PANDAS_DTYPES = {"string": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
+# pandas dtypes of the pipeline's typed columns (raw data file and validated zone), per schema dtype.
+PANDAS_DTYPES = {"string": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
 
 
 def arrow_type(dtype: str) -> Any:
     """The Arrow type of a schema dtype in the pipeline's typed files (what pandas writes for
-    :data:`_PANDAS_DTYPES`)."""
+    :data:`PANDAS_DTYPES`)."""
     import pyarrow as pa
 
     return {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "datetime": pa.timestamp("ns", tz="UTC")}[
@@ -86,7 +87,7 @@ def typed_schema(columns: list[tuple[str, str]], *, row_ids: bool) -> Any:
 
     from mlflywheel.lake.keys import ROW_ID_COLUMN
 
-    frame = pd.DataFrame({name: pd.Series([], dtype=_PANDAS_DTYPES[dtype]) for name, dtype in columns})
+    frame = pd.DataFrame({name: pd.Series([], dtype=PANDAS_DTYPES[dtype]) for name, dtype in columns})
     types = {name: arrow_type(dtype) for name, dtype in columns}
     if row_ids:
         frame[ROW_ID_COLUMN] = pd.Series([], dtype=object)
@@ -100,13 +101,13 @@ def typed_schema(columns: list[tuple[str, str]], *, row_ids: bool) -> Any:
 def cast_column(text: pd.Series, dtype: str) -> pd.Series:
     """``text`` (str or None per cell) cast to ``dtype``, value by value; cells that do not cast
     become null. The reference :func:`cast_array` is tested against."""
-    if dtype not in _PANDAS_DTYPES:
+    if dtype not in PANDAS_DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}")
     values = [read_cell(v, dtype) for v in text.to_numpy()]
     if dtype == "datetime":
         return pd.Series(pd.to_datetime(values, utc=True), index=text.index, dtype="datetime64[ns, UTC]")
-    return pd.Series(pd.array(values, dtype=_PANDAS_DTYPES[dtype]) if dtype == "int" else values,
-                     index=text.index, dtype=_PANDAS_DTYPES[dtype])  # fmt: skip
+    return pd.Series(pd.array(values, dtype=PANDAS_DTYPES[dtype]) if dtype == "int" else values,
+                     index=text.index, dtype=PANDAS_DTYPES[dtype])  # fmt: skip
 
 
 def _read_int(text: str) -> int | None:

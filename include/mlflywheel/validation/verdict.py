@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlflywheel.datasets.cells import explain
+from mlflywheel.datasets.cells import PANDAS_DTYPES, explain
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import keys
 from mlflywheel.validation.errors import ValidationError
@@ -31,10 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("mlflywheel.validation")
 
 _MAX_ORIGINAL_TEXT = 120  # characters of an unreadable value quoted in a row's reason
-
-# pandas dtypes of validated data, per schema dtype (the same casts as the raw zone).
-PANDAS_DTYPES = {"string": "object", "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
-
 
 # --- interpreting the result ------------------------------------------------------------------
 
