@@ -303,3 +303,22 @@ def test_publish_and_commit_take_spool_files(lake, tmp_path):
         "ds", DAY, {"dataset": "ds"}, zones={"validated": ({"data.parquet": spool}, None), "quarantine": None}
     )
     assert lake.read_frame("validated", "ds", DAY)["a"].tolist() == [1, 2, 3]
+
+
+def test_a_lake_object_is_published_by_a_copy_inside_the_lake(lake):
+    """A partition file given as a LakeObject (another partition's file) is copied in the lake;
+    the copy outlives the source's partition."""
+    lake.publish_partition("raw", "ds", DAY, {"data.parquet": frame_to_parquet(pd.DataFrame({"a": [1, 2]}))})
+    source = lake.partition_object("raw", "ds", DAY, "data.parquet")
+    assert lake.get_bytes(source.key) == lake.partition_file("raw", "ds", DAY, "data.parquet")
+    lake.commit_partition(
+        "ds", DAY, {"dataset": "ds"}, zones={"validated": ({"data.parquet": source}, {"rows": 2}), "quarantine": None}
+    )
+    assert lake.read_frame("validated", "ds", DAY)["a"].tolist() == [1, 2]
+    lake.clear_partition("raw", "ds", DAY)
+    assert lake.read_frame("validated", "ds", DAY)["a"].tolist() == [1, 2]
+    with pytest.raises(LakeError, match=r"no object .*landing/none\.bin"):
+        lake.copy_object("landing/none.bin", "landing/copy.bin")
+    assert not lake.exists("landing/copy.bin")
+    with pytest.raises(LakeError, match="has no file"):
+        lake.partition_object("validated", "ds", DAY, "other.parquet")

@@ -138,3 +138,74 @@ def test_ingest_and_validate_on_s3(s3_lake):
     assert s3_lake.list_partitions("raw", spec.name) == [DAY]
     if summary["rows_validated"]:
         assert len(s3_lake.read_frame("validated", spec.name, DAY)) == summary["rows_validated"]
+
+
+def _calls(lake: S3Lake) -> list[tuple[str, str]]:
+    """(operation, key) of every S3 call the lake's client makes from now on."""
+    seen: list[tuple[str, str]] = []
+
+    def record(params, model, **_):
+        seen.append((model.name, str(params.get("Key", ""))))
+
+    lake.client.meta.events.register("provide-client-params.s3.*", record)
+    return seen
+
+
+def test_a_copy_larger_than_copy_objects_limit_goes_by_copied_parts(s3_lake, s3_bucket, s3_client, monkeypatch):
+    monkeypatch.setattr(S3Lake, "copy_object_max_bytes", 1024 * 1024)  # S3's is 5 GiB
+    monkeypatch.setattr(S3Lake, "multipart_chunksize", 5 * 1024 * 1024)
+    payload = os.urandom(10 * 1024 * 1024 + 7)
+    s3_lake.put_bytes("snapshots/big.bin", payload)
+    s3_lake.put_bytes("snapshots/small.bin", b"x" * 1000)
+    calls = _calls(s3_lake)
+    s3_lake.copy_object("snapshots/big.bin", "snapshots/big-copy.bin")
+    s3_lake.copy_object("snapshots/small.bin", "snapshots/small-copy.bin")
+    assert s3_lake.get_bytes("snapshots/big-copy.bin") == payload
+    assert s3_lake.get_bytes("snapshots/small-copy.bin") == b"x" * 1000
+    ops = [op for op, _ in calls]
+    assert ops.count("UploadPartCopy") == 3 and ops.count("CopyObject") == 1  # 5 + 5 MiB + 7 bytes; one call
+    assert "UploadPart" not in ops and "PutObject" not in ops  # no byte went through this process
+    head = s3_client.head_object(Bucket=s3_bucket, Key="lake/snapshots/big-copy.bin")
+    assert head["ETag"].strip('"').endswith("-3")
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_a_copy_killed_between_its_parts_leaves_no_object(s3_lake, s3_bucket, s3_client, monkeypatch):
+    from mlflywheel import faults
+
+    monkeypatch.setattr(S3Lake, "copy_object_max_bytes", 1024 * 1024)
+    monkeypatch.setattr(S3Lake, "multipart_chunksize", 5 * 1024 * 1024)
+    s3_lake.put_bytes("snapshots/big.bin", os.urandom(6 * 1024 * 1024))
+
+    def crash(name: str) -> None:
+        if name == "lake.put.partial":
+            raise KeyboardInterrupt(name)  # a kill: not an error the code may handle
+
+    monkeypatch.setattr(faults, "point", crash)
+    with pytest.raises(KeyboardInterrupt):
+        s3_lake.copy_object("snapshots/big.bin", "snapshots/copy.bin")
+    assert not s3_lake.exists("snapshots/copy.bin")
+
+
+def test_an_all_good_day_on_s3_is_validated_by_a_server_side_copy(s3_lake):
+    """The validated file of a day whose rows all pass is the raw data file, copied inside the
+    store: the validation uploads no byte of it."""
+    from mlflywheel.datasets import get_spec
+    from mlflywheel.datasets.landing import land_frame
+    from mlflywheel.datasets.upstreams.transactions import generate_day
+    from mlflywheel.ingest import ingest_partition
+    from mlflywheel.lake import keys
+    from mlflywheel.validation import validate_partition
+
+    spec = get_spec("transactions")
+    frame = generate_day(DAY, 400, seed=3)
+    land_frame(s3_lake, spec, DAY, frame)
+    ingest_partition(s3_lake, spec, DAY, run_id="s3-run")
+    calls = _calls(s3_lake)
+    summary = validate_partition(s3_lake, spec, DAY, run_id="s3-run")
+    assert summary["status"] == "validated" and summary["rows_validated"] == 400
+    raw_key = s3_lake.partition_object(keys.RAW, spec.name, DAY, keys.DATA_FILE).key
+    validated = [key for op, key in calls if key.endswith(f"/{keys.DATA_FILE}") and "validated/" in key]
+    assert validated and {op for op, key in calls if key in validated} == {"CopyObject"}
+    assert s3_lake.get_bytes(validated[0].removeprefix("lake/")) == s3_lake.get_bytes(raw_key)
+    assert s3_lake.read_frame("validated", spec.name, DAY)[spec.id_column].tolist() == frame[spec.id_column].tolist()

@@ -23,6 +23,7 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -35,9 +36,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("mlflywheel.lake")
 
-# A file to publish: its bytes, or a local file streamed to the lake (large partitions are
-# written to a local spool file first, so their size never has to fit in memory).
-FileContent: TypeAlias = "bytes | os.PathLike[str]"
+
+@dataclass(frozen=True)
+class LakeObject:
+    """An object already in the lake, to be published under another key by a copy inside the lake
+    (a hard link on a local lake, a server-side copy on S3): its bytes do not travel."""
+
+    key: str
+
+
+# A file to publish: its bytes, a local file streamed to the lake (large partitions are written
+# to a local spool file first, so their size never has to fit in memory), or an object already in
+# the lake (an all-good day's raw data file published as its validated file).
+FileContent: TypeAlias = "bytes | os.PathLike[str] | LakeObject"
 
 
 class Lake(ABC):
@@ -94,6 +105,13 @@ class Lake(ABC):
         afterwards); this default reads it whole (fine only for a backend with small objects)."""
         self.put_bytes(key, Path(path).read_bytes())
 
+    def copy_object(self, source: str, key: str) -> None:
+        """Write the object ``source``'s bytes as the object ``key``, atomically. This default goes
+        through :meth:`local_file` and :meth:`put_file` (a local lake: a hard link of the object's
+        own file); a backend that can copy inside the store does so."""
+        with self.local_file(source) as path:
+            self.put_file(key, path)
+
     @contextlib.contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
         """A local path holding the object's bytes, valid inside the ``with`` block, for readers
@@ -119,6 +137,8 @@ class Lake(ABC):
         faults.point("lake.put")
         if isinstance(data, bytes | bytearray | memoryview):
             self.put_bytes(key, bytes(data))
+        elif isinstance(data, LakeObject):
+            self.copy_object(data.key, key)
         else:
             self.put_file(key, data)
 
@@ -324,6 +344,11 @@ class Lake(ABC):
         if name not in manifest["files"]:
             raise LakeError(f"partition {keys.partition_prefix(zone, dataset, day)} has no file {name!r}")
         return keys.partition_file_key(zone, dataset, day, manifest["version"], name)
+
+    def partition_object(self, zone: str, dataset: str, day: dt.date, name: str) -> LakeObject:
+        """A published partition's file (resolved through its manifest) as a :class:`LakeObject`
+        to publish elsewhere without moving its bytes."""
+        return LakeObject(self._partition_file_key(zone, dataset, day, name))
 
     def partition_file(self, zone: str, dataset: str, day: dt.date, name: str) -> bytes:
         return self.get_bytes(self._partition_file_key(zone, dataset, day, name))

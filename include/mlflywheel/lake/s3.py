@@ -54,6 +54,7 @@ class S3Lake(Lake):
     multipart_threshold: int = 64 * 1024 * 1024
     multipart_chunksize: int = 16 * 1024 * 1024  # S3 needs >= 5 MiB parts (raised to that)
     multipart_max_concurrency: int = 4
+    copy_object_max_bytes: int = 5 * 1024**3  # S3's largest CopyObject; larger copies go by parts
 
     def __init__(
         self,
@@ -216,8 +217,61 @@ class S3Lake(Lake):
                 self._get_object(key, lambda body: fh.writelines(body.iter_chunks(chunk_size=4 * 1024 * 1024)))
             yield path
 
+    def copy_object(self, source: str, key: str) -> None:
+        """A server-side copy (the bytes stay in the store): one ``CopyObject`` up to S3's 5 GiB
+        limit on it, else a multipart upload whose parts are copied ranges of ``source``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket_key, origin = self._key(key), {"Bucket": self.bucket, "Key": self._key(source)}
+        try:
+            try:
+                length = int(self.client.head_object(**origin)["ContentLength"])
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING_KEY_CODES:
+                    raise LakeError(f"no object {self.url(source)} to copy to {self.url(key)}") from None
+                raise
+            if length <= self.copy_object_max_bytes:
+                self.client.copy_object(Bucket=self.bucket, Key=bucket_key, CopySource=origin)
+            else:
+
+                def copy_part(upload: dict[str, Any], number: int, start: int, size: int) -> dict[str, Any]:
+                    end = min(start + size, length) - 1
+                    response = self.client.upload_part_copy(
+                        **upload, PartNumber=number, CopySource=origin, CopySourceRange=f"bytes={start}-{end}"
+                    )
+                    return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
+                self._multipart(bucket_key, length, copy_part, checksums=False)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"copy {source!r} to", key, exc) from exc
+        self._bucket_checked = True
+
     def _put_multipart(self, bucket_key: str, length: int, read: Callable[[int, int], bytes]) -> None:
-        """One multipart upload: the first part, then the rest in parallel, then completion.
+        """The bytes ``read(start, size)`` gives, sent as the parts of one multipart upload."""
+        # As boto3's managed transfer does: CRC32 part checksums when the client sends checksums.
+        checksum = self.client.meta.config.request_checksum_calculation == "when_supported"
+        extra = {"ChecksumAlgorithm": "CRC32"} if checksum else {}
+
+        def send(upload: dict[str, Any], number: int, start: int, size: int) -> dict[str, Any]:
+            response = self.client.upload_part(**upload, PartNumber=number, Body=read(start, size), **extra)
+            part = {"PartNumber": number, "ETag": response["ETag"]}
+            if "ChecksumCRC32" in response:
+                part["ChecksumCRC32"] = response["ChecksumCRC32"]
+            return part
+
+        self._multipart(bucket_key, length, send, checksums=checksum)
+
+    def _multipart(
+        self,
+        bucket_key: str,
+        length: int,
+        send_part: Callable[[dict[str, Any], int, int, int], dict[str, Any]],
+        *,
+        checksums: bool,
+    ) -> None:
+        """One multipart upload of ``length`` bytes: ``send_part(upload, number, start, size)``
+        stores a part and returns its entry; the first part, then the rest in parallel, then
+        completion.
 
         The object appears only on completion, so readers never see a partial one. A failure
         aborts the upload; a kill leaves it to :meth:`remove_incomplete` (fault point
@@ -225,19 +279,13 @@ class S3Lake(Lake):
         """
         size = max(self.multipart_chunksize, MIN_PART_BYTES, -(-length // MAX_PARTS))
         offsets = list(range(0, length, size))
-        # As boto3's managed transfer does: CRC32 part checksums when the client sends checksums.
-        checksum = self.client.meta.config.request_checksum_calculation == "when_supported"
-        extra = {"ChecksumAlgorithm": "CRC32"} if checksum else {}
         target = {"Bucket": self.bucket, "Key": bucket_key}
+        extra = {"ChecksumAlgorithm": "CRC32"} if checksums else {}
         upload_id = self.client.create_multipart_upload(**target, **extra)["UploadId"]
+        upload = {**target, "UploadId": upload_id}
 
         def send(number: int) -> dict[str, Any]:
-            body = read(offsets[number - 1], size)
-            response = self.client.upload_part(**target, UploadId=upload_id, PartNumber=number, Body=body, **extra)
-            part = {"PartNumber": number, "ETag": response["ETag"]}
-            if "ChecksumCRC32" in response:
-                part["ChecksumCRC32"] = response["ChecksumCRC32"]
-            return part
+            return send_part(upload, number, offsets[number - 1], size)
 
         try:
             parts = [send(1)]

@@ -122,6 +122,8 @@ def validate_partition(
             where=where, declared_rows=raw_manifest.get("rows_in"),
             known_duplicates=recorded_duplicates(lake, spec, day, raw_manifest), meta_path=meta_path,
         )  # fmt: skip
+        if streamed.validated_path == raw_path:  # copied inside the lake: on S3 its bytes stay there
+            streamed.validated_path = lake.partition_object(keys.RAW, spec.name, day, keys.DATA_FILE)
         summary = commit_streamed(lake, spec, day, streamed, run_id=run_id, ledger_sink=ledger_sink)
     log.info(
         "%s: %s (rows_in=%d validated=%d quarantined=%d, engine %s, chunks of %d rows) report %s",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlflywheel.datasets.spec import DatasetSpec
 from mlflywheel.lake import PARQUET_WRITER_OPTIONS, keys
+from mlflywheel.lake.base import LakeObject
 from mlflywheel.validation.engines import (
     NULL_TYPES,
     TABLE_TYPES,
@@ -76,7 +77,8 @@ class Streamed:
     partition_failures: list[str]
     outcomes: list[ExpectationOutcome]
     failing_sample: pd.DataFrame  # up to REPORT_SAMPLE_ROWS quarantined rows, own failures first
-    validated_path: Path | None  # None: the whole partition is quarantined
+    # None: the whole partition is quarantined; a LakeObject: the raw data file, already in the lake
+    validated_path: Path | LakeObject | None
     quarantined_path: Path | None  # None: nothing quarantined (status validated)
     engine: str = "arrow"
 
