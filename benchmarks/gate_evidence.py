@@ -7,8 +7,8 @@ data with a known truth, and compares, over many repetitions:
 * ``old gate, 51 rows``: point estimates on the candidate snapshot's 51-row holdout, promoted iff
   ``candidate >= champion + margin`` (floors first) -- the rule before evidence existed;
 * ``new gate, 51 rows``: :func:`mlflywheel.gate.decide` with the evidence (rows, positives, paired
-  bootstrap interval from :func:`mlflywheel.promote.paired_bootstrap_interval`) on the same rows;
-* ``new gate, 51+7d``: the same on the holdout :mod:`mlflywheel.promote` uses when later days
+  bootstrap interval from :func:`mlflywheel.holdout.paired_bootstrap_interval`) on the same rows;
+* ``new gate, 51+7d``: the same on the holdout :mod:`mlflywheel.holdout` builds when later days
   exist: the 51 rows plus 7 validated days of 48 rows (387 rows).
 
 Data: 6 standard-normal features; the label's logit is ``w . x - 1.6`` (about 20% positives). The
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mlflywheel import gate
-from mlflywheel.promote import paired_bootstrap_interval
+from mlflywheel.holdout import paired_bootstrap_interval
 from mlflywheel.settings import Settings
 from sklearn.linear_model import LogisticRegression
 

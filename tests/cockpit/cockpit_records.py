@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from mlflywheel import gate, promote, registry
+from mlflywheel import gate, holdout, promote, registry
 from mlflywheel.settings import Settings
 
 
@@ -53,7 +53,7 @@ def gate_version(settings: Settings, version: str, metrics: dict[str, float], *,
     if champion_version is not None:
         champion_metrics = json.loads(registry.version_tags(settings, champion_version)["flywheel.gate.candidate_metrics"])
     low, high = interval if interval else (None, None)
-    evidence = promote.Evidence(
+    evidence = holdout.Evidence(
         candidate_version=version, champion_version=champion_version,
         candidate_metrics=metrics, champion_metrics=champion_metrics,
         gate_evidence=gate.Evidence(rows=rows, positives=positives, low=low, high=high, confidence=0.9),
