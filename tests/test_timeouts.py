@@ -101,6 +101,7 @@ def test_default_budgets_are_under_a_minute(tmp_path: Path) -> None:
 # --- S3 --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_s3_call_to_a_hung_endpoint_fails_within_its_budget(
     hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,6 +162,7 @@ def test_mlflow_call_to_a_hung_server_fails_within_its_budget(
     assert len(hung_server.accepted) == 2  # the first try and one retry
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_mlflow_artifact_upload_to_a_hung_s3_endpoint_fails_within_its_budget(
     hung_server: HungServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -413,6 +415,7 @@ def _run_bounded(call: Callable[[], object], wait_s: float) -> tuple[BaseExcepti
     return outcome.get("error"), float(outcome.get("elapsed", wait_s)), ended  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_postgres_ledger_query_frozen_mid_query_fails_within_its_budget(
     freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
 ) -> None:
@@ -437,6 +440,7 @@ def test_postgres_ledger_query_frozen_mid_query_fails_within_its_budget(
     assert "no answer within 4 s" in message and "FLYWHEEL_POSTGRES_STATEMENT_TIMEOUT_SECONDS" in message
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_postgres_source_extract_frozen_mid_copy_fails_within_its_budget(
     freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
 ) -> None:
@@ -465,6 +469,7 @@ def test_postgres_source_extract_frozen_mid_copy_fails_within_its_budget(
     assert not lake.exists(keys.landing_marker_key(spec.name, day))  # nothing landed
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 @pytest.mark.parametrize("reply_bytes", [0, 3000], ids=["before-the-first-row", "mid-copy"])
 def test_postgres_source_extract_on_a_hung_server_is_cut_off_by_the_liveness_probe(
     freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path, reply_bytes: int
@@ -508,6 +513,7 @@ def test_postgres_source_extract_on_a_hung_server_is_cut_off_by_the_liveness_pro
     assert not lake.exists(keys.landing_marker_key(spec.name, day))  # nothing landed
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_postgres_source_extract_slow_but_alive_is_not_cut_off(
     pg_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -541,6 +547,7 @@ def test_postgres_source_extract_slow_but_alive_is_not_cut_off(
     assert any("active (waiting on Timeout/PgSleep)" in m for m in probes), probes
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_any_long_statement_under_liveness_is_cut_off_when_the_server_hangs(
     freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
 ) -> None:
@@ -589,6 +596,7 @@ def test_postgres_statement_past_its_timeout_fails_clearly(pg_database: str, tmp
 # --- the Airflow REST API --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_airflow_api_call_to_a_hung_server_fails_within_its_budget(hung_server: HungServer) -> None:
     from mlflywheel.orchestration.airflow_api import AirflowApi, AirflowApiError
 
@@ -605,6 +613,7 @@ def test_airflow_api_call_to_a_hung_server_fails_within_its_budget(hung_server: 
     assert "budget 3 s" in str(info.value) and SECRET not in str(info.value)
 
 
+@pytest.mark.slow  # 3-6 s: waits out the budget against a hung server
 def test_postgres_pushdown_on_a_server_that_hangs_during_great_expectations_is_cut_off(
     freezing_proxy: FreezingProxy, pg_database: str, tmp_path: Path
 ) -> None:

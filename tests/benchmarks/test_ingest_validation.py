@@ -40,6 +40,7 @@ def _postgres_reachable() -> bool:
     return True
 
 
+@pytest.mark.slow  # about 40 s: a fresh child process per phase and round
 def test_tiny_run_accounts_for_every_row(bench, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     figures = tmp_path / "figures.json"
     argv = ["--sizes", str(ROWS), "--bad", "0,0.01", "--workdir", str(tmp_path / "work"), "--json", str(figures),
@@ -125,6 +126,7 @@ def test_tiny_run_accounts_for_every_row(bench, tmp_path: Path, capsys: pytest.C
     assert "FAILED" not in printed
 
 
+@pytest.mark.slow  # about 40 s: a fresh child process per phase and round
 @pytest.mark.skipif(not _postgres_reachable(), reason=f"no PostgreSQL at {POSTGRES_URI}")
 def test_postgres_copy_baseline_moves_every_row_and_drops_its_table(bench, tmp_path: Path) -> None:
     import psycopg2

@@ -295,6 +295,7 @@ def _assert_structure(result, policies):
     assert set(result["scored_days"]) == set(range(5, 12))
 
 
+@pytest.mark.slow  # about 12 s: a replay that trains
 def test_replay_smoke_never_and_flywheel(harness, tmp_path):
     result = _smoke(harness, tmp_path, ["never", "flywheel"], ceiling=True, ceiling_days=(3,))
     _assert_structure(result, ["never", "flywheel"])
